@@ -1,0 +1,35 @@
+#include "dataplane/flow.h"
+
+#include <cstring>
+
+namespace sluice {
+
+namespace {
+// splitmix64 finaliser: cheap, and good enough avalanche for a hash table key.
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+uint64_t load64(std::span<const uint8_t> b, size_t off) {
+  uint64_t v = 0;
+  std::memcpy(&v, b.data() + off, b.size() - off >= 8 ? 8 : b.size() - off);
+  return v;
+}
+}  // namespace
+
+uint64_t hashFlow(const FlowTuple& t) {
+  uint64_t h = (uint64_t{t.srcPort} << 32) | (uint64_t{t.dstPort} << 16) |
+               static_cast<uint64_t>(t.protocol);
+  for (const IpAddress* a : {&t.src, &t.dst}) {
+    auto b = a->bytes();
+    for (size_t off = 0; off < b.size(); off += 8) h = mix(h ^ load64(b, off));
+  }
+  return mix(h);
+}
+
+}  // namespace sluice

@@ -1,0 +1,18 @@
+#include "dataplane/result.h"
+
+namespace sluice {
+
+std::string_view toString(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kInvalidArgument: return "invalid argument";
+    case ErrorCode::kNotFound: return "not found";
+    case ErrorCode::kAlreadyExists: return "already exists";
+    case ErrorCode::kResourceExhausted: return "resource exhausted";
+    case ErrorCode::kFailedPrecondition: return "failed precondition";
+    case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kInternal: return "internal";
+  }
+  return "unknown";
+}
+
+}  // namespace sluice

@@ -1,0 +1,85 @@
+// Result<T>: a value or an Error, for slow-path functions (STYLE.md: errors are
+// returned as values, never thrown). std::expected needs C++23 and clang 14's
+// concepts support, which Debian 12's toolchains do not both have, hence this.
+#pragma once
+
+#include <cassert>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace sluice {
+
+// Kinds of failure a caller branches on; maps 1:1 onto gRPC status codes and
+// onto HTTP statuses in the API server.
+enum class ErrorCode : uint8_t {
+  kInvalidArgument,     // the input names a bad field or value
+  kNotFound,            // what was named does not exist
+  kAlreadyExists,       // a unique key (frontend, name) is taken
+  kResourceExhausted,   // a bounded table is full
+  kFailedPrecondition,  // the system is not in a state to do this
+  kUnavailable,         // try again later (kernel busy, peer down)
+  kInternal,            // a bug or an unexpected OS error
+};
+
+std::string_view toString(ErrorCode code);
+
+struct Error {
+  ErrorCode code = ErrorCode::kInternal;
+  // Full context a user needs, e.g. "service default/web:http: backend 2: port 0".
+  std::string message;
+
+  static Error invalid(std::string msg) { return {ErrorCode::kInvalidArgument, std::move(msg)}; }
+  static Error notFound(std::string msg) { return {ErrorCode::kNotFound, std::move(msg)}; }
+  static Error exists(std::string msg) { return {ErrorCode::kAlreadyExists, std::move(msg)}; }
+  static Error exhausted(std::string msg) { return {ErrorCode::kResourceExhausted, std::move(msg)}; }
+  static Error internal(std::string msg) { return {ErrorCode::kInternal, std::move(msg)}; }
+
+  // Prefixes context: err.wrap("service default/web") -> "service default/web: <msg>".
+  Error wrap(std::string_view context) const& {
+    return {code, std::string(context) + ": " + message};
+  }
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & { assert(ok()); return std::get<0>(v_); }
+  const T& value() const& { assert(ok()); return std::get<0>(v_); }
+  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Error> v_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT
+
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Error& error() const { assert(!ok_); return error_; }
+
+ private:
+  Error error_;
+  bool ok_ = true;
+};
+
+inline Result<void> okResult() { return {}; }
+
+}  // namespace sluice
