@@ -1,0 +1,136 @@
+// Maglev consistent hashing (Eisenbud et al., "Maglev: A Fast and Reliable
+// Software Network Load Balancer", NSDI 2016, section 3.4), with weights.
+//
+// A Maglev table is M slots (M prime); each slot names one backend. A flow goes
+// to table[flowHash % M], so every node that builds the table from the same
+// backends, size and seed sends a flow to the same backend, and a backend
+// change moves few flows. Every dataplane mode (BPF, DPDK, userspace) uses the
+// table built here; BPF and DPDK copy it into their own slot arrays and, on a
+// change, rewrite only the slots rebuild() reports.
+//
+// Threading: MaglevBuilder is immutable after create(); build() and rebuild()
+// are const and may run concurrently. A MaglevTable is a value; lookups on a
+// const table are safe from any number of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dataplane/result.h"
+#include "dataplane/service.h"  // kDefaultMaglevTableSize
+
+namespace sluice {
+
+// Largest table create() accepts: 2^24 slots, 64 MiB of uint32 slots per
+// table. Kubernetes' tested scale is 5,000 backends per Service, and Maglev
+// wants M >= 100 * N for ~1% disruption, i.e. 500k slots; 2^24 leaves 30x
+// headroom while keeping one bad maglevTableSize from costing gigabytes or
+// a build of seconds (build time grows as M ln M).
+inline constexpr uint32_t kMaxMaglevTableSize = 1u << 24;
+
+// One backend as Maglev sees it.
+struct MaglevBackend {
+  // Stable identity, e.g. "10.0.0.1:8080". The backend's slots follow from
+  // this key alone (not its position in the input), so it must not change
+  // while the backend lives. Must be non-empty and unique in one build.
+  std::string key;
+  // Relative share of slots; must be > 0. Shares are exact to within one slot
+  // per backend. Build time grows with max weight / mean weight (see build()).
+  uint32_t weight = 1;
+};
+
+// Slot -> backend. Built by MaglevBuilder; immutable.
+class MaglevTable {
+ public:
+  // Slot value when no backend exists: a table built from zero backends is
+  // all kNoBackend, so lookups need no emptiness branch; the caller maps it
+  // to its "no backend" drop reason.
+  static constexpr uint32_t kNoBackend = std::numeric_limits<uint32_t>::max();
+
+  // The backend index (into the span the table was built from) for a flow, or
+  // kNoBackend. flowHash should be a hash of the flow's 5-tuple; only its
+  // value mod size() matters.
+  uint32_t backendFor(uint64_t flowHash) const { return slots_[flowHash % slots_.size()]; }
+
+  // M, the number of slots (prime).
+  uint32_t size() const { return static_cast<uint32_t>(slots_.size()); }
+  // slots()[s] = backend index of slot s, or kNoBackend.
+  std::span<const uint32_t> slots() const { return slots_; }
+  // backendKeys()[i] = key of backend index i, as given to build().
+  std::span<const std::string> backendKeys() const { return keys_; }
+  // Key owning slot s, or nullptr for kNoBackend. s < size().
+  const std::string* keyAt(uint32_t slot) const {
+    uint32_t backend = slots_[slot];
+    return backend == kNoBackend ? nullptr : &keys_[backend];
+  }
+
+  // Heap bytes held: the slot array plus the key copies.
+  size_t memoryBytes() const;
+
+  // XXH64 (seed 0) of the slot array as little-endian uint32s: equal on every
+  // machine for the same backends in the same order, size and seed. For logs
+  // and cross-node checks; it covers backend indices, not keys.
+  uint64_t digest() const;
+
+ private:
+  friend class MaglevBuilder;
+  MaglevTable(std::vector<uint32_t> slots, std::vector<std::string> keys)
+      : slots_(std::move(slots)), keys_(std::move(keys)) {}
+
+  std::vector<uint32_t> slots_;
+  std::vector<std::string> keys_;
+};
+
+// A rebuilt table and the slots a dataplane must rewrite to get from the
+// previous table to it.
+struct MaglevUpdate {
+  MaglevTable table;
+  // Slots whose backend *key* differs between the previous table and `table`,
+  // ascending. A backend that merely moved index (one before it was removed)
+  // keeps its slots out of this list.
+  std::vector<uint32_t> changedSlots;
+};
+
+// Slots whose owning key differs between two tables of the same size,
+// ascending. Fails if the sizes differ: every slot then changes and the
+// dataplane must replace the table, not patch it.
+Result<std::vector<uint32_t>> changedSlots(const MaglevTable& before, const MaglevTable& after);
+
+// Builds Maglev tables of one size and hash seed.
+class MaglevBuilder {
+ public:
+  // tableSize must be prime (Maglev's permutations cover every slot only
+  // when M is prime) and 2..kMaxMaglevTableSize. Nodes that must agree on
+  // flow placement must use the same size and seed.
+  static Result<MaglevBuilder> create(uint32_t tableSize = kDefaultMaglevTableSize,
+                                      uint64_t seed = 0);
+
+  // Fills every slot. Backend order in the input does not affect which key
+  // owns which slot. Unweighted (all weights equal), each backend owns
+  // floor(M/N) or ceil(M/N) slots; weighted, backend i owns
+  // M * w_i / sum(w) slots, within one. Zero backends give an all-kNoBackend
+  // table. Fails on an empty or duplicate key, weight 0, or more backends
+  // than slots. Cost: O(M ln M) slot probes plus O(M * maxWeight/meanWeight)
+  // loop steps; about 50 ms at M=655373, N=1000 unweighted.
+  Result<MaglevTable> build(std::span<const MaglevBackend> backends) const;
+
+  // build() plus changedSlots(previous, new). Fails as build() does, or if
+  // previous has another size.
+  Result<MaglevUpdate> rebuild(const MaglevTable& previous,
+                               std::span<const MaglevBackend> backends) const;
+
+  uint32_t tableSize() const { return tableSize_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  MaglevBuilder(uint32_t tableSize, uint64_t seed) : tableSize_(tableSize), seed_(seed) {}
+
+  uint32_t tableSize_;
+  uint64_t seed_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package sluice builds and tests with, then configures
+# and builds ./build. Idempotent and non-interactive: apt-get runs (update once,
+# then install) only when a package is missing. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # toolchain and build
+  meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev
+  # libraries (each added when the code first uses it)
+  libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # BPF toolchain (bpf/ arrives with the eBPF issue; tests probe the kernel now)
+  libbpf-dev bpftool
+  # tools the tests and the lab drive
+  iproute2 python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ -f build/build.ninja ]; then
+  meson setup --reconfigure build >/dev/null
+else
+  meson setup build
+fi
+ninja -C build

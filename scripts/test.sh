@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test suite, in two builds:
+#   build/       gcc, all suites (unit, fuzz replay; bpf, netns, ... as they arrive)
+#   build-asan/  clang with AddressSanitizer + UndefinedBehaviorSanitizer and
+#                libFuzzer: unit suite plus the fuzz targets for SLUICE_FUZZ_SECONDS
+# Ends with one line "N passed, N failed, N skipped". Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+
+status=0
+meson test -C build --print-errorlogs --num-processes 2 || status=1
+
+fuzz_seconds=${SLUICE_FUZZ_SECONDS:-30}
+if [ -f build-asan/build.ninja ]; then
+  meson configure build-asan -Dfuzz_seconds="$fuzz_seconds"
+else
+  CC=clang CXX=clang++ meson setup build-asan -Dfuzzing=enabled -Dbenchmarks=disabled \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz_seconds="$fuzz_seconds"
+fi
+ninja -C build-asan
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite fuzz || status=1
+
+python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+exit $status
