@@ -9,6 +9,8 @@ std::string_view toString(ErrorCode code) {
     case ErrorCode::kAlreadyExists: return "already exists";
     case ErrorCode::kResourceExhausted: return "resource exhausted";
     case ErrorCode::kFailedPrecondition: return "failed precondition";
+    case ErrorCode::kAborted: return "aborted";
+    case ErrorCode::kOutOfRange: return "out of range";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kInternal: return "internal";
   }

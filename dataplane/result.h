@@ -19,6 +19,8 @@ enum class ErrorCode : uint8_t {
   kAlreadyExists,       // a unique key (frontend, name) is taken
   kResourceExhausted,   // a bounded table is full
   kFailedPrecondition,  // the system is not in a state to do this
+  kAborted,             // a compare-and-swap lost: the caller's revision is stale
+  kOutOfRange,          // a revision older than compaction (HTTP 410 Gone)
   kUnavailable,         // try again later (kernel busy, peer down)
   kInternal,            // a bug or an unexpected OS error
 };
@@ -35,6 +37,9 @@ struct Error {
   static Error exists(std::string msg) { return {ErrorCode::kAlreadyExists, std::move(msg)}; }
   static Error exhausted(std::string msg) { return {ErrorCode::kResourceExhausted, std::move(msg)}; }
   static Error internal(std::string msg) { return {ErrorCode::kInternal, std::move(msg)}; }
+  static Error aborted(std::string msg) { return {ErrorCode::kAborted, std::move(msg)}; }
+  static Error outOfRange(std::string msg) { return {ErrorCode::kOutOfRange, std::move(msg)}; }
+  static Error unavailable(std::string msg) { return {ErrorCode::kUnavailable, std::move(msg)}; }
 
   // Prefixes context: err.wrap("service default/web") -> "service default/web: <msg>".
   Error wrap(std::string_view context) const& {

@@ -9,7 +9,7 @@ packages=(
   # toolchain and build
   meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev
   # libraries (each added when the code first uses it)
-  libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libxxhash-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
   # BPF toolchain (bpf/ arrives with the eBPF issue; tests probe the kernel now)
   libbpf-dev bpftool
   # tools the tests and the lab drive
