@@ -1,0 +1,318 @@
+// Conntrack: the userspace connection tracker of the DPDK fast path (and of
+// tests that need flow state without a kernel). It maps a flow's 5-tuple, as
+// seen in either direction, to one entry holding the NAT binding chosen for
+// the flow's first packet, the chosen backend, a simplified protocol state
+// and per-direction counters.
+//
+// Model (as Linux nf_conntrack): an entry has two tuples. `original` is the
+// first packet as the client sent it (client -> frontend); `reply` is what the
+// backend's answers look like on the wire *before* reverse NAT (backend ->
+// client, or backend -> SNAT address). Both index the same entry, so one
+// lookup on any packet of the flow says which entry and which direction. The
+// NAT binding is not stored again: DNAT target = reply source, SNAT address =
+// reply destination, address to restore on replies = original destination.
+//
+// Bounds: capacity is fixed at create(); every array is allocated then, so
+// insert/lookup/update/erase never allocate. When full, insert evicts the
+// least recently used entry (a lookup counts as a use). Expired entries are
+// treated as absent by lookup (and removed there), and reclaimed by a bounded
+// incremental sweep, expire().
+//
+// Time is injected: every call that needs it takes `nowNs`, a monotonic clock
+// in nanoseconds (in DPDK: rte_get_tsc_cycles() scaled; in tests: a number).
+//
+// Threading: none. One instance per lcore (or per test); the DPDK path must
+// steer both directions of a flow to the same lcore (symmetric RSS) or share
+// an instance under its own lock.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/flow.h"
+#include "dataplane/ip_address.h"
+#include "dataplane/result.h"
+
+namespace sluice {
+
+// TCP header flag bits as they sit in header byte 13 (RFC 9293 section 3.1),
+// so the parser can pass that byte through unchanged.
+inline constexpr uint8_t kTcpFlagFin = 0x01;
+inline constexpr uint8_t kTcpFlagSyn = 0x02;
+inline constexpr uint8_t kTcpFlagRst = 0x04;
+inline constexpr uint8_t kTcpFlagAck = 0x10;
+
+inline constexpr uint64_t kNsPerSecond = 1'000'000'000;
+
+// Which of an entry's two tuples a packet matched. Values index the
+// per-direction counters.
+enum class ConntrackDirection : uint8_t {
+  kOriginal = 0,  // client -> frontend: needs DNAT (and SNAT, if bound)
+  kReply = 1,     // backend -> client: needs reverse NAT
+};
+
+// Simplified per-protocol states, Linux/Cilium style. TCP sequence numbers
+// and windows are not tracked: this table decides NAT and lifetime, not
+// acceptance (that is the endpoints' job).
+enum class ConntrackState : uint8_t {
+  kTcpSynSent,      // SYN seen, nothing from the backend yet
+  kTcpEstablished,  // the backend answered (or the flow was picked up mid-stream)
+  kTcpFinWait,      // FIN from one side: half-closed, the other side may still send
+  kTcpTimeWait,     // FIN from both sides: the last ACKs are in flight
+  kTcpClose,        // RST from either side
+  kUdpUnreplied,    // datagrams one way only
+  kUdpReplied,      // the backend answered: a "stream"
+  kIcmp,            // ICMP / ICMPv6 echo, keyed by identifier
+  kOther,           // any other protocol (SCTP): no state machine
+};
+inline constexpr size_t kConntrackStateCount = 9;
+
+std::string_view toString(ConntrackState state);
+
+// Idle timeouts in nanoseconds: an entry is removed once `nowNs - lastSeenNs`
+// reaches the timeout of its state. Defaults and their sources:
+struct ConntrackTimeouts {
+  // Linux nf_conntrack_tcp_timeout_syn_sent. Also applies to an entry picked
+  // up mid-stream until the backend answers, so one-way ACK floods cannot
+  // pin entries for the established timeout (cf. Linux's "unassured").
+  uint64_t tcpSynSentNs = 120 * kNsPerSecond;
+  // kube-proxy's conntrack.tcpEstablishedTimeout default (24h), which it
+  // writes over Linux's 5 days; we replace kube-proxy, so we match it.
+  // (Cilium uses 6h.)
+  uint64_t tcpEstablishedNs = 86'400 * kNsPerSecond;
+  // kube-proxy's conntrack.tcpCloseWaitTimeout default (1h): a half-closed
+  // connection can legitimately stay idle while the other side still sends.
+  uint64_t tcpFinWaitNs = 3'600 * kNsPerSecond;
+  // Linux nf_conntrack_tcp_timeout_time_wait: 2 * MSL.
+  uint64_t tcpTimeWaitNs = 120 * kNsPerSecond;
+  // Linux nf_conntrack_tcp_timeout_close; Cilium's CT_CLOSE_TIMEOUT is also 10s.
+  uint64_t tcpCloseNs = 10 * kNsPerSecond;
+  // Linux nf_conntrack_udp_timeout.
+  uint64_t udpUnrepliedNs = 30 * kNsPerSecond;
+  // Linux nf_conntrack_udp_timeout_stream (120s in current kernels; older
+  // ones used 180s).
+  uint64_t udpRepliedNs = 120 * kNsPerSecond;
+  // Linux nf_conntrack_icmp_timeout / nf_conntrack_icmpv6_timeout.
+  uint64_t icmpNs = 30 * kNsPerSecond;
+  // Linux nf_conntrack_generic_timeout.
+  uint64_t otherNs = 600 * kNsPerSecond;
+};
+
+struct ConntrackConfig {
+  // Maximum live entries, 1..Conntrack::kMaxCapacity. All memory is
+  // allocated at create(): 136 B entry + 16 B links + 2-4 index slots of 8 B,
+  // i.e. 184-216 B per unit of capacity (Conntrack::memoryBytes()).
+  uint32_t capacity = 0;
+  ConntrackTimeouts timeouts;
+};
+
+// An address and host-order port: one side of a NAT binding.
+struct NatEndpoint {
+  IpAddress address;
+  uint16_t port = 0;  // host order; for ICMP echo, the identifier
+
+  friend bool operator==(const NatEndpoint&, const NatEndpoint&) = default;
+};
+
+// The translation chosen for a flow's first packet.
+struct ConntrackNat {
+  // DNAT: the original packet's destination (the frontend) becomes this.
+  NatEndpoint backend;
+  // SNAT: the original packet's source (the client) becomes this, so replies
+  // come back through this node (externalTrafficPolicy Cluster, hairpin).
+  std::optional<NatEndpoint> snat;
+
+  friend bool operator==(const ConntrackNat&, const ConntrackNat&) = default;
+};
+
+// What insert() needs to create an entry.
+struct ConntrackFlow {
+  FlowTuple original;  // the first packet, as received from the client
+  ConntrackNat nat;
+  uint32_t backendId = 0;  // caller's id for the backend, for eraseByBackend()
+  uint32_t serviceId = 0;  // caller's id for the service, for introspection
+};
+
+// One tracked flow: 136 bytes. Callers only see it const; change it through
+// Conntrack::update().
+struct ConntrackEntry {
+  FlowTuple original;  // client -> frontend, as the client sent it
+  FlowTuple reply;     // backend -> client (or SNAT address), as the backend sends it
+  uint64_t lastSeenNs = 0;
+  // Indexed by ConntrackDirection; bytes are L3 lengths as the caller passed them.
+  std::array<uint64_t, 2> packets{};
+  std::array<uint64_t, 2> bytes{};
+  uint32_t backendId = 0;
+  uint32_t serviceId = 0;
+  ConntrackState state = ConntrackState::kOther;
+  bool seenReply = false;  // a packet matched `reply` at least once
+  uint8_t tcpFinSeen = 0;  // bit (1 << direction) per direction that sent a FIN
+
+  NatEndpoint client() const { return {original.src, original.srcPort}; }
+  // Where replies' source is restored to (reverse DNAT).
+  NatEndpoint frontend() const { return {original.dst, original.dstPort}; }
+  NatEndpoint backend() const { return {reply.src, reply.srcPort}; }
+  // The SNAT endpoint, or nullopt when replies go straight to the client.
+  std::optional<NatEndpoint> snat() const;
+  ConntrackNat nat() const { return {backend(), snat()}; }
+};
+
+// The result of a lookup: the entry (nullptr when absent) and the direction
+// the tuple matched. The pointer stays valid until the next insert (which may
+// evict it), erase, eraseByBackend or expire call, or a lookup that finds the
+// entry expired.
+struct ConntrackMatch {
+  const ConntrackEntry* entry = nullptr;
+  ConntrackDirection direction = ConntrackDirection::kOriginal;
+
+  explicit operator bool() const { return entry != nullptr; }
+};
+
+enum class ConntrackInsertStatus : uint8_t {
+  kInserted,        // a new entry; match.direction is kOriginal
+  kExists,          // the tuple is already tracked (either direction): match is that entry
+  kReplyCollision,  // the reply tuple belongs to another live flow; nothing changed
+};
+
+struct ConntrackInsertResult {
+  ConntrackInsertStatus status = ConntrackInsertStatus::kInserted;
+  ConntrackMatch match;  // empty for kReplyCollision
+};
+
+struct ConntrackStats {
+  uint64_t entries = 0;           // live + not yet reclaimed entries now
+  uint64_t inserts = 0;           // entries created
+  uint64_t insertExisting = 0;    // insert found the flow already tracked
+  uint64_t insertCollisions = 0;  // insert refused: reply tuple taken
+  uint64_t evictions = 0;         // live entries dropped to make room (LRU)
+  uint64_t expirations = 0;       // entries removed because their timeout passed
+  uint64_t erased = 0;            // entries removed by erase()/eraseByBackend()
+  uint64_t lookupHits = 0;
+  uint64_t lookupMisses = 0;      // includes lookups that found an expired entry
+};
+
+class Conntrack {
+ public:
+  // Entry index, direction bit and "empty" must fit the 32-bit slot
+  // reference, and the hash index (2 slots per entry at <= 75% load, rounded
+  // to a power of two) must stay below 2^32 slots. 2^28 entries is ~50 GB,
+  // far past any userspace table we run.
+  static constexpr uint32_t kMaxCapacity = uint32_t{1} << 28;
+
+  // Fails on capacity 0 or > kMaxCapacity, or a zero timeout.
+  static Result<Conntrack> create(const ConntrackConfig& config);
+
+  Conntrack(Conntrack&&) noexcept = default;
+  Conntrack& operator=(Conntrack&&) noexcept = default;
+  Conntrack(const Conntrack&) = delete;
+  Conntrack& operator=(const Conntrack&) = delete;
+
+  // Tracks a new flow whose first packet (original direction) carried
+  // `tcpFlags` (ignored for non-TCP) and `bytes`. If either the original or
+  // the reply tuple is already tracked by a live entry, changes nothing
+  // except the LRU position of an existing match (see ConntrackInsertStatus).
+  // A reply tuple equal to the original (client talking to itself, no NAT)
+  // is a collision. When full, evicts the least recently used entry.
+  ConntrackInsertResult insert(const ConntrackFlow& flow, uint8_t tcpFlags, uint32_t bytes,
+                               uint64_t nowNs);
+
+  // Finds the entry either of whose tuples equals `tuple` and marks it most
+  // recently used. An expired entry is removed and reported absent. Does not
+  // touch the entry's lastSeenNs: update() does, once the packet is accepted.
+  ConntrackMatch lookup(const FlowTuple& tuple, uint64_t nowNs);
+
+  // As lookup(), without side effects: no LRU move, no removal, no stats.
+  ConntrackMatch peek(const FlowTuple& tuple, uint64_t nowNs) const;
+
+  // Accounts one packet of `bytes` in match.direction and advances the
+  // state machine (tcpFlags ignored for non-TCP). Returns the new state.
+  // `match` must come from this table and still be valid.
+  ConntrackState update(const ConntrackMatch& match, uint8_t tcpFlags, uint32_t bytes,
+                        uint64_t nowNs);
+
+  // Removes the entry matching `tuple` in either direction.
+  bool erase(const FlowTuple& tuple);
+
+  // Removes every entry bound to `backendId`, so flows to a removed backend
+  // stop at once instead of timing out (UDP has no RST to end them). O(capacity).
+  size_t eraseByBackend(uint32_t backendId);
+
+  // Visits up to `maxToScan` slots of the entry pool, continuing where the
+  // previous call stopped and wrapping around, and removes the expired
+  // entries found. Returns how many it removed. A cursor over the pool (like
+  // Linux's gc_worker over hash buckets) rather than over the LRU tail,
+  // because LRU order is not expiry order: timeouts range from 10 s to 24 h,
+  // and a live long-timeout entry at the tail would stall a tail sweep while
+  // expired short-timeout entries sit behind it. capacity/maxToScan calls
+  // visit every entry.
+  size_t expire(uint64_t nowNs, size_t maxToScan);
+
+  // Calls `fn` for every live entry, most recently used first. Slow path
+  // (`sluice debug`): O(size).
+  void forEach(uint64_t nowNs, const std::function<void(const ConntrackEntry&)>& fn) const;
+
+  // When `entry` expires if it sees no more packets.
+  uint64_t expiresAtNs(const ConntrackEntry& entry) const;
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return entries_.size(); }
+  ConntrackStats stats() const;
+  const ConntrackTimeouts& timeouts() const { return timeouts_; }
+  // Bytes held by the entry pool, the LRU links and the hash index.
+  size_t memoryBytes() const;
+
+ private:
+  // One slot of the open-addressing index. `ref` is entry index << 1 |
+  // direction, or kEmptyRef; `hash` is the tuple's 32-bit hash: its low bits
+  // give the home slot and the whole value filters key compares.
+  struct Slot {
+    uint32_t ref;
+    uint32_t hash;
+  };
+  // Per-entry bookkeeping kept apart from ConntrackEntry so the public type
+  // carries no internals. prev == kFreeMark marks an unused pool slot.
+  struct Node {
+    uint32_t prev;
+    uint32_t next;
+    std::array<uint32_t, 2> hash;  // of original and reply, for removal without rehashing
+  };
+
+  static constexpr uint32_t kNil = UINT32_MAX;
+  static constexpr uint32_t kFreeMark = UINT32_MAX - 1;
+  static constexpr uint32_t kEmptyRef = UINT32_MAX;
+
+  Conntrack(const ConntrackConfig& config, size_t slotCount);
+
+  bool isExpired(const ConntrackEntry& entry, uint64_t nowNs) const;
+  uint64_t timeoutNs(const ConntrackEntry& entry) const;
+
+  size_t findSlot(const FlowTuple& tuple, uint32_t hash) const;
+  void insertSlot(uint32_t hash, uint32_t ref);
+  void eraseSlot(uint32_t hash, uint32_t ref);
+
+  void unlink(uint32_t index);
+  void linkFront(uint32_t index);
+  void touch(uint32_t index);
+  void remove(uint32_t index);
+
+  ConntrackTimeouts timeouts_;
+  // Timeout per ConntrackState, from timeouts_.
+  std::array<uint64_t, kConntrackStateCount> stateTimeoutNs_{};
+  std::vector<ConntrackEntry> entries_;  // the pool, sized to capacity
+  std::vector<Node> nodes_;              // parallel to entries_
+  std::vector<Slot> slots_;              // power-of-two size
+  size_t slotMask_ = 0;
+  uint32_t lruHead_ = kNil;  // most recently used
+  uint32_t lruTail_ = kNil;  // least recently used: the next victim
+  uint32_t freeHead_ = kNil;  // singly linked through Node::next
+  uint32_t sweepCursor_ = 0;
+  size_t size_ = 0;
+  ConntrackStats stats_;
+};
+
+}  // namespace sluice
