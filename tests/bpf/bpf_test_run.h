@@ -24,10 +24,15 @@ inline TestRunResult testRun(int progFd, const std::vector<uint8_t>& packet) {
   std::vector<uint8_t> in = packet;
   // Room for programs that grow the packet (encapsulation, ICMP replies).
   r.out.resize(packet.size() + 256);
-  // Designators in declaration order: C++20 requires it.
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.out.data(),
-              .data_size_in = static_cast<uint32_t>(in.size()),
-              .data_size_out = static_cast<uint32_t>(r.out.size()), .repeat = 1);
+  // Filled field by field: LIBBPF_OPTS is a GNU statement expression, which
+  // clang rejects in pedantic C++.
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = in.data();
+  opts.data_out = r.out.data();
+  opts.data_size_in = static_cast<uint32_t>(in.size());
+  opts.data_size_out = static_cast<uint32_t>(r.out.size());
+  opts.repeat = 1;
   r.err = bpf_prog_test_run_opts(progFd, &opts);
   r.retval = opts.retval;
   r.durationNs = opts.duration;
