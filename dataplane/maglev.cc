@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
@@ -48,6 +49,87 @@ struct Cursor {
 
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// Takes the cursor's next preferred slot that is still free.
+inline void claimNextFree(Cursor& c, std::vector<uint32_t>& slots) {
+  const auto m = static_cast<uint32_t>(slots.size());
+  uint32_t pos = c.next;
+  while (slots[pos] != MaglevTable::kNoBackend) {
+    pos += c.skip;  // < 2m <= 2^25: no overflow
+    if (pos >= m) {
+      pos -= m;
+    }
+  }
+  slots[pos] = c.backend;
+  pos += c.skip;
+  if (pos >= m) {
+    pos -= m;
+  }
+  c.next = pos;
+}
+
+// Above this many weight tests per claimed slot (maxWeight * N / sum(w)),
+// fillByNextClaimRound's heap beats fillByScanningRounds's scan. Both give
+// the same table; only speed differs. Measured at M=65537..655373,
+// N=10..1000: the scan is 1.5-7x faster at <= 10 tests per claim (equal
+// weights: 1), the heap 1.4-17x faster at >= 100; 32 sits between.
+constexpr uint64_t kMaxScanStepsPerClaim = 32;
+
+// The round schedule run literally: N weight tests per round, about
+// M * maxWeight / sum(w) rounds. Fastest when weights are near equal.
+void fillByScanningRounds(std::vector<Cursor>& cursors, uint32_t maxWeight,
+                          std::vector<uint32_t>& slots) {
+  const auto m = static_cast<uint32_t>(slots.size());
+  uint32_t filled = 0;
+  while (true) {
+    for (Cursor& c : cursors) {
+      c.credit += c.weight;
+      if (c.credit < maxWeight) {
+        continue;
+      }
+      c.credit -= maxWeight;
+      claimNextFree(c, slots);
+      if (++filled == m) {
+        return;
+      }
+    }
+  }
+}
+
+// The same schedule, jumping straight to each claim: backend i's k-th claim
+// falls in round ceil(k * maxWeight / w_i), and claims run in (round, key
+// order), so a min-heap on that pair replays fillByScanningRounds exactly
+// in O(M log N), whatever the weights.
+void fillByNextClaimRound(std::vector<Cursor>& cursors, uint32_t maxWeight,
+                          std::vector<uint32_t>& slots) {
+  struct Due {
+    uint64_t round;   // k * maxWeight < 2^24 * 2^32: fits
+    uint32_t cursor;  // position in key order; breaks ties within a round
+    uint32_t claims;  // k - 1, claims made so far
+  };
+  auto later = [](const Due& a, const Due& b) {
+    return a.round != b.round ? a.round > b.round : a.cursor > b.cursor;
+  };
+  auto roundOfClaim = [&](uint32_t k, uint32_t weight) {
+    return (uint64_t{k} * maxWeight + weight - 1) / weight;
+  };
+  std::vector<Due> heap;
+  heap.reserve(cursors.size());
+  for (uint32_t i = 0; i < cursors.size(); ++i) {
+    heap.push_back({roundOfClaim(1, cursors[i].weight), i, 0});
+  }
+  std::make_heap(heap.begin(), heap.end(), later);
+  const auto m = static_cast<uint32_t>(slots.size());
+  for (uint32_t filled = 0; filled < m; ++filled) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    Due& due = heap.back();
+    Cursor& c = cursors[due.cursor];
+    claimNextFree(c, slots);
+    ++due.claims;
+    due.round = roundOfClaim(due.claims + 1, c.weight);
+    std::push_heap(heap.begin(), heap.end(), later);
+  }
+}
+
 }  // namespace
 
 size_t MaglevTable::memoryBytes() const {
@@ -62,25 +144,20 @@ size_t MaglevTable::memoryBytes() const {
 }
 
 uint64_t MaglevTable::digest() const {
-  XXH64_state_t* state = XXH64_createState();
-  XXH64_reset(state, 0);
-  // Serialise as little-endian in chunks so the digest does not depend on
-  // host byte order; 1 KiB of stack per chunk.
-  unsigned char buf[1024];
-  size_t used = 0;
-  for (uint32_t v : slots_) {
-    for (int b = 0; b < 4; ++b) {
-      buf[used++] = static_cast<unsigned char>(v >> (8 * b));
+  // Hash little-endian bytes whatever the host order, so the digest is the
+  // same on every machine.
+  if constexpr (std::endian::native == std::endian::little) {
+    return XXH64(slots_.data(), slots_.size() * sizeof(uint32_t), 0);
+  } else {
+    std::vector<unsigned char> bytes;
+    bytes.reserve(slots_.size() * sizeof(uint32_t));
+    for (uint32_t v : slots_) {
+      for (int b = 0; b < 4; ++b) {
+        bytes.push_back(static_cast<unsigned char>(v >> (8 * b)));
+      }
     }
-    if (used == sizeof(buf)) {
-      XXH64_update(state, buf, used);
-      used = 0;
-    }
+    return XXH64(bytes.data(), bytes.size(), 0);
   }
-  XXH64_update(state, buf, used);
-  uint64_t result = XXH64_digest(state);
-  XXH64_freeState(state);
-  return result;
 }
 
 Result<std::vector<uint32_t>> changedSlots(const MaglevTable& before, const MaglevTable& after) {
@@ -111,8 +188,8 @@ Result<std::vector<uint32_t>> changedSlots(const MaglevTable& before, const Magl
   std::span<const uint32_t> was = before.slots();
   std::span<const uint32_t> now = after.slots();
   for (uint32_t s = 0; s < was.size(); ++s) {
-    uint32_t mapped = was[s] == MaglevTable::kNoBackend ? MaglevTable::kNoBackend
-                                                        : beforeToAfter[was[s]];
+    uint32_t mapped =
+        was[s] == MaglevTable::kNoBackend ? MaglevTable::kNoBackend : beforeToAfter[was[s]];
     if (mapped != now[s]) {
       changed.push_back(s);
     }
@@ -150,23 +227,25 @@ Result<MaglevTable> MaglevBuilder::build(std::span<const MaglevBackend> backends
             [&](uint32_t a, uint32_t b) { return backends[a].key < backends[b].key; });
 
   uint32_t maxWeight = 0;
+  uint64_t weightSum = 0;
   std::vector<Cursor> cursors;
   cursors.reserve(n);
   for (uint32_t k = 0; k < n; ++k) {
     uint32_t i = order[k];
     const MaglevBackend& backend = backends[i];
-    std::string field = "maglev: backends[" + std::to_string(i) + "]";
+    auto field = [i] { return "maglev: backends[" + std::to_string(i) + "]"; };
     if (backend.key.empty()) {
-      return Error::invalid(field + ".key: must not be empty");
+      return Error::invalid(field() + ".key: must not be empty");
     }
     if (k > 0 && backends[order[k - 1]].key == backend.key) {
-      return Error::invalid(field + ".key: " + quoted(backend.key) + " duplicates backends[" +
+      return Error::invalid(field() + ".key: " + quoted(backend.key) + " duplicates backends[" +
                             std::to_string(order[k - 1]) + "]");
     }
     if (backend.weight == 0) {
-      return Error::invalid(field + ".weight: must be > 0 (key " + quoted(backend.key) + ")");
+      return Error::invalid(field() + ".weight: must be > 0 (key " + quoted(backend.key) + ")");
     }
     maxWeight = std::max(maxWeight, backend.weight);
+    weightSum += backend.weight;
     auto offset = static_cast<uint32_t>(hashKey(backend.key, seed_) % m);
     // m == 2 gives skip 1; % (m - 1) never divides by zero since m >= 2.
     auto skip = static_cast<uint32_t>(hashKey(backend.key, seed_ ^ kSkipSeedMix) % (m - 1) + 1);
@@ -183,39 +262,18 @@ Result<MaglevTable> MaglevBuilder::build(std::span<const MaglevBackend> backends
     return MaglevTable(std::move(slots), std::move(keys));
   }
 
-  // Rounds: every backend earns its weight in credit; each maxWeight of
-  // credit buys its next preferred free slot (Envoy's weighted Maglev, in
-  // integers so every machine agrees). After r rounds backend i has claimed
-  // floor(r * w_i / maxWeight) slots, so shares track weights to within one
-  // slot, and equal weights claim once per round (floor/ceil of M/N). The
-  // weight test costs N steps per round and there are about
-  // M * maxWeight / sum(w) rounds: cheap unless weights are very skewed.
-  uint32_t filled = 0;
-  while (true) {
-    for (Cursor& c : cursors) {
-      c.credit += c.weight;
-      if (c.credit < maxWeight) {
-        continue;
-      }
-      c.credit -= maxWeight;
-      uint32_t pos = c.next;
-      while (slots[pos] != MaglevTable::kNoBackend) {
-        pos += c.skip;  // < 2m <= 2^25: no overflow
-        if (pos >= m) {
-          pos -= m;
-        }
-      }
-      slots[pos] = c.backend;
-      pos += c.skip;
-      if (pos >= m) {
-        pos -= m;
-      }
-      c.next = pos;
-      if (++filled == m) {
-        return MaglevTable(std::move(slots), std::move(keys));
-      }
-    }
+  // Rounds: in round r (1-based) every backend earns its weight in credit,
+  // and each maxWeight of credit buys its next preferred free slot, in key
+  // order within the round (Envoy's weighted Maglev, in integers so every
+  // machine agrees). After r rounds backend i has claimed
+  // floor(r * w_i / maxWeight) slots, so shares track weights, and equal
+  // weights claim once per round (floor/ceil of M/N).
+  if (uint64_t{maxWeight} * n <= kMaxScanStepsPerClaim * weightSum) {
+    fillByScanningRounds(cursors, maxWeight, slots);
+  } else {
+    fillByNextClaimRound(cursors, maxWeight, slots);
   }
+  return MaglevTable(std::move(slots), std::move(keys));
 }
 
 Result<MaglevUpdate> MaglevBuilder::rebuild(const MaglevTable& previous,

@@ -1,5 +1,7 @@
 #include "dataplane/service.h"
 
+#include "dataplane/maglev.h"
+
 #include <algorithm>
 #include <set>
 #include <tuple>
@@ -27,14 +29,6 @@ std::vector<Backend> Service::eligibleBackends(FrontendScope scope) const {
 
 namespace {
 
-bool isPrime(uint32_t n) {
-  if (n < 2) return false;
-  for (uint32_t d = 2; uint64_t{d} * d <= n; ++d) {
-    if (n % d == 0) return false;
-  }
-  return true;
-}
-
 // DNS-1123 label as Kubernetes uses for namespaces and service names; port
 // names are IANA_SVC_NAME-like but we only need them non-weird here.
 bool isDnsLabel(const std::string& s) {
@@ -44,10 +38,6 @@ bool isDnsLabel(const std::string& s) {
   }
   return s.front() != '-' && s.back() != '-';
 }
-
-// Largest Maglev table: 2^24 slots of 4 bytes is 64 MiB per service, already
-// far past the 655373 slots large L4 balancers configure.
-constexpr uint32_t kMaxMaglevTableSize = 1u << 24;
 
 }  // namespace
 
@@ -90,9 +80,9 @@ Result<void> validate(const Service& s) {
     return fail("affinity.timeoutSeconds", "must be 1-86400 (Kubernetes' limit)");
   }
   if (s.algorithm == LbAlgorithm::kMaglev) {
-    if (!isPrime(s.maglevTableSize) || s.maglevTableSize > kMaxMaglevTableSize) {
-      return fail("maglevTableSize", std::to_string(s.maglevTableSize) +
-                                         " must be a prime no larger than 16777216");
+    // The builder owns the size rules (prime, bounded); reuse its check.
+    if (auto b = MaglevBuilder::create(s.maglevTableSize); !b) {
+      return fail("maglevTableSize", b.error().message);
     }
     if (s.backends.size() > s.maglevTableSize) {
       return fail("maglevTableSize", "smaller than the number of backends (" +
