@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The packet context the feature libraries are written against. This slice
+ * has tc (struct __sk_buff) only; an XDP object will provide the same names
+ * over struct xdp_md (bpf_xdp_load_bytes / bpf_xdp_store_bytes, XDP_*), so
+ * parse, ct and lb code compiles for both hooks unchanged (Cilium's ctx/).
+ *
+ * Packet bytes are read with ctx_load_bytes() into the stack rather than
+ * through direct packet pointers: it works on non-linear skbs (GSO, headers
+ * in frags) without bpf_skb_pull_data() and keeps every bounds check inside
+ * the helper, so a truncated packet is an error return, never a fault.
+ */
+#ifndef SLUICE_BPF_LIB_CTX_H
+#define SLUICE_BPF_LIB_CTX_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* include/uapi/linux/pkt_cls.h: macros, so absent from vmlinux.h. */
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
+#define TC_ACT_REDIRECT 7
+
+#define CTX_ACT_OK	 TC_ACT_OK
+#define CTX_ACT_DROP	 TC_ACT_SHOT
+#define CTX_ACT_REDIRECT TC_ACT_REDIRECT
+
+/* include/uapi/linux/if_ether.h */
+#define ETH_HLEN	14
+#define ETH_ALEN	6
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+
+#define ctx_load_bytes(ctx, off, to, len) bpf_skb_load_bytes(ctx, off, to, len)
+#define ctx_store_bytes(ctx, off, from, len) \
+	bpf_skb_store_bytes(ctx, off, from, len, 0)
+#define ctx_len(ctx) ((ctx)->len)
+/* Back out of the interface the packet came in on. */
+#define ctx_redirect_back(ctx) bpf_redirect((ctx)->ifindex, 0)
+
+#endif /* SLUICE_BPF_LIB_CTX_H */

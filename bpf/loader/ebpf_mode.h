@@ -1,0 +1,161 @@
+// EbpfMode: the `ebpf` ProxyMode. Loads the BPF objects through their
+// skeletons, pins their maps under a bpffs directory (adopting maps a
+// previous agent pinned, so established flows survive restarts), and
+// programs the ServiceTable into sl_services / sl_slots / sl_backends /
+// sl_maglev (bpf/abi/lb.h).
+//
+// Write discipline: the loader keeps a mirror of every entry it owns and
+// writes only entries whose value differs, so apply() of one changed
+// endpoint touches that service's entries only (its backend, the slots that
+// move, its frontends' counts, the Maglev slots MaglevBuilder::rebuild()
+// reports changed). sync() reads the pinned maps first, so a restart with
+// an unchanged table writes nothing.
+//
+// Ids: service ids (30 bits) and backend ids (32 bits) are allocated
+// upwards from one past the highest id found in the pinned maps, and not
+// reused within a run before the space wraps, so conntrack entries naming a
+// deleted backend do not resolve to a new one. After a restart an id freed
+// in the previous run can come back; the datapath honours a conntrack entry
+// only while its backend belongs to the packet's service, so such an entry
+// at worst sends a flow to a current backend of the same frontend.
+//
+// Threading: all methods may be called from any thread; they serialise on
+// one mutex (stats() is cheap enough for a metrics scrape).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bpf/abi/ct.h"
+#include "bpf/abi/lb.h"
+#include "bpf/loader/bpf_map.h"
+#include "bpf/loader/lb_layout.h"
+#include "dataplane/maglev.h"
+#include "dataplane/proxy_mode.h"
+
+struct lxc_bpf;
+
+namespace sluice {
+
+struct EbpfOptions {
+  // bpffs directory for the pinned maps; created if missing. One per node
+  // agent: two agents sharing it would fight over the entries.
+  std::string pinDir = "/sys/fs/bpf/sluice";
+  // Map capacities (entries). A pinned map of another size is not adopted:
+  // create() fails and says so (resizing would drop conntrack).
+  uint32_t maxFrontends = 65536;   // sl_services
+  uint32_t maxSlots = 262144;      // sl_slots: sum over sets of their backends
+  uint32_t maxBackends = 262144;   // sl_backends
+  uint32_t maxMaglevTables = 1024; // sl_maglev: Maglev services x families x locality
+  uint32_t maxConntrack = 262144;  // sl_ct: two entries per flow (LRU)
+  uint32_t maxAffinity = 65536;    // sl_affinity (LRU)
+};
+
+// Every entry of the datapath maps as the kernel holds them now, for
+// `sluice debug` (like `cilium bpf lb list` / `cilium bpf ct list`) and tests.
+struct EbpfDump {
+  std::map<sl_svc_key, sl_svc_value, bpf::BytesLess> services;
+  std::map<sl_slot_key, uint32_t, bpf::BytesLess> slots;
+  std::map<uint32_t, sl_backend> backends;
+  std::map<uint32_t, std::vector<uint32_t>> maglev;  // set id -> backend id per slot
+  std::map<sl_ct_key, sl_ct_entry, bpf::BytesLess> conntrack;
+  std::map<sl_affinity_key, sl_affinity_value, bpf::BytesLess> affinity;
+};
+
+class EbpfMode final : public ProxyMode {
+ public:
+  using Options = EbpfOptions;
+
+  static Result<std::unique_ptr<EbpfMode>> create(Options options);
+  ~EbpfMode() override;
+
+  EbpfMode(const EbpfMode&) = delete;
+  EbpfMode& operator=(const EbpfMode&) = delete;
+
+  std::string_view name() const override { return "ebpf"; }
+  // Reads the pinned maps, then converges them on `table`: writes only what
+  // differs, deletes entries no service of `table` owns. Must run before
+  // apply(); may run again at any time as a full resync.
+  Result<void> sync(const ServiceTable& table) override;
+  // Touches only the services in `diff`. On an error the failing service
+  // may be partly written (maps have no transactions); the mirror records
+  // exactly what was written, so retrying the diff, or sync(), converges.
+  Result<void> apply(const ServiceDiff& diff) override;
+  ProxyStats stats() const override;
+
+  // Reads every map (O(entries) syscalls: for debugging, not hot paths).
+  Result<EbpfDump> dump() const;
+
+  // tc ingress on the host side of a pod's veth (bpf/lxc.bpf.c).
+  Result<void> attachLxc(int ifindex);
+  Result<void> detachLxc(int ifindex);
+  // The loaded sl_lxc_ingress, for BPF_PROG_TEST_RUN and benchmarks.
+  int lxcIngressFd() const;
+
+  const Options& options() const { return options_; }
+
+ private:
+  struct SkeletonDeleter {
+    void operator()(lxc_bpf* skel) const;
+  };
+
+  // One backend set's entries (bpf/abi/lb.h), as last written or adopted.
+  struct SetState {
+    std::map<uint32_t, uint32_t> slots;  // slot -> backend id, mirror of sl_slots
+    uint16_t active = 0;                 // slots [0, active) are active backends
+    // Maglev: the inner map, its contents as written, and the table they
+    // came from (absent after a restart: then contents are compared).
+    bpf::FileDescriptor maglevFd;
+    std::vector<uint32_t> maglevIds;
+    std::optional<MaglevTable> maglevTable;
+  };
+
+  struct ServiceState {
+    uint32_t svcId = 0;
+    std::map<bpf::EndpointKey, uint32_t> backendIds;
+    std::map<uint32_t, sl_backend> backends;  // mirror of this service's sl_backends
+    std::map<uint32_t, SetState> sets;        // by set id
+    std::map<sl_svc_key, sl_svc_value, bpf::BytesLess> frontends;  // mirror of its sl_services
+  };
+
+  EbpfMode(Options options, std::unique_ptr<lxc_bpf, SkeletonDeleter> skel);
+
+  Result<void> program(const ServiceKey& key, ServiceState& st, const Service& svc);
+  Result<void> programSet(ServiceState& st, const Service& svc, uint32_t setId,
+                          const std::vector<uint32_t>& active,
+                          const std::vector<uint32_t>& terminating,
+                          const std::vector<MaglevBackend>& maglevBackends,
+                          const std::vector<uint32_t>& maglevIds);
+  Result<void> eraseSet(uint32_t setId, SetState& set);
+  Result<void> remove(const ServiceKey& key);
+  Result<void> adopt(const ServiceTable& table);
+  uint32_t allocateServiceId();
+  uint32_t allocateBackendId();
+  uint64_t sumCounter(const bpf::MapRef& map, uint32_t index) const;
+
+  const Options options_;
+  std::unique_ptr<lxc_bpf, SkeletonDeleter> skel_;
+  mutable std::mutex mu_;
+  bpf::MapOpCounters ops_;
+  bpf::MapRef services_, slots_, backends_, maglev_, ct_, affinity_, drops_, events_;
+
+  std::map<ServiceKey, ServiceState> programmed_;
+  // Which service wrote each sl_services entry: a frontend moving between
+  // services in one diff must not be deleted by the service it left.
+  std::map<sl_svc_key, ServiceKey, bpf::BytesLess> frontendOwner_;
+  std::map<uint32_t, ServiceKey> serviceIds_;
+  uint32_t nextServiceId_ = 1;
+  uint32_t nextBackendId_ = 1;
+  bool backendIdsWrapped_ = false;
+  bool synced_ = false;  // apply() needs the pinned state sync() adopts
+  uint64_t applies_ = 0;
+  uint64_t applyErrors_ = 0;
+};
+
+}  // namespace sluice

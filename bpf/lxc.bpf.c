@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bpf_lxc: tc ingress on the host side of a pod's veth, i.e. every packet a
+ * pod sends. Two jobs:
+ *
+ *   1. Service traffic (destination is a frontend in sl_services): pick a
+ *      backend (conntrack for established flows; affinity, Maglev or a
+ *      hashed slot for new ones; terminating backends only when nothing is
+ *      active), record the flow in sl_ct, DNAT to the backend. No eligible
+ *      backend: refuse (TCP RST / ICMP port unreachable back to the pod),
+ *      or drop for a Local policy whose backends are all on other nodes
+ *      (kube-proxy drops those too).
+ *   2. Replies from a backend pod (the packet matches a SL_CT_DIR_REPLY
+ *      entry): restore the frontend as the source (reverse NAT).
+ *   3. Hairpin, a pod reaching itself through a service: the source is also
+ *      rewritten (to SL_HAIRPIN_*, abi/lb.h) and restored on its answers.
+ *
+ * Because both the client's and the backend's packets enter the host
+ * through a pod veth's ingress, one hook serves both directions for
+ * backends on this node; no program on the pod-facing egress is needed.
+ * Backends on other nodes answer through the uplink, where bpf_host will
+ * use the same pinned sl_ct.
+ *
+ * Everything else passes unchanged (TC_ACT_OK). See lib/parse.h for what
+ * happens to malformed packets.
+ */
+#include "bpf/lib/ct.h"
+#include "bpf/lib/lb.h"
+#include "bpf/lib/maps.h"
+#include "bpf/lib/metrics.h"
+#include "bpf/lib/nat.h"
+#include "bpf/lib/parse.h"
+#include "bpf/lib/reject.h"
+
+/* Packets whose headers parse but that the NAT paths refuse (parse.h). */
+static __always_inline enum sl_drop_reason lxc_refused(const struct sl_pkt *pkt)
+{
+	if (pkt->flags & SL_PKT_F_IPV4_OPTIONS)
+		return SL_DROP_IPV4_OPTIONS;
+	if (pkt->flags & SL_PKT_F_FRAGMENT)
+		return SL_DROP_FRAGMENT;
+	if (pkt->flags & SL_PKT_F_ROUTING)
+		return SL_DROP_IPV6_ROUTING_HEADER;
+	return SL_DROP_NONE;
+}
+
+static __always_inline int lxc_service(struct __sk_buff *ctx, const struct sl_pkt *pkt,
+				       const struct sl_svc_value *svc)
+{
+	enum sl_drop_reason reason = lxc_refused(pkt);
+	struct sl_backend *be = NULL;
+	struct sl_ct_entry *ct;
+	struct sl_ct_key key;
+	struct lb_set set;
+	__be32 hairpin[4];
+	__u32 backend_id;
+	__u64 now;
+
+	if (reason != SL_DROP_NONE)
+		return metrics_drop(ctx, reason);
+
+	/* Pods honour internalTrafficPolicy on ClusterIPs; their traffic to
+	 * external addresses is treated as Cluster (kube-proxy does the same). */
+	lb_set_of(&set, svc, pkt->family,
+		  (svc->flags & SL_SVC_F_LOCAL) && (svc->flags & SL_SVC_F_CLUSTER_IP));
+	now = bpf_ktime_get_ns();
+
+	ct_key_of(&key, pkt, SL_CT_DIR_SERVICE);
+	ct = ct_lookup(&key, now);
+	if (ct) {
+		backend_id = ct->backend_id;
+		be = bpf_map_lookup_elem(&sl_backends, &backend_id);
+		/* The backend must still exist and still belong to this
+		 * service; terminating and quarantined ones keep their flows. */
+		if (be && be->svc_id == svc->svc_id && be->family == pkt->family) {
+			ct_touch(ct, pkt->tcp_flags, now);
+			metrics_event(ctx, SL_EV_SVC_ESTABLISHED);
+			goto dnat;
+		}
+		metrics_event(ctx, SL_EV_SVC_RESELECT);
+	}
+
+	if (set.active == 0 && set.terminating == 0) {
+		if (set.local && (svc->active_count || svc->terminating_count))
+			return metrics_drop(ctx, SL_DROP_NO_LOCAL_BACKEND);
+		return reject_no_backend(ctx, pkt);
+	}
+	if (set.active == 0)
+		metrics_event(ctx, SL_EV_TERMINATING_FALLBACK);
+
+	backend_id = lb_select(ctx, pkt, svc, &set, now, &be, &reason);
+	if (!backend_id || !be)
+		return metrics_drop(ctx, reason);
+	nat_hairpin_addr(hairpin, pkt->family);
+	if (ct_create(pkt, be, backend_id, set.id, now,
+		      addr_equal(be->addr, pkt->saddr) ? hairpin : NULL) < 0)
+		return metrics_drop(ctx, SL_DROP_CT_FULL);
+	metrics_event(ctx, SL_EV_SVC_NEW);
+
+dnat:
+	if (nat_rewrite(ctx, pkt, SL_NAT_DST, be->addr, be->port) < 0)
+		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
+	/* Hairpin: the pod reached itself; see SL_HAIRPIN_* in abi/lb.h. */
+	if (addr_equal(be->addr, pkt->saddr)) {
+		nat_hairpin_addr(hairpin, pkt->family);
+		if (nat_rewrite(ctx, pkt, SL_NAT_SRC, hairpin, pkt->sport) < 0)
+			return metrics_drop(ctx, SL_DROP_NAT_FAILED);
+		metrics_event(ctx, SL_EV_HAIRPIN);
+	}
+	return CTX_ACT_OK;
+}
+
+static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt *pkt)
+{
+	enum sl_drop_reason reason;
+	struct sl_ct_entry *ct;
+	struct sl_ct_key key;
+	__be32 addr[4], client[4];
+	bool hairpin;
+	__be16 port;
+
+	ct_key_of(&key, pkt, SL_CT_DIR_REPLY);
+	ct = ct_lookup(&key, bpf_ktime_get_ns());
+	if (!ct) {
+		metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
+		return CTX_ACT_OK;
+	}
+	reason = lxc_refused(pkt);
+	if (reason != SL_DROP_NONE)
+		return metrics_drop(ctx, reason);
+
+	ct_touch(ct, pkt->tcp_flags, bpf_ktime_get_ns());
+	hairpin = ct->flags & SL_CT_F_HAIRPIN;
+	__builtin_memcpy(client, ct->client_addr, sizeof(client));
+	__builtin_memcpy(addr, ct->nat_addr, sizeof(addr));
+	port = ct->nat_port;
+	if (nat_rewrite(ctx, pkt, SL_NAT_SRC, addr, port) < 0)
+		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
+	if (hairpin && nat_rewrite(ctx, pkt, SL_NAT_DST, client, pkt->dport) < 0)
+		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
+	metrics_event(ctx, SL_EV_REV_NAT);
+	return CTX_ACT_OK;
+}
+
+SEC("tc")
+int sl_lxc_ingress(struct __sk_buff *ctx)
+{
+	struct sl_pkt pkt = {};
+	struct sl_svc_value *svc;
+	int ret;
+
+	ret = parse_packet(ctx, &pkt);
+	if (ret == SL_PARSE_PASS) {
+		metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
+		return CTX_ACT_OK;
+	}
+	if (ret != SL_PARSE_OK)
+		return metrics_drop(ctx, (enum sl_drop_reason)ret);
+
+	svc = lb_lookup_service(&pkt);
+	if (svc)
+		return lxc_service(ctx, &pkt, svc);
+	return lxc_reply(ctx, &pkt);
+}
+
+char LICENSE[] SEC("license") = "GPL";
