@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "bpf/loader/libbpf_opts.h"
+
 namespace sluice::bpf {
 namespace {
 
@@ -18,24 +20,41 @@ std::string where(int ifindex, TcDirection dir) {
          " of ifindex " + std::to_string(ifindex);
 }
 
+bpf_tc_hook hookFor(int ifindex, TcDirection dir) {
+  auto hook = libbpfOpts<bpf_tc_hook>();
+  hook.ifindex = ifindex;
+  hook.attach_point = point(dir);
+  return hook;
+}
+
+// sluice's filter: one fixed handle and priority, so attach replaces it and
+// detach/query find it without touching other tc filters on the device.
+bpf_tc_opts ourFilter() {
+  auto opts = libbpfOpts<bpf_tc_opts>();
+  opts.handle = kTcHandle;
+  opts.priority = kTcPriority;
+  return opts;
+}
+
 }  // namespace
 
 Result<void> tcAttach(int ifindex, TcDirection dir, int progFd) {
-  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point(dir));
+  auto hook = hookFor(ifindex, dir);
   int r = bpf_tc_hook_create(&hook);
   if (r < 0 && r != -EEXIST) {
     return Error::internal(where(ifindex, dir) + ": create clsact: " + std::strerror(-r));
   }
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = progFd, .flags = BPF_TC_F_REPLACE,
-              .handle = kTcHandle, .priority = kTcPriority);
+  auto opts = ourFilter();
+  opts.prog_fd = progFd;
+  opts.flags = BPF_TC_F_REPLACE;
   r = bpf_tc_attach(&hook, &opts);
   if (r < 0) return Error::internal(where(ifindex, dir) + ": attach: " + std::strerror(-r));
   return okResult();
 }
 
 Result<void> tcDetach(int ifindex, TcDirection dir) {
-  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point(dir));
-  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+  auto hook = hookFor(ifindex, dir);
+  auto opts = ourFilter();
   int r = bpf_tc_detach(&hook, &opts);
   if (r < 0 && r != -ENOENT && r != -EINVAL) {
     return Error::internal(where(ifindex, dir) + ": detach: " + std::strerror(-r));
@@ -44,8 +63,8 @@ Result<void> tcDetach(int ifindex, TcDirection dir) {
 }
 
 Result<uint32_t> tcAttachedProgramId(int ifindex, TcDirection dir) {
-  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point(dir));
-  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kTcHandle, .priority = kTcPriority);
+  auto hook = hookFor(ifindex, dir);
+  auto opts = ourFilter();
   int r = bpf_tc_query(&hook, &opts);
   if (r == -ENOENT || r == -EINVAL) return 0u;
   if (r < 0) return Error::internal(where(ifindex, dir) + ": query: " + std::strerror(-r));

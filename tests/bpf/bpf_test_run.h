@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "bpf/loader/libbpf_opts.h"
+
 namespace sluice::testing {
 
 struct TestRunResult {
@@ -24,10 +26,7 @@ inline TestRunResult testRun(int progFd, const std::vector<uint8_t>& packet) {
   std::vector<uint8_t> in = packet;
   // Room for programs that grow the packet (encapsulation, ICMP replies).
   r.out.resize(packet.size() + 256);
-  // Filled field by field: LIBBPF_OPTS is a GNU statement expression, which
-  // clang rejects in pedantic C++.
-  bpf_test_run_opts opts{};
-  opts.sz = sizeof(opts);
+  auto opts = sluice::bpf::libbpfOpts<bpf_test_run_opts>();
   opts.data_in = in.data();
   opts.data_out = r.out.data();
   opts.data_size_in = static_cast<uint32_t>(in.size());
