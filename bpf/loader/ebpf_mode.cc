@@ -106,7 +106,7 @@ Result<void> checkPinned(bpf_map* map, const std::string& dir, bool recreateOnMi
 // Maglev inner maps: ARRAY of __u32 backend ids, flags as the template in
 // bpf/lib/maps.h (the kernel requires equal flags for HASH_OF_MAPS values).
 Result<FileDescriptor> createMaglevTable(uint32_t size) {
-  auto opts = libbpfOpts<bpf_map_create_opts>();
+  auto opts = bpf::libbpfOpts<bpf_map_create_opts>();
   opts.map_flags = BPF_F_INNER_MAP;
   FileDescriptor fd(bpf_map_create(BPF_MAP_TYPE_ARRAY, "sl_maglev_tbl", sizeof(uint32_t),
                                    sizeof(uint32_t), size, &opts));
@@ -126,7 +126,7 @@ Result<void> writeAllSlots(int fd, const std::vector<uint32_t>& ids) {
     uint32_t n = std::min<uint32_t>(kBatch, static_cast<uint32_t>(ids.size()) - start);
     std::iota(keys.begin(), keys.begin() + n, start);
     uint32_t count = n;
-    auto opts = libbpfOpts<bpf_map_batch_opts>();
+    auto opts = bpf::libbpfOpts<bpf_map_batch_opts>();
     if (int r = bpf_map_update_batch(fd, keys.data(), ids.data() + start, &count, &opts); r < 0) {
       return Error::internal("write Maglev table: " + errnoText(r));
     }
@@ -140,7 +140,7 @@ Result<std::vector<uint32_t>> readAllSlots(int fd, uint32_t size) {
   uint32_t cursor = 0;
   for (bool first = true;; first = false) {
     uint32_t count = kBatch;
-    auto opts = libbpfOpts<bpf_map_batch_opts>();
+    auto opts = bpf::libbpfOpts<bpf_map_batch_opts>();
     int r = bpf_map_lookup_batch(fd, first ? nullptr : &cursor, &cursor, keys.data(),
                                  values.data(), &count, &opts);
     if (r < 0 && r != -ENOENT) return Error::internal("read Maglev table: " + errnoText(r));
@@ -198,7 +198,7 @@ EbpfMode::~EbpfMode() = default;
 Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
   if (auto r = preparePinDir(options.pinDir); !r) return r.error();
 
-  auto openOpts = libbpfOpts<bpf_object_open_opts>();
+  auto openOpts = bpf::libbpfOpts<bpf_object_open_opts>();
   openOpts.pin_root_path = options.pinDir.c_str();
   std::unique_ptr<lxc_bpf, SkeletonDeleter> skel(lxc_bpf__open_opts(&openOpts));
   if (!skel) return Error::internal("open lxc.bpf.o: " + errnoText(errno));
