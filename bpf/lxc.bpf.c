@@ -11,7 +11,11 @@
  *      or drop for a Local policy whose backends are all on other nodes
  *      (kube-proxy drops those too).
  *   2. Replies from a backend pod (the packet matches a SL_CT_DIR_REPLY
- *      entry): restore the frontend as the source (reverse NAT).
+ *      entry): restore the frontend as the source (reverse NAT). When the
+ *      frontend may be an address of this node (NodePort, LoadBalancer,
+ *      externalIP), the reply is routed here (bpf_fib_lookup +
+ *      bpf_redirect_neigh): the stack would drop a packet with a local
+ *      source arriving on a veth as a martian.
  *   3. Hairpin, a pod reaching itself through a service: the source is also
  *      rewritten (to SL_HAIRPIN_*, abi/lb.h) and restored on its answers.
  *
@@ -20,6 +24,9 @@
  * backends on this node; no program on the pod-facing egress is needed.
  * Backends on other nodes answer through the uplink, where bpf_host will
  * use the same pinned sl_ct.
+ *
+ * Backend selection is lb_choose() (lib/lb.h), the same routine bpf_sock
+ * runs at connect(): both paths follow one set of rules.
  *
  * Everything else passes unchanged (TC_ACT_OK). See lib/parse.h for what
  * happens to malformed packets.
@@ -48,21 +55,17 @@ static __always_inline int lxc_service(struct __sk_buff *ctx, const struct sl_pk
 				       const struct sl_svc_value *svc)
 {
 	enum sl_drop_reason reason = lxc_refused(pkt);
+	struct lb_choice choice = {};
+	struct lb_client client = { .kind = pkt->family };
 	struct sl_backend *be = NULL;
 	struct sl_ct_entry *ct;
 	struct sl_ct_key key;
-	struct lb_set set;
 	__be32 hairpin[4];
 	__u32 backend_id;
 	__u64 now;
 
 	if (reason != SL_DROP_NONE)
 		return metrics_drop(ctx, reason);
-
-	/* Pods honour internalTrafficPolicy on ClusterIPs; their traffic to
-	 * external addresses is treated as Cluster (kube-proxy does the same). */
-	lb_set_of(&set, svc, pkt->family,
-		  (svc->flags & SL_SVC_F_LOCAL) && (svc->flags & SL_SVC_F_CLUSTER_IP));
 	now = bpf_ktime_get_ns();
 
 	ct_key_of(&key, pkt, SL_CT_DIR_SERVICE);
@@ -72,7 +75,7 @@ static __always_inline int lxc_service(struct __sk_buff *ctx, const struct sl_pk
 		be = bpf_map_lookup_elem(&sl_backends, &backend_id);
 		/* The backend must still exist and still belong to this
 		 * service; terminating and quarantined ones keep their flows. */
-		if (be && be->svc_id == svc->svc_id && be->family == pkt->family) {
+		if (be && lb_backend_of(be, svc, pkt->family)) {
 			ct_touch(ct, pkt->tcp_flags, now);
 			metrics_event(ctx, SL_EV_SVC_ESTABLISHED);
 			goto dnat;
@@ -80,20 +83,29 @@ static __always_inline int lxc_service(struct __sk_buff *ctx, const struct sl_pk
 		metrics_event(ctx, SL_EV_SVC_RESELECT);
 	}
 
-	if (set.active == 0 && set.terminating == 0) {
-		if (set.local && (svc->active_count || svc->terminating_count))
-			return metrics_drop(ctx, SL_DROP_NO_LOCAL_BACKEND);
-		return reject_no_backend(ctx, pkt);
-	}
-	if (set.active == 0)
+	/* Pods honour internalTrafficPolicy on ClusterIPs; their traffic to
+	 * external addresses is treated as Cluster (kube-proxy does the same). */
+	__builtin_memcpy(client.addr, pkt->saddr, sizeof(client.addr));
+	reason = lb_choose(svc, pkt->family, lb_local_for_node_client(svc), &client,
+			   sl_flow_hash(pkt->saddr, pkt->daddr, pkt->sport, pkt->dport,
+					pkt->proto),
+			   now, &choice);
+	if (choice.flags & LB_F_TERMINATING)
 		metrics_event(ctx, SL_EV_TERMINATING_FALLBACK);
-
-	backend_id = lb_select(ctx, pkt, svc, &set, now, &be, &reason);
-	if (!backend_id || !be)
+	if (choice.flags & LB_F_AFFINITY_HIT)
+		metrics_event(ctx, SL_EV_AFFINITY_HIT);
+	if (choice.flags & LB_F_REFUSE)
+		return reject_no_backend(ctx, pkt);
+	if (reason != SL_DROP_NONE)
 		return metrics_drop(ctx, reason);
+	be = choice.be;
+	backend_id = choice.backend_id;
+	if (!be) /* never: lb_choose() sets it on success; for the verifier */
+		return metrics_drop(ctx, SL_DROP_NO_BACKEND);
 	nat_hairpin_addr(hairpin, pkt->family);
-	if (ct_create(pkt, be, backend_id, set.id, now,
-		      addr_equal(be->addr, pkt->saddr) ? hairpin : NULL) < 0)
+	if (ct_create(pkt, be, backend_id, choice.set_id, now,
+		      addr_equal(be->addr, pkt->saddr) ? hairpin : NULL,
+		      (svc->flags & SL_SVC_F_CLUSTER_IP) ? 0 : SL_CT_F_NODE_FRONTEND) < 0)
 		return metrics_drop(ctx, SL_DROP_CT_FULL);
 	metrics_event(ctx, SL_EV_SVC_NEW);
 
@@ -110,13 +122,39 @@ dnat:
 	return CTX_ACT_OK;
 }
 
+/* Routes a reverse-NATed reply to dst itself, bypassing the stack's input
+ * path (SL_CT_F_NODE_FRONTEND in abi/ct.h). Falls back to the stack when
+ * the FIB has no forwarding answer. */
+static __always_inline int lxc_route(struct __sk_buff *ctx, const struct sl_pkt *pkt,
+				     const __be32 *src, const __be32 *dst)
+{
+	struct bpf_fib_lookup fib = {};
+	long ret;
+
+	fib.family = pkt->family == SL_FAMILY_V4 ? SL_AF_INET : SL_AF_INET6;
+	fib.l4_protocol = pkt->proto;
+	fib.tot_len = (__u16)pkt->l3_len;
+	fib.ifindex = ctx->ingress_ifindex;
+	if (pkt->family == SL_FAMILY_V4) {
+		fib.ipv4_src = src[0];
+		fib.ipv4_dst = dst[0];
+	} else {
+		__builtin_memcpy(fib.ipv6_src, src, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, dst, sizeof(fib.ipv6_dst));
+	}
+	ret = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return CTX_ACT_OK;
+	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+}
+
 static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt *pkt)
 {
 	enum sl_drop_reason reason;
 	struct sl_ct_entry *ct;
 	struct sl_ct_key key;
 	__be32 addr[4], client[4];
-	bool hairpin;
+	bool hairpin, routed;
 	__be16 port;
 
 	ct_key_of(&key, pkt, SL_CT_DIR_REPLY);
@@ -131,6 +169,7 @@ static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt 
 
 	ct_touch(ct, pkt->tcp_flags, bpf_ktime_get_ns());
 	hairpin = ct->flags & SL_CT_F_HAIRPIN;
+	routed = ct->flags & SL_CT_F_NODE_FRONTEND;
 	__builtin_memcpy(client, ct->client_addr, sizeof(client));
 	__builtin_memcpy(addr, ct->nat_addr, sizeof(addr));
 	port = ct->nat_port;
@@ -139,6 +178,8 @@ static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt 
 	if (hairpin && nat_rewrite(ctx, pkt, SL_NAT_DST, client, pkt->dport) < 0)
 		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
 	metrics_event(ctx, SL_EV_REV_NAT);
+	if (routed)
+		return lxc_route(ctx, pkt, addr, hairpin ? client : pkt->daddr);
 	return CTX_ACT_OK;
 }
 

@@ -50,6 +50,12 @@ struct sl_ct_key {
  * client's source was rewritten to SL_HAIRPIN_* (lb.h) and replies also
  * need their destination restored to client_addr. */
 #define SL_CT_F_HAIRPIN 0x01
+/* The frontend is not a ClusterIP (NodePort, LoadBalancer, externalIP) and
+ * so may be an address of this node. A reply whose source becomes a local
+ * address would be dropped by the stack as a martian (a local source
+ * arriving from a veth), so such replies are routed by the program itself
+ * (bpf_fib_lookup + bpf_redirect_neigh) instead of handed to the stack. */
+#define SL_CT_F_NODE_FRONTEND 0x02
 
 struct sl_ct_entry {
 	/* SL_CT_DIR_REPLY: the frontend the client connected to, restored as

@@ -147,9 +147,17 @@ struct sl_backend {
  * sessionAffinity ClientIP: new flows from one client go to the same backend
  * while it stays eligible and the client was seen within the timeout.
  */
+/* sl_affinity_key.family of a client known by its network namespace, not
+ * an address: the socket hooks (sock.bpf.c) run at connect(), before the
+ * socket has a source address, so they key affinity on the netns cookie
+ * (bpf_get_netns_cookie(), host order, in client[0..1]) as Cilium does.
+ * All of a netns's addresses are one client: stickier than per address,
+ * never less. Packet hooks use SL_FAMILY_V4/V6 and the source address. */
+#define SL_AFFINITY_NETNS 0xff
+
 struct sl_affinity_key {
 	__u32 set_id;
-	__u8 family;
+	__u8 family; /* the client's: SL_FAMILY_V4 / SL_FAMILY_V6 / SL_AFFINITY_NETNS */
 	__u8 pad[3];
 	__be32 client[4];
 };

@@ -34,7 +34,8 @@
 	X(MAGLEV_MISSING, maglev_missing) /* table absent: loader race */     \
 	X(CT_FULL, ct_full)               /* conntrack insert failed */       \
 	X(NAT_FAILED, nat_failed)         /* a rewrite helper failed */       \
-	X(REJECT_FAILED, reject_failed)   /* could not build RST/ICMP */
+	X(REJECT_FAILED, reject_failed)   /* could not build RST/ICMP */ \
+	X(SOCK_REVNAT_FULL, sock_revnat_full) /* sl_sock_rev insert failed */
 
 #define SL_EVENTS(X)                                                           \
 	X(SVC_NEW, svc_new)               /* first packet: backend chosen */  \
@@ -46,7 +47,9 @@
 	X(REJECT_TCP_RST, reject_tcp_rst) /* TCP RST sent for no_backend */   \
 	X(REJECT_ICMP, reject_icmp)       /* ICMP port unreachable sent */    \
 	X(PASS_NON_SERVICE, pass_non_service) /* not a service packet */      \
-	X(HAIRPIN, hairpin)               /* a pod reached itself: SNATed */
+	X(HAIRPIN, hairpin)               /* a pod reached itself: SNATed */   \
+	X(SOCK_FWD, sock_fwd)             /* a socket's frontend -> backend */ \
+	X(SOCK_REV, sock_rev)             /* a socket sees the frontend again */
 
 #define SL__ENUM_DROP(name, str) SL_DROP_##name,
 #define SL__ENUM_EVENT(name, str) SL_EV_##name,
@@ -56,8 +59,8 @@ enum sl_event { SL_EVENTS(SL__ENUM_EVENT) SL_EV_MAX };
 #undef SL__ENUM_EVENT
 
 struct sl_counter {
-	__u64 packets;
-	__u64 bytes; /* skb->len: L2 frame bytes */
+	__u64 packets; /* packets, or socket calls for the sock hooks */
+	__u64 bytes;   /* skb->len: L2 frame bytes; 0 for the sock hooks */
 };
 
 #endif /* SLUICE_BPF_ABI_METRICS_H */

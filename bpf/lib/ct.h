@@ -59,11 +59,12 @@ static __always_inline void ct_touch(struct sl_ct_entry *e, __u8 tcp_flags, __u6
 
 /* Writes both entries of a new service flow: *pkt is the client's packet
  * before DNAT, *be the chosen backend; hairpin, if not NULL, is the source
- * the client's packets get because the backend is the client itself (lb.h).
+ * the client's packets get because the backend is the client itself (lb.h);
+ * reply_flags (SL_CT_F_*) go into the reply entry.
  * Returns 0 or a negative errno. */
 static __always_inline int ct_create(const struct sl_pkt *pkt, const struct sl_backend *be,
 				     __u32 backend_id, __u32 set_id, __u64 now,
-				     const __be32 *hairpin)
+				     const __be32 *hairpin, __u8 reply_flags)
 {
 	struct sl_ct_entry e = {
 		.tcp_flags = pkt->tcp_flags,
@@ -84,13 +85,14 @@ static __always_inline int ct_create(const struct sl_pkt *pkt, const struct sl_b
 	if (hairpin) {
 		__builtin_memcpy(key.daddr, hairpin, sizeof(key.daddr));
 		__builtin_memcpy(e.client_addr, pkt->saddr, sizeof(e.client_addr));
-		e.flags = SL_CT_F_HAIRPIN;
+		e.flags |= SL_CT_F_HAIRPIN;
 	} else {
 		__builtin_memcpy(key.daddr, pkt->saddr, sizeof(key.daddr));
 	}
 	key.sport = be->port;
 	key.dport = pkt->sport;
 	key.dir = SL_CT_DIR_REPLY;
+	e.flags |= reply_flags;
 	__builtin_memcpy(e.nat_addr, pkt->daddr, sizeof(e.nat_addr));
 	e.nat_port = pkt->dport;
 	e.tcp_flags = 0;

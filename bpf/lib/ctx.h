@@ -32,6 +32,10 @@
 #define ETH_P_IP	0x0800
 #define ETH_P_IPV6	0x86DD
 
+/* include/linux/socket.h, for bpf_fib_lookup. */
+#define SL_AF_INET  2
+#define SL_AF_INET6 10
+
 #define ctx_load_bytes(ctx, off, to, len) bpf_skb_load_bytes(ctx, off, to, len)
 #define ctx_store_bytes(ctx, off, from, len) \
 	bpf_skb_store_bytes(ctx, off, from, len, 0)

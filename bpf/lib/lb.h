@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Service lookup and backend selection for new flows: ClientIP affinity,
- * then Maglev or a hash-chosen slot, over the backend set the frontend's
- * family and traffic policy name (bpf/abi/lb.h).
+ * Service lookup and backend selection for new flows, shared by every
+ * object: lxc (per packet, tc) and sock (per socket, cgroup hooks) call the
+ * same lb_choose(), so both paths honour one set of rules: the backend set
+ * of the frontend's family and traffic policy (bpf/abi/lb.h), active
+ * backends first and terminating ones only when none is active, ClientIP
+ * affinity, then Maglev or a hash-chosen slot.
+ *
+ * Nothing here touches a packet or counts a metric: callers own their
+ * context (an skb, a socket) and count what lb_choose() reports.
  */
 #ifndef SLUICE_BPF_LIB_LB_H
 #define SLUICE_BPF_LIB_LB_H
@@ -10,7 +16,6 @@
 #include "bpf/lib/ct.h"
 #include "bpf/lib/hash.h"
 #include "bpf/lib/maps.h"
-#include "bpf/lib/metrics.h"
 #include "bpf/lib/parse.h"
 
 /* The backend set a new flow is balanced over. */
@@ -21,16 +26,54 @@ struct lb_set {
 	bool local;	   /* node-local set: backends must be SL_BACKEND_F_LOCAL */
 };
 
-static __always_inline struct sl_svc_value *lb_lookup_service(const struct sl_pkt *pkt)
+/* Who the client is for ClientIP affinity: sl_affinity_key's family and
+ * client fields. Packets name their source address; sockets, which have
+ * none yet at connect(), their network namespace (SL_AFFINITY_NETNS). */
+struct lb_client {
+	__be32 addr[4];
+	__u8 kind; /* SL_FAMILY_V4 / SL_FAMILY_V6 / SL_AFFINITY_NETNS */
+};
+
+/* lb_choice.flags: what happened on the way, for the caller's counters. */
+#define LB_F_AFFINITY_HIT (1 << 0) /* an affinity entry chose the backend */
+#define LB_F_TERMINATING  (1 << 1) /* no active backend: terminating fallback */
+#define LB_F_REFUSE	  (1 << 2) /* nothing to balance to: refuse the client */
+
+struct lb_choice {
+	struct sl_backend *be; /* valid until the program returns */
+	__u32 backend_id;
+	__u32 set_id;
+	__u8 flags; /* LB_F_* */
+};
+
+static __always_inline struct sl_svc_value *lb_lookup(const __be32 *addr, __be16 port,
+						      __u8 proto, __u8 family)
 {
 	struct sl_svc_key key = {
-		.port = pkt->dport,
-		.proto = pkt->proto,
-		.family = pkt->family,
+		.port = port,
+		.proto = proto,
+		.family = family,
 	};
 
-	__builtin_memcpy(key.addr, pkt->daddr, sizeof(key.addr));
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
 	return bpf_map_lookup_elem(&sl_services, &key);
+}
+
+static __always_inline struct sl_svc_value *lb_lookup_service(const struct sl_pkt *pkt)
+{
+	return lb_lookup(pkt->daddr, pkt->dport, pkt->proto, pkt->family);
+}
+
+/*
+ * Whether the frontend's Local policy applies to a client on this node (a
+ * pod, or a process of the host): internalTrafficPolicy on a ClusterIP.
+ * externalTrafficPolicy is about traffic arriving from outside the node;
+ * node-originated traffic to NodePort/LoadBalancer/external addresses is
+ * balanced as Cluster, as kube-proxy does.
+ */
+static __always_inline bool lb_local_for_node_client(const struct sl_svc_value *svc)
+{
+	return (svc->flags & SL_SVC_F_LOCAL) && (svc->flags & SL_SVC_F_CLUSTER_IP);
 }
 
 /* local: whether the frontend's Local policy applies at this hook. */
@@ -44,13 +87,22 @@ static __always_inline void lb_set_of(struct lb_set *set, const struct sl_svc_va
 	set->local = local;
 }
 
+/* Whether *be still belongs to the frontend's service and family: an
+ * established flow (conntrack, a connected socket) keeps such a backend
+ * whatever its state; anything else re-balances. */
+static __always_inline bool lb_backend_of(const struct sl_backend *be,
+					  const struct sl_svc_value *svc, __u8 family)
+{
+	return be->svc_id == svc->svc_id && be->family == family;
+}
+
 /* Whether a new flow may still go to backend *be of this service and set:
  * an affinity entry names it. Same rules as the loader's slot layout. */
 static __always_inline bool lb_backend_eligible(const struct sl_backend *be,
 						const struct sl_svc_value *svc,
 						const struct lb_set *set, __u8 family)
 {
-	if (be->svc_id != svc->svc_id || be->family != family)
+	if (!lb_backend_of(be, svc, family))
 		return false;
 	if (set->local && !(be->flags & SL_BACKEND_F_LOCAL))
 		return false;
@@ -95,55 +147,81 @@ static __always_inline __u32 lb_pick(const struct sl_svc_value *svc, const struc
 }
 
 /*
- * Chooses the backend of a new flow; count must be > 0 (set->active or
- * set->terminating). Returns the backend id and sets *be, or returns 0 with
- * *reason set.
+ * Chooses the backend of a new flow to service *svc in family `family`
+ * (the frontend's: backends of the other family never qualify), from the
+ * node-local set if `local` (lb_local_for_node_client() and friends),
+ * sticking to client's affinity entry while it is fresh and eligible, else
+ * by `hash` (sl_flow_hash() of what identifies the flow).
+ *
+ * Returns SL_DROP_NONE with *out filled, or the reason there is no backend:
+ *   SL_DROP_NO_BACKEND with LB_F_REFUSE: the set is empty; refuse the
+ *     client (TCP RST, ICMP unreachable, ECONNREFUSED).
+ *   SL_DROP_NO_LOCAL_BACKEND: Local policy and every backend is on
+ *     another node; drop, as kube-proxy does.
+ *   SL_DROP_NO_BACKEND / SL_DROP_MAGLEV_MISSING without LB_F_REFUSE: the
+ *     counts promise backends the slot or Maglev entries do not have yet
+ *     (the loader is mid-update); drop and let the client retry.
  */
-static __always_inline __u32 lb_select(struct __sk_buff *ctx, const struct sl_pkt *pkt,
-				       const struct sl_svc_value *svc, const struct lb_set *set,
-				       __u64 now, struct sl_backend **be,
-				       enum sl_drop_reason *reason)
+static __always_inline enum sl_drop_reason lb_choose(const struct sl_svc_value *svc, __u8 family,
+						     bool local, const struct lb_client *client,
+						     __u32 hash, __u64 now, struct lb_choice *out)
 {
+	enum sl_drop_reason reason = SL_DROP_NO_BACKEND;
 	struct sl_affinity_key akey = {};
 	struct sl_affinity_value *aff;
 	struct sl_affinity_value nv = {};
 	bool affinity = svc->flags & SL_SVC_F_AFFINITY;
+	struct sl_backend *be;
+	struct lb_set set;
 	__u32 id;
 
+	lb_set_of(&set, svc, family, local);
+	out->set_id = set.id;
+	out->flags = 0;
+	if (set.active == 0 && set.terminating == 0) {
+		if (set.local && (svc->active_count || svc->terminating_count))
+			return SL_DROP_NO_LOCAL_BACKEND;
+		out->flags = LB_F_REFUSE;
+		return SL_DROP_NO_BACKEND;
+	}
+	if (set.active == 0)
+		out->flags |= LB_F_TERMINATING;
+
 	if (affinity) {
-		akey.set_id = set->id;
-		akey.family = pkt->family;
-		__builtin_memcpy(akey.client, pkt->saddr, sizeof(akey.client));
+		akey.set_id = set.id;
+		akey.family = client->kind;
+		__builtin_memcpy(akey.client, client->addr, sizeof(akey.client));
 		aff = bpf_map_lookup_elem(&sl_affinity, &akey);
 		if (aff && now >= aff->last_used_ns &&
 		    now - aff->last_used_ns <= (__u64)svc->affinity_timeout_s * SL_NS_PER_S) {
 			id = aff->backend_id;
-			*be = bpf_map_lookup_elem(&sl_backends, &id);
-			if (*be && lb_backend_eligible(*be, svc, set, pkt->family)) {
+			be = bpf_map_lookup_elem(&sl_backends, &id);
+			if (be && lb_backend_eligible(be, svc, &set, family)) {
 				if (now > aff->last_used_ns + SL_CT_REFRESH_NS)
 					aff->last_used_ns = now;
-				metrics_event(ctx, SL_EV_AFFINITY_HIT);
-				return id;
+				out->flags |= LB_F_AFFINITY_HIT;
+				out->be = be;
+				out->backend_id = id;
+				return SL_DROP_NONE;
 			}
 		}
 	}
 
-	id = lb_pick(svc, set, sl_flow_hash(pkt->saddr, pkt->daddr, pkt->sport, pkt->dport,
-					    pkt->proto), reason);
+	id = lb_pick(svc, &set, hash, &reason);
 	if (!id)
-		return 0;
-	*be = bpf_map_lookup_elem(&sl_backends, &id);
-	if (!*be || (*be)->family != pkt->family) {
-		*reason = SL_DROP_NO_BACKEND;
-		return 0;
-	}
+		return reason;
+	be = bpf_map_lookup_elem(&sl_backends, &id);
+	if (!be || be->family != family)
+		return SL_DROP_NO_BACKEND;
 	if (affinity) {
 		nv.backend_id = id;
 		nv.last_used_ns = now;
 		/* Best effort: LRU makes room; a failure only loses stickiness. */
 		bpf_map_update_elem(&sl_affinity, &akey, &nv, BPF_ANY);
 	}
-	return id;
+	out->be = be;
+	out->backend_id = id;
+	return SL_DROP_NONE;
 }
 
 #endif /* SLUICE_BPF_LIB_LB_H */

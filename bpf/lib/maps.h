@@ -16,6 +16,7 @@
 #include "bpf/abi/ct.h"
 #include "bpf/abi/lb.h"
 #include "bpf/abi/metrics.h"
+#include "bpf/abi/sock.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -75,6 +76,17 @@ struct {
 	__type(value, struct sl_affinity_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_affinity SEC(".maps");
+
+/* Socket-level reverse translation (bpf/abi/sock.h); written and read by
+ * the sock object only, defined here with the rest so every object and the
+ * loader agree on one pinned instance. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct sl_sock_rev_key);
+	__type(value, struct sl_svc_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_sock_rev SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -20,6 +20,17 @@ static __always_inline void metrics_event(struct __sk_buff *ctx, enum sl_event e
 	metrics_count(&sl_events, ev, ctx_len(ctx));
 }
 
+/* Hooks without a packet (the cgroup socket hooks) count calls, 0 bytes. */
+static __always_inline void metrics_event_nopkt(enum sl_event ev)
+{
+	metrics_count(&sl_events, ev, 0);
+}
+
+static __always_inline void metrics_drop_nopkt(enum sl_drop_reason reason)
+{
+	metrics_count(&sl_drops, reason, 0);
+}
+
 /* Counts the drop and returns the verdict that drops it. */
 static __always_inline int metrics_drop(struct __sk_buff *ctx, enum sl_drop_reason reason)
 {

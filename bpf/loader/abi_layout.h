@@ -11,6 +11,7 @@
 #include "bpf/abi/ct.h"
 #include "bpf/abi/lb.h"
 #include "bpf/abi/metrics.h"
+#include "bpf/abi/sock.h"
 
 namespace sluice::bpf_abi {
 
@@ -60,6 +61,11 @@ static_assert(offsetof(sl_ct_entry, nat_addr) == 0 && offsetof(sl_ct_entry, clie
               offsetof(sl_ct_entry, set_id) == 40 && offsetof(sl_ct_entry, last_seen_ns) == 48);
 
 static_assert(kIsPlain<sl_counter> && sizeof(sl_counter) == 16);
+
+static_assert(kIsPlain<sl_sock_rev_key> && sizeof(sl_sock_rev_key) == 32);
+static_assert(offsetof(sl_sock_rev_key, cookie) == 0 && offsetof(sl_sock_rev_key, addr) == 8 &&
+              offsetof(sl_sock_rev_key, port) == 24 && offsetof(sl_sock_rev_key, family) == 26 &&
+              offsetof(sl_sock_rev_key, pad) == 27);
 
 // Service ids and the set bits must not overlap.
 static_assert((SL_SVC_ID_MASK & (SL_SVC_ID_LOCAL | SL_SVC_ID_V6)) == 0);

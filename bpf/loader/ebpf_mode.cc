@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -19,6 +20,7 @@
 #include "bpf/loader/libbpf_opts.h"
 #include "bpf/loader/tc_attach.h"
 #include "lxc.skel.h"
+#include "sock.skel.h"
 
 namespace sluice {
 
@@ -179,9 +181,11 @@ IpFamily familyOfSet(uint32_t setId) {
 }  // namespace
 
 void EbpfMode::SkeletonDeleter::operator()(lxc_bpf* skel) const { lxc_bpf__destroy(skel); }
+void EbpfMode::SkeletonDeleter::operator()(sock_bpf* skel) const { sock_bpf__destroy(skel); }
 
-EbpfMode::EbpfMode(Options options, std::unique_ptr<lxc_bpf, SkeletonDeleter> skel)
-    : options_(std::move(options)), skel_(std::move(skel)) {
+EbpfMode::EbpfMode(Options options, SkeletonPtr<lxc_bpf> skel, SkeletonPtr<sock_bpf> sock)
+    : options_(std::move(options)), skel_(std::move(skel)), sock_(std::move(sock)) {
+  // Both objects hold the same pinned maps; the lxc skeleton's fds serve.
   auto ref = [this](bpf_map* m) { return MapRef(bpf_map__fd(m), bpf_map__name(m), &ops_); };
   services_ = ref(skel_->maps.sl_services);
   slots_ = ref(skel_->maps.sl_slots);
@@ -189,19 +193,20 @@ EbpfMode::EbpfMode(Options options, std::unique_ptr<lxc_bpf, SkeletonDeleter> sk
   maglev_ = ref(skel_->maps.sl_maglev);
   ct_ = ref(skel_->maps.sl_ct);
   affinity_ = ref(skel_->maps.sl_affinity);
+  sockRev_ = ref(skel_->maps.sl_sock_rev);
   drops_ = ref(skel_->maps.sl_drops);
   events_ = ref(skel_->maps.sl_events);
 }
 
 EbpfMode::~EbpfMode() = default;
 
-Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
-  if (auto r = preparePinDir(options.pinDir); !r) return r.error();
-
+template <typename Skel>
+Result<EbpfMode::SkeletonPtr<Skel>> EbpfMode::loadObject(const Options& options,
+                                                         const char* file) {
   auto openOpts = bpf::libbpfOpts<bpf_object_open_opts>();
   openOpts.pin_root_path = options.pinDir.c_str();
-  std::unique_ptr<lxc_bpf, SkeletonDeleter> skel(lxc_bpf__open_opts(&openOpts));
-  if (!skel) return Error::internal("open lxc.bpf.o: " + errnoText(errno));
+  SkeletonPtr<Skel> skel(Skel::open(&openOpts));
+  if (!skel) return Error::internal(std::string("open ") + file + ": " + errnoText(errno));
 
   struct Size {
     bpf_map* map;
@@ -212,7 +217,8 @@ Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
                               Size{skel->maps.sl_backends, options.maxBackends},
                               Size{skel->maps.sl_maglev, options.maxMaglevTables},
                               Size{skel->maps.sl_ct, options.maxConntrack},
-                              Size{skel->maps.sl_affinity, options.maxAffinity}}) {
+                              Size{skel->maps.sl_affinity, options.maxAffinity},
+                              Size{skel->maps.sl_sock_rev, options.maxSockReverse}}) {
     if (entries == 0) {
       return Error::invalid(std::string("options: ") + bpf_map__name(map) +
                             ": max entries must be > 0");
@@ -227,11 +233,23 @@ Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
     const bool counters = map == skel->maps.sl_drops || map == skel->maps.sl_events;
     if (auto r = checkPinned(map, options.pinDir, counters); !r) return r.error();
   }
-  if (int r = lxc_bpf__load(skel.get()); r < 0) {
-    return Error::internal("load lxc.bpf.o (libbpf's log above has the verifier output): " +
-                           errnoText(r));
+  if (int r = Skel::load(skel.get()); r < 0) {
+    return Error::internal(std::string("load ") + file +
+                           " (libbpf's log above has the verifier output): " + errnoText(r));
   }
-  return std::unique_ptr<EbpfMode>(new EbpfMode(std::move(options), std::move(skel)));
+  return skel;
+}
+
+Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
+  if (auto r = preparePinDir(options.pinDir); !r) return r.error();
+  // lxc first: it creates (or adopts) every pinned map, and the sock
+  // object then reuses them by name, already checked and sized.
+  auto lxc = loadObject<lxc_bpf>(options, "lxc.bpf.o");
+  if (!lxc) return lxc.error();
+  auto sock = loadObject<sock_bpf>(options, "sock.bpf.o");
+  if (!sock) return sock.error();
+  return std::unique_ptr<EbpfMode>(
+      new EbpfMode(std::move(options), std::move(*lxc), std::move(*sock)));
 }
 
 int EbpfMode::lxcIngressFd() const { return bpf_program__fd(skel_->progs.sl_lxc_ingress); }
@@ -242,6 +260,116 @@ Result<void> EbpfMode::attachLxc(int ifindex) {
 
 Result<void> EbpfMode::detachLxc(int ifindex) {
   return bpf::tcDetach(ifindex, bpf::TcDirection::kIngress);
+}
+
+// ---------------------------------------------------------------------------
+// cgroup socket hooks.
+
+namespace {
+
+// The cgroup v2 directory, opened, and its id.
+struct OpenedCgroup {
+  FileDescriptor fd;
+  uint64_t id = 0;
+};
+
+Result<OpenedCgroup> openCgroup(const std::string& path) {
+  OpenedCgroup cg;
+  cg.fd = FileDescriptor(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cg.fd.valid()) return Error::notFound("cgroup " + path + ": " + errnoText(errno));
+  struct statfs fs {};
+  if (::fstatfs(cg.fd.get(), &fs) != 0) {
+    return Error::internal("cgroup " + path + ": statfs: " + errnoText(errno));
+  }
+  if (static_cast<uint32_t>(fs.f_type) != CGROUP2_SUPER_MAGIC) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "cgroup " + path +
+                     " is not in a cgroup v2 hierarchy (socket hooks attach to cgroup v2 only; "
+                     "mount -t cgroup2 none <dir>)"};
+  }
+  struct stat st {};
+  if (::fstat(cg.fd.get(), &st) != 0) {
+    return Error::internal("cgroup " + path + ": stat: " + errnoText(errno));
+  }
+  // On cgroup2 the directory's inode number is the kernfs node id, which
+  // is the cgroup id (what bpf_get_current_cgroup_id() returns).
+  cg.id = st.st_ino;
+  return cg;
+}
+
+std::string linkDirOf(const std::string& pinDir, uint64_t cgroupId) {
+  return pinDir + "/links/cgroup-" + std::to_string(cgroupId);
+}
+
+}  // namespace
+
+Result<std::string> EbpfMode::cgroupLinkDir(const std::string& cgroupPath) const {
+  auto cg = openCgroup(cgroupPath);
+  if (!cg) return cg.error();
+  return linkDirOf(options_.pinDir, cg->id);
+}
+
+Result<void> EbpfMode::attachCgroup(const std::string& cgroupPath) {
+  std::lock_guard lock(mu_);
+  auto cg = openCgroup(cgroupPath);
+  if (!cg) return cg.error();
+  const std::string dir = linkDirOf(options_.pinDir, cg->id);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error::internal("link dir " + dir + ": " + ec.message());
+
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, sock_->obj) {
+    const std::string pin = dir + "/" + bpf_program__name(prog);
+    const std::string where = std::string("cgroup ") + cgroupPath + ": " + bpf_program__name(prog);
+    if (::access(pin.c_str(), F_OK) == 0) {
+      // A previous run's link: give it this run's program, atomically.
+      bpf_link* old = bpf_link__open(pin.c_str());
+      if (old != nullptr) {
+        const int r = bpf_link__update_program(old, prog);
+        bpf_link__destroy(old);  // closes our fd; the pin keeps the link
+        if (r == 0) continue;
+      }
+      // Defunct (its cgroup was removed and recreated) or not a link:
+      // replace the pin with a fresh link.
+      if (::unlink(pin.c_str()) != 0) {
+        return Error::internal(where + ": unlink stale link " + pin + ": " + errnoText(errno));
+      }
+    }
+    bpf_link* link = bpf_program__attach_cgroup(prog, cg->fd.get());
+    if (link == nullptr) return Error::internal(where + ": attach: " + errnoText(errno));
+    if (int r = bpf_link__pin(link, pin.c_str()); r < 0) {
+      bpf_link__destroy(link);  // unpinned: this detaches it again
+      return Error::internal(where + ": pin " + pin + ": " + errnoText(r));
+    }
+    bpf_link__destroy(link);
+  }
+  return okResult();
+}
+
+Result<void> EbpfMode::detachCgroup(const std::string& cgroupPath) {
+  std::lock_guard lock(mu_);
+  auto cg = openCgroup(cgroupPath);
+  if (!cg) return cg.error();
+  const std::string dir = linkDirOf(options_.pinDir, cg->id);
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, sock_->obj) {
+    const std::string pin = dir + "/" + bpf_program__name(prog);
+    if (::access(pin.c_str(), F_OK) != 0) continue;
+    if (bpf_link* link = bpf_link__open(pin.c_str()); link != nullptr) {
+      // Detach explicitly: another holder of the link (bpftool, a
+      // restarting agent) must not keep the hook alive.
+      (void)bpf_link__detach(link);
+      bpf_link__destroy(link);
+    }
+    if (::unlink(pin.c_str()) != 0 && errno != ENOENT) {
+      return Error::internal("cgroup " + cgroupPath + ": unpin " + pin + ": " + errnoText(errno));
+    }
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+    return Error::internal("cgroup " + cgroupPath + ": remove " + dir + ": " + errnoText(errno));
+  }
+  return okResult();
 }
 
 uint32_t EbpfMode::allocateServiceId() {
@@ -741,6 +869,9 @@ Result<EbpfDump> EbpfMode::dump() const {
   auto affinity = affinity_.dump<sl_affinity_key, sl_affinity_value>();
   if (!affinity) return affinity.error();
   d.affinity.insert(affinity->begin(), affinity->end());
+  auto sockRev = sockRev_.dump<sl_sock_rev_key, sl_svc_key>();
+  if (!sockRev) return sockRev.error();
+  d.sockReverse.insert(sockRev->begin(), sockRev->end());
   return d;
 }
 

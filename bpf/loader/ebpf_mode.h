@@ -1,8 +1,9 @@
 // EbpfMode: the `ebpf` ProxyMode. Loads the BPF objects through their
-// skeletons, pins their maps under a bpffs directory (adopting maps a
-// previous agent pinned, so established flows survive restarts), and
-// programs the ServiceTable into sl_services / sl_slots / sl_backends /
-// sl_maglev (bpf/abi/lb.h).
+// skeletons (lxc: tc on pod veths; sock: cgroup socket hooks), pins their
+// maps under a bpffs directory (adopting maps a previous agent pinned, so
+// established flows survive restarts), and programs the ServiceTable into
+// sl_services / sl_slots / sl_backends / sl_maglev (bpf/abi/lb.h). Both
+// objects share every map through the pins: one write serves both paths.
 //
 // Write discipline: the loader keeps a mirror of every entry it owns and
 // writes only entries whose value differs, so apply() of one changed
@@ -34,12 +35,14 @@
 
 #include "bpf/abi/ct.h"
 #include "bpf/abi/lb.h"
+#include "bpf/abi/sock.h"
 #include "bpf/loader/bpf_map.h"
 #include "bpf/loader/lb_layout.h"
 #include "dataplane/maglev.h"
 #include "dataplane/proxy_mode.h"
 
 struct lxc_bpf;
+struct sock_bpf;
 
 namespace sluice {
 
@@ -55,6 +58,7 @@ struct EbpfOptions {
   uint32_t maxMaglevTables = 1024; // sl_maglev: Maglev services x families x locality
   uint32_t maxConntrack = 262144;  // sl_ct: two entries per flow (LRU)
   uint32_t maxAffinity = 65536;    // sl_affinity (LRU)
+  uint32_t maxSockReverse = 262144;  // sl_sock_rev: sockets sent to a backend (LRU)
 };
 
 // Every entry of the datapath maps as the kernel holds them now, for
@@ -66,6 +70,7 @@ struct EbpfDump {
   std::map<uint32_t, std::vector<uint32_t>> maglev;  // set id -> backend id per slot
   std::map<sl_ct_key, sl_ct_entry, bpf::BytesLess> conntrack;
   std::map<sl_affinity_key, sl_affinity_value, bpf::BytesLess> affinity;
+  std::map<sl_sock_rev_key, sl_svc_key, bpf::BytesLess> sockReverse;
 };
 
 class EbpfMode final : public ProxyMode {
@@ -98,12 +103,38 @@ class EbpfMode final : public ProxyMode {
   // The loaded sl_lxc_ingress, for BPF_PROG_TEST_RUN and benchmarks.
   int lxcIngressFd() const;
 
+  // Socket-level load balancing (bpf/sock.bpf.c) for every process in the
+  // cgroup v2 directory cgroupPath and its descendants (the cgroup root for
+  // the whole node): the eight connect/sendmsg/recvmsg/getpeername hooks,
+  // as bpf_links pinned under cgroupLinkDir(). Pinned links stay attached
+  // when the agent exits, so sockets keep being balanced (through the
+  // pinned maps) while it is down; attaching again from a new EbpfMode
+  // swaps each link's program in place (BPF_LINK_UPDATE): no window
+  // without a hook, and never two copies of one. Links coexist with other
+  // programs on the same hooks (multi-attach). Needs Linux 5.7 (cgroup
+  // links; bpf_set_retval, which the object calls, needs 5.18).
+  Result<void> attachCgroup(const std::string& cgroupPath);
+  // Detaches and unpins what attachCgroup() pinned; nothing pinned is not
+  // an error. Run it before removing the cgroup: a removed cgroup's links
+  // go defunct but their pins stay until the pin dir goes.
+  Result<void> detachCgroup(const std::string& cgroupPath);
+  // <pinDir>/links/cgroup-<id>, id the cgroup's inode number (its cgroup
+  // id, never reused while the system runs).
+  Result<std::string> cgroupLinkDir(const std::string& cgroupPath) const;
+
   const Options& options() const { return options_; }
 
  private:
   struct SkeletonDeleter {
     void operator()(lxc_bpf* skel) const;
+    void operator()(sock_bpf* skel) const;
   };
+  template <typename Skel>
+  using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter>;
+  // Opens one object with the pin root, sizes its maps from the options,
+  // checks pins an earlier run left, loads it.
+  template <typename Skel>
+  static Result<SkeletonPtr<Skel>> loadObject(const Options& options, const char* file);
 
   // One backend set's entries (bpf/abi/lb.h), as last written or adopted.
   struct SetState {
@@ -124,7 +155,7 @@ class EbpfMode final : public ProxyMode {
     std::map<sl_svc_key, sl_svc_value, bpf::BytesLess> frontends;  // mirror of its sl_services
   };
 
-  EbpfMode(Options options, std::unique_ptr<lxc_bpf, SkeletonDeleter> skel);
+  EbpfMode(Options options, SkeletonPtr<lxc_bpf> skel, SkeletonPtr<sock_bpf> sock);
 
   Result<void> program(const ServiceKey& key, ServiceState& st, const Service& svc);
   Result<void> programSet(ServiceState& st, const Service& svc, uint32_t setId,
@@ -140,10 +171,11 @@ class EbpfMode final : public ProxyMode {
   uint64_t sumCounter(const bpf::MapRef& map, uint32_t index) const;
 
   const Options options_;
-  std::unique_ptr<lxc_bpf, SkeletonDeleter> skel_;
+  SkeletonPtr<lxc_bpf> skel_;
+  SkeletonPtr<sock_bpf> sock_;
   mutable std::mutex mu_;
   bpf::MapOpCounters ops_;
-  bpf::MapRef services_, slots_, backends_, maglev_, ct_, affinity_, drops_, events_;
+  bpf::MapRef services_, slots_, backends_, maglev_, ct_, affinity_, sockRev_, drops_, events_;
 
   std::map<ServiceKey, ServiceState> programmed_;
   // Which service wrote each sl_services entry: a frontend moving between

@@ -40,11 +40,18 @@ bpf_tc_opts ourFilter() {
 
 Result<void> tcAttach(int ifindex, TcDirection dir, int progFd) {
   auto hook = hookFor(ifindex, dir);
+  auto opts = ourFilter();
+  opts.prog_fd = progFd;
+  opts.flags = BPF_TC_F_REPLACE;
+  // Re-attaching (an agent restart) finds the qdisc in place: try that
+  // first, so the common case is one netlink request and the kernel does
+  // not log "Exclusivity flag on" for a qdisc that already exists.
+  if (bpf_tc_attach(&hook, &opts) == 0) return okResult();
   int r = bpf_tc_hook_create(&hook);
   if (r < 0 && r != -EEXIST) {
     return Error::internal(where(ifindex, dir) + ": create clsact: " + std::strerror(-r));
   }
-  auto opts = ourFilter();
+  opts = ourFilter();
   opts.prog_fd = progFd;
   opts.flags = BPF_TC_F_REPLACE;
   r = bpf_tc_attach(&hook, &opts);

@@ -15,8 +15,10 @@
 #include "bpf/abi/ct.h"
 #include "bpf/abi/lb.h"
 #include "bpf/abi/metrics.h"
+#include "bpf/abi/sock.h"
 #include "bpf/loader/abi_layout.h"
 #include "lxc.skel.h"
+#include "sock.skel.h"
 
 namespace sluice {
 namespace {
@@ -79,6 +81,11 @@ std::vector<Layout> cxxLayouts() {
       {"sl_counter",
        sizeof(sl_counter),
        {SL_FIELD(sl_counter, packets), SL_FIELD(sl_counter, bytes)}},
+      {"sl_sock_rev_key",
+       sizeof(sl_sock_rev_key),
+       {SL_FIELD(sl_sock_rev_key, cookie), SL_FIELD(sl_sock_rev_key, addr),
+        SL_FIELD(sl_sock_rev_key, port), SL_FIELD(sl_sock_rev_key, family),
+        SL_FIELD(sl_sock_rev_key, pad)}},
   };
 }
 
@@ -86,15 +93,10 @@ std::vector<Layout> cxxLayouts() {
 
 struct SkelDeleter {
   void operator()(lxc_bpf* s) const { lxc_bpf__destroy(s); }
+  void operator()(sock_bpf* s) const { sock_bpf__destroy(s); }
 };
 
-TEST(AbiLayoutTest, BpfObjectAndCxxAgreeOnEverySharedStruct) {
-  // Opened, not loaded: only the object's BTF is needed.
-  std::unique_ptr<lxc_bpf, SkelDeleter> skel(lxc_bpf__open());
-  ASSERT_TRUE(skel);
-  const btf* types = bpf_object__btf(skel->obj);
-  ASSERT_NE(types, nullptr) << "lxc.bpf.o has no BTF (built without -g?)";
-
+void expectLayoutsMatch(const btf* types) {
   for (const Layout& want : cxxLayouts()) {
     SCOPED_TRACE("struct " + want.name);
     const int id = btf__find_by_name_kind(types, want.name.c_str(), BTF_KIND_STRUCT);
@@ -112,6 +114,25 @@ TEST(AbiLayoutTest, BpfObjectAndCxxAgreeOnEverySharedStruct) {
       EXPECT_EQ(size, static_cast<int64_t>(f.size)) << f.name;
     }
   }
+}
+
+TEST(AbiLayoutTest, BpfObjectAndCxxAgreeOnEverySharedStruct) {
+  // Opened, not loaded: only the object's BTF is needed.
+  std::unique_ptr<lxc_bpf, SkelDeleter> skel(lxc_bpf__open());
+  ASSERT_TRUE(skel);
+  const btf* types = bpf_object__btf(skel->obj);
+  ASSERT_NE(types, nullptr) << "lxc.bpf.o has no BTF (built without -g?)";
+  expectLayoutsMatch(types);
+}
+
+TEST(AbiLayoutTest, SockObjectAgreesToo) {
+  // Every object defines the shared maps from bpf/lib/maps.h, so each
+  // carries every struct; they share pinned maps and must agree.
+  std::unique_ptr<sock_bpf, SkelDeleter> skel(sock_bpf__open());
+  ASSERT_TRUE(skel);
+  const btf* types = bpf_object__btf(skel->obj);
+  ASSERT_NE(types, nullptr) << "sock.bpf.o has no BTF (built without -g?)";
+  expectLayoutsMatch(types);
 }
 
 TEST(AbiLayoutTest, CounterMapsHaveOneSlotPerEnumValue) {

@@ -15,12 +15,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "bpf/loader/tc_attach.h"
+#include "tests/bpf/cgroup.h"
 #include "dataplane/maglev.h"
 #include "dataplane/service_diff.h"
 #include "tests/bpf/lb_fixtures.h"
@@ -520,6 +524,79 @@ TEST_F(EbpfModeTest, AttachedToLoopbackItBalancesRealUdpExchangesIncludingHairpi
   auto gone = bpf::tcAttachedProgramId(lo, bpf::TcDirection::kIngress);
   ASSERT_TRUE(gone.ok());
   EXPECT_EQ(*gone, 0u);
+}
+
+
+// ---------------------------------------------------------------------------
+// cgroup socket hooks: pinned links, replaced in place by a restarted agent.
+
+constexpr bpf_attach_type kSockHooks[] = {
+    BPF_CGROUP_INET4_CONNECT,     BPF_CGROUP_INET6_CONNECT,     BPF_CGROUP_UDP4_SENDMSG,
+    BPF_CGROUP_UDP6_SENDMSG,      BPF_CGROUP_UDP4_RECVMSG,      BPF_CGROUP_UDP6_RECVMSG,
+    BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
+};
+
+// The programs attached to each socket hook of the cgroup, by hook.
+std::vector<std::vector<uint32_t>> attachedPrograms(const std::string& cgroup) {
+  std::vector<std::vector<uint32_t>> out;
+  const int fd = ::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  for (bpf_attach_type hook : kSockHooks) {
+    uint32_t ids[16] = {};
+    uint32_t count = 16;
+    EXPECT_EQ(bpf_prog_query(fd, hook, 0, nullptr, ids, &count), 0);
+    out.emplace_back(ids, ids + count);
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST_F(EbpfModeTest, CgroupHooksArePinnedLinksThatARestartReplacesInPlace) {
+  if (IsSkipped()) return;
+  ScopedCgroup cg;
+  if (!cg.ok()) GTEST_SKIP() << cg.error();
+
+  auto attached = mode_->attachCgroup(cg.path());
+  ASSERT_TRUE(attached.ok()) << attached.error().message;
+  auto dir = mode_->cgroupLinkDir(cg.path());
+  ASSERT_TRUE(dir.ok()) << dir.error().message;
+  size_t pins = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(*dir)) pins += entry.exists();
+  EXPECT_EQ(pins, std::size(kSockHooks)) << "one pinned link per hook in " << *dir;
+  const auto first = attachedPrograms(cg.path());
+  for (const auto& ids : first) EXPECT_EQ(ids.size(), 1u);
+
+  // The agent exits: the pinned links keep the hooks attached.
+  mode_.reset();
+  EXPECT_EQ(attachedPrograms(cg.path()), first);
+
+  // It comes back and attaches again: each link now runs the new program;
+  // nothing is stacked on top.
+  EbpfOptions options;
+  options.pinDir = fs_->pinDir();
+  auto again = EbpfMode::create(options);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  mode_ = std::move(*again);
+  attached = mode_->attachCgroup(cg.path());
+  ASSERT_TRUE(attached.ok()) << attached.error().message;
+  const auto second = attachedPrograms(cg.path());
+  for (size_t i = 0; i < second.size(); ++i) {
+    ASSERT_EQ(second[i].size(), 1u) << "hook " << i;
+    EXPECT_NE(second[i][0], first[i][0]) << "hook " << i << " still runs the old program";
+  }
+
+  ASSERT_TRUE(mode_->detachCgroup(cg.path()).ok());
+  for (const auto& ids : attachedPrograms(cg.path())) EXPECT_TRUE(ids.empty());
+  EXPECT_FALSE(std::filesystem::exists(*dir));
+  EXPECT_TRUE(mode_->detachCgroup(cg.path()).ok()) << "detaching twice is not an error";
+}
+
+TEST_F(EbpfModeTest, CgroupAttachOutsideCgroupV2SaysSo) {
+  if (IsSkipped()) return;
+  auto r = mode_->attachCgroup("/tmp");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.error().message.find("cgroup v2"), std::string::npos) << r.error().message;
 }
 
 }  // namespace
