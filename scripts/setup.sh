@@ -14,6 +14,9 @@ packages=(
   libbpf-dev bpftool
   # tools the tests and the lab drive
   iproute2 python3
+  # cni/: netlink and JSON; the reference plugins (host-local, portmap) its
+  # tests run against, and iptables, which portmap drives
+  libnl-3-dev libnl-route-3-dev nlohmann-json3-dev containernetworking-plugins iptables
 )
 
 missing=()
