@@ -17,6 +17,9 @@ packages=(
   # cni/: netlink and JSON; the reference plugins (host-local, portmap) its
   # tests run against, and iptables, which portmap drives
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev containernetworking-plugins iptables
+  # control/: object model (protobuf), API server (Boost.Beast, OpenSSL), CLI;
+  # yaml-cpp reads example manifests in tests
+  protobuf-compiler libprotobuf-dev libboost1.74-dev libssl-dev libcli11-dev libyaml-cpp-dev
 )
 
 missing=()

@@ -1,0 +1,296 @@
+#include "control/server/api_server.h"
+
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "control/api/object_meta.h"
+#include "control/api/proto/core.pb.h"
+#include "control/server/credentials.h"
+#include "control/store/sqlite_store.h"
+
+namespace sluice::server {
+namespace {
+
+const char* const kBuiltinNamespaces[] = {"default", "kube-system", "kube-public", "kube-node-lease"};
+
+Result<void> makeDirs(const std::string& dir) {
+  std::string path;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    path = dir.substr(0, pos);
+    if (path.empty()) continue;
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Error::unavailable("creating " + path + ": " + std::strerror(errno));
+    }
+  }
+  return okResult();
+}
+
+std::string hostForUrl(const std::string& host) {
+  if (host == "0.0.0.0" || host.empty()) return "127.0.0.1";
+  if (host == "::") return "[::1]";
+  if (host.find(':') != std::string::npos) return "[" + host + "]";
+  return host;
+}
+
+// Warning header values: 299 - "<text>" with quotes escaped.
+std::string warningHeader(const std::string& text) {
+  std::string v = "299 - \"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') v += '\\';
+    v += c;
+  }
+  return v + "\"";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
+  if (auto r = makeDirs(options.dataDir); !r) return r.error();
+  auto store = store::SqliteStore::open(options.dataDir + "/state.db");
+  if (!store) return store.error().wrap("opening " + options.dataDir + "/state.db");
+  return start(std::move(options), std::move(*store));
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options, std::unique_ptr<store::Store> store) {
+  if (auto r = makeDirs(options.dataDir); !r) return r.error();
+  std::unique_ptr<ApiServer> s(new ApiServer(std::move(options)));
+  if (auto r = s->init(std::move(store)); !r) {
+    s->stop();
+    return r.error();
+  }
+  return s;
+}
+
+Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
+  store_ = std::move(store);
+  objects_ = std::make_unique<ObjectStore>(*store_);
+  auto services = ServiceAllocations::create(options_.network);
+  if (!services) return services.error();
+  services_ = std::move(*services);
+  if (auto r = restoreAllocations(); !r) return r;
+  watches_ = std::make_unique<WatchManager>(*objects_, options_.watch);
+  if (auto r = watches_->start(); !r) return r;
+  rest_ = std::make_unique<RestHandler>(*objects_, *services_, *watches_);
+
+  auto creds = loadOrCreateCredentials(options_.dataDir, {options_.listenHost});
+  if (!creds) return creds.error();
+  token_ = creds->token;
+  caCertPem_ = creds->caCertPem;
+
+  HttpServerOptions http;
+  http.host = options_.listenHost;
+  http.port = options_.listenPort;
+  http.certPem = creds->certPem;
+  http.keyPem = creds->keyPem;
+  http.workerThreads = options_.workerThreads;
+  auto server = HttpServer::create(http, *this);
+  if (!server) return server.error();
+  http_ = std::move(*server);
+  port_ = http_->port();
+  discovery_ = std::make_unique<Discovery>(api::Registry::builtin(), advertiseAddress() + ":" + std::to_string(port_));
+  if (auto r = bootstrap(); !r) return r;
+  if (options_.writeKubeconfig) {
+    if (auto r = writeKubeconfig(kubeconfigPath(), url(), caCertPem_, token_); !r) return r;
+  }
+  http_->start();
+  if (options_.compactInterval.count() > 0) compactor_ = std::thread([this] { compactLoop(); });
+  return okResult();
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::stop() {
+  {
+    std::lock_guard lock(stopMu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  stopCv_.notify_all();
+  if (compactor_.joinable()) compactor_.join();
+  // Streams first: they hold connections the HTTP server owns.
+  if (watches_) watches_->stop();
+  if (http_) http_->stop();
+}
+
+std::string ApiServer::advertiseAddress() const {
+  const std::string& h = options_.listenHost;
+  if (h.empty() || h == "0.0.0.0" || h == "::") return "127.0.0.1";
+  return h;
+}
+
+std::string ApiServer::url() const { return "https://" + hostForUrl(options_.listenHost) + ":" + std::to_string(port_); }
+
+Result<void> ApiServer::restoreAllocations() {
+  const api::ResourceType* svcType = api::Registry::builtin().findKind("v1", "Service");
+  auto all = store_->list(ObjectStore::prefix(*svcType, ""));
+  if (!all) return all.error();
+  for (const auto& kv : all->kvs) {
+    auto o = objects_->decode(*svcType, kv);
+    if (!o) return o.error();
+    if (!services_->restore(static_cast<const api::Service&>(*o->msg))) {
+      std::cerr << "sluice server: service " << api::objectKey(*o->msg)
+                << " holds an address or port already held by another service\n";
+    }
+  }
+  return okResult();
+}
+
+Result<void> ApiServer::bootstrap() {
+  const api::Registry& reg = api::Registry::builtin();
+  const api::ResourceType* nsType = reg.findKind("v1", "Namespace");
+  for (const char* ns : kBuiltinNamespaces) {
+    Response r = rest_->createObject(*nsType, "", {{"metadata", {{"name", ns}}}});
+    if (r.status != 201 && r.status != 409) return Error::internal("creating namespace " + std::string(ns) + ": " + r.body);
+  }
+  const api::ResourceType* svcType = reg.findKind("v1", "Service");
+  auto existing = objects_->get(*svcType, "default", "kubernetes");
+  if (!existing) return existing.error();
+  if (!existing->has_value()) {
+    api::Json svc = {{"metadata", {{"name", "kubernetes"}, {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+                     {"spec",
+                      {{"type", "ClusterIP"},
+                       {"clusterIP", services_->firstServiceIp()},
+                       {"ports", api::Json::array({{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", port_}}})}}}};
+    Response r = rest_->createObject(*svcType, "default", svc);
+    if (r.status != 201 && r.status != 409) return Error::internal("creating service default/kubernetes: " + r.body);
+  } else {
+    // The listen port may have changed since the Service was created.
+    auto& s = static_cast<api::Service&>(*(*existing)->msg);
+    if (s.spec().ports_size() == 1 && s.spec().ports(0).targetport().intval() != port_) {
+      s.mutable_spec()->mutable_ports(0)->mutable_targetport()->set_intval(port_);
+      if (auto r = objects_->update(*svcType, s, (*existing)->modRevision); !r) return r.error();
+    }
+  }
+  // Endpoints: this server's address and port, rewritten on every start.
+  const api::ResourceType* epType = reg.findKind("v1", "Endpoints");
+  api::Endpoints ep;
+  api::setTypeMeta(ep, "v1", "Endpoints");
+  ep.mutable_metadata()->set_name("kubernetes");
+  ep.mutable_metadata()->set_namespace_("default");
+  (*ep.mutable_metadata()->mutable_labels())["endpointslice.kubernetes.io/skip-mirror"] = "true";
+  auto* subset = ep.add_subsets();
+  subset->add_addresses()->set_ip(advertiseAddress());
+  auto* port = subset->add_ports();
+  port->set_name("https");
+  port->set_port(port_);
+  port->set_protocol("TCP");
+  auto current = objects_->get(*epType, "default", "kubernetes");
+  if (!current) return current.error();
+  if (!current->has_value()) {
+    Response r = rest_->createObject(*epType, "default", api::encodeJson(ep));
+    if (r.status != 201 && r.status != 409) return Error::internal("creating endpoints default/kubernetes: " + r.body);
+  } else {
+    auto& old = static_cast<api::Endpoints&>(*(*current)->msg);
+    if (old.subsets_size() != 1 || old.subsets(0).SerializeAsString() != subset->SerializeAsString()) {
+      *old.mutable_subsets() = ep.subsets();
+      if (auto r = objects_->update(*epType, old, (*current)->modRevision); !r) return r.error();
+    }
+  }
+  return okResult();
+}
+
+void ApiServer::compactLoop() {
+  int64_t previous = 0;
+  std::unique_lock lock(stopMu_);
+  while (!stopped_) {
+    stopCv_.wait_for(lock, options_.compactInterval, [this] { return stopped_; });
+    if (stopped_) break;
+    lock.unlock();
+    // Keep one interval of history: compact to what was current one tick ago.
+    auto compacted = store_->compactedRevision();
+    if (previous > 0 && compacted && previous > *compacted) {
+      if (auto r = store_->compact(previous); !r) std::cerr << "sluice server: compaction: " << r.error().message << "\n";
+    }
+    auto cur = store_->currentRevision();
+    if (cur) previous = *cur;
+    lock.lock();
+  }
+}
+
+bool ApiServer::authorized(const HttpRequest& req) const {
+  std::string auth = req.header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0) return false;
+  std::string_view presented = std::string_view(auth).substr(kBearer.size());
+  return presented.size() == token_.size() && CRYPTO_memcmp(presented.data(), token_.data(), token_.size()) == 0;
+}
+
+std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer) {
+  const std::string& path = req.path;
+  if (path == "/healthz" || path == "/livez" || path == "/readyz") {
+    Response r;
+    r.contentType = "text/plain; charset=utf-8";
+    r.body = "ok";
+    return r;
+  }
+  bool publicPath = path == "/version" || path == "/version/";
+  if (!publicPath && !authorized(req)) return statusResponse(401, "Unauthorized", "Unauthorized");
+  if (auto r = discovery_->handle(req)) return r;
+
+  std::vector<std::string> seg;
+  size_t pos = 1;
+  while (pos <= path.size()) {
+    size_t next = path.find('/', pos);
+    std::string s = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    if (!s.empty()) seg.push_back(s);
+    if (next == std::string::npos) break;
+    pos = next + 1;
+  }
+  auto notFoundPath = [] { return statusResponse(404, "NotFound", "the server could not find the requested resource"); };
+  std::string group;
+  std::string version;
+  size_t i = 0;
+  if (seg.size() >= 2 && seg[0] == "api") {
+    version = seg[1];
+    i = 2;
+  } else if (seg.size() >= 3 && seg[0] == "apis") {
+    group = seg[1];
+    version = seg[2];
+    i = 3;
+  } else {
+    return notFoundPath();
+  }
+  std::vector<std::string> rest(seg.begin() + static_cast<long>(i), seg.end());
+  if (rest.empty()) return notFoundPath();
+  ResourceRequest rr;
+  rr.http = &req;
+  std::string resource;
+  if (rest[0] == "namespaces" && rest.size() >= 3 && rest[2] != "status" && rest[2] != "finalize") {
+    if (rest.size() > 5) return notFoundPath();
+    rr.ns = rest[1];
+    resource = rest[2];
+    if (rest.size() >= 4) rr.name = rest[3];
+    if (rest.size() >= 5) rr.subresource = rest[4];
+  } else {
+    if (rest.size() > 3) return notFoundPath();
+    resource = rest[0];
+    if (rest.size() >= 2) rr.name = rest[1];
+    if (rest.size() >= 3) rr.subresource = rest[2];
+  }
+  rr.type = api::Registry::builtin().find(group, version, resource);
+  if (rr.type == nullptr || (!rr.type->namespaced && !rr.ns.empty())) return notFoundPath();
+  return rest_->handle(rr, writer);
+}
+
+void ApiServer::handle(HttpRequest request, std::shared_ptr<ResponseWriter> writer) {
+  auto started = std::chrono::steady_clock::now();
+  std::optional<Response> r = route(request, writer);
+  if (r) {
+    Headers headers = {{"Content-Type", r->contentType}, {"Cache-Control", "no-cache, private"}};
+    for (const auto& w : r->warnings) headers.emplace_back("Warning", warningHeader(w));
+    writer->send(r->status, std::move(headers), std::move(r->body));
+  }
+  if (options_.logRequests) {
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+    std::cerr << request.method << " " << request.target << " " << (r ? r->status : 200) << " " << us / 1000.0
+              << "ms\n";
+  }
+}
+
+}  // namespace sluice::server

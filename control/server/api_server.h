@@ -1,0 +1,93 @@
+// ApiServer: `sluice server`. Owns the store, the HTTPS listener, the REST
+// handler, the watch pump, the Service allocations, discovery and the admin
+// credentials, and wires them together:
+//   request -> bearer-token check (401) -> discovery/OpenAPI/version
+//           -> /api/v1/..., /apis/<group>/<version>/... -> RestHandler
+// On start it creates what a fresh cluster has: the default, kube-system,
+// kube-public and kube-node-lease namespaces, and the `kubernetes` Service
+// (first service IP, port 443) with Endpoints pointing at this server.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "control/api/registry.h"
+#include "control/server/discovery.h"
+#include "control/server/http_server.h"
+#include "control/server/object_store.h"
+#include "control/server/rest_handler.h"
+#include "control/server/service_allocations.h"
+#include "control/server/watch_manager.h"
+#include "control/store/store.h"
+
+namespace sluice::server {
+
+struct ApiServerOptions {
+  std::string dataDir = "/var/lib/sluice";
+  std::string listenHost = "127.0.0.1";
+  uint16_t listenPort = 6443;  // 0 = any free port
+  ServiceNetworkOptions network;
+  WatchOptions watch;
+  int workerThreads = 16;
+  // History older than this many seconds is compacted away (0 = never);
+  // watches and continue tokens older than that get 410 Gone.
+  std::chrono::seconds compactInterval{300};
+  bool writeKubeconfig = true;
+  bool logRequests = false;
+};
+
+class ApiServer final : public HttpHandler {
+ public:
+  // Opens (or creates) DATA_DIR/state.db, credentials and kubeconfig, then
+  // serves. Errors carry what failed (directory, store lock, listen).
+  static Result<std::unique_ptr<ApiServer>> start(ApiServerOptions options);
+  // With a store the caller opened (tests).
+  static Result<std::unique_ptr<ApiServer>> start(ApiServerOptions options, std::unique_ptr<store::Store> store);
+
+  ~ApiServer() override;
+  void stop();
+
+  uint16_t port() const { return port_; }
+  std::string url() const;
+  const std::string& token() const { return token_; }
+  const std::string& caCertPem() const { return caCertPem_; }
+  std::string kubeconfigPath() const { return options_.dataDir + "/kubeconfig"; }
+  store::Store& store() { return *store_; }
+  WatchManager& watches() { return *watches_; }
+
+  void handle(HttpRequest request, std::shared_ptr<ResponseWriter> writer) override;
+
+ private:
+  explicit ApiServer(ApiServerOptions options) : options_(std::move(options)) {}
+  Result<void> init(std::unique_ptr<store::Store> store);
+  Result<void> restoreAllocations();
+  Result<void> bootstrap();
+  void compactLoop();
+  std::optional<Response> route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer);
+  bool authorized(const HttpRequest& req) const;
+  std::string advertiseAddress() const;
+
+  ApiServerOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<ObjectStore> objects_;
+  std::unique_ptr<ServiceAllocations> services_;
+  std::unique_ptr<WatchManager> watches_;
+  std::unique_ptr<RestHandler> rest_;
+  std::unique_ptr<Discovery> discovery_;
+  std::unique_ptr<HttpServer> http_;
+  std::string token_;
+  std::string caCertPem_;
+  uint16_t port_ = 0;
+
+  std::mutex stopMu_;
+  std::condition_variable stopCv_;
+  bool stopped_ = false;
+  std::thread compactor_;
+};
+
+}  // namespace sluice::server

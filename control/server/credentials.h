@@ -1,0 +1,38 @@
+// The API server's TLS and client credentials, generated on first start into
+// the data directory and reused after:
+//   ca.crt / ca.key        a self-signed CA (ECDSA P-256, 10 years)
+//   server.crt / server.key the serving certificate, re-issued by the CA on
+//                          every start for the current listen address (SANs:
+//                          127.0.0.1, ::1, localhost, the host's name and the
+//                          listen address), so a changed --listen needs no
+//                          new kubeconfig
+//   token                  the admin bearer token (256 random bits, hex)
+// and DATA_DIR/kubeconfig pointing kubectl at https://ADDR:PORT with the CA
+// and the token. Secrets are written 0600.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "dataplane/result.h"
+
+namespace sluice::server {
+
+struct Credentials {
+  std::string caCertPem;
+  std::string certPem;  // serving certificate
+  std::string keyPem;   // serving key
+  std::string token;
+};
+
+// `sans` are extra DNS names or IP addresses for the serving certificate.
+Result<Credentials> loadOrCreateCredentials(const std::string& dataDir, const std::vector<std::string>& sans);
+
+// Writes a kubeconfig for `serverUrl` ("https://127.0.0.1:6443").
+Result<void> writeKubeconfig(const std::string& path, const std::string& serverUrl,
+                             const std::string& caCertPem, const std::string& token);
+
+std::string base64Encode(std::string_view data);
+Result<std::string> base64Decode(std::string_view data);
+
+}  // namespace sluice::server

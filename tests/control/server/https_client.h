@@ -1,0 +1,50 @@
+// A blocking HTTPS/1.1 client for the API server tests: verifies the
+// server's certificate against the generated CA and sends the bearer token,
+// as kubectl does. Watch streams are read line by line.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sluice::server::testing {
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  nlohmann::json json() const;
+  std::string header(const std::string& name) const;
+};
+
+class HttpsClient {
+ public:
+  HttpsClient(std::string host, uint16_t port, std::string caPem, std::string token);
+  ~HttpsClient();
+
+  HttpResponse request(const std::string& method, const std::string& target, const std::string& body = "",
+                       const std::string& contentType = "application/json", const std::string& accept = "application/json");
+  HttpResponse get(const std::string& target) { return request("GET", target); }
+  HttpResponse post(const std::string& target, const nlohmann::json& body) { return request("POST", target, body.dump()); }
+  HttpResponse put(const std::string& target, const nlohmann::json& body) { return request("PUT", target, body.dump()); }
+  HttpResponse del(const std::string& target) { return request("DELETE", target); }
+  HttpResponse patch(const std::string& target, const nlohmann::json& body, const std::string& type) {
+    return request("PATCH", target, body.dump(), type);
+  }
+
+  // Opens a watch and returns each event (one JSON line) until `onEvent`
+  // returns false, the stream ends, or `timeout` passes. Returns the HTTP
+  // status of the stream.
+  int watch(const std::string& target, const std::function<bool(const nlohmann::json&)>& onEvent,
+            std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::server::testing
