@@ -20,6 +20,9 @@ packages=(
   # control/: object model (protobuf), API server (Boost.Beast, OpenSSL), CLI;
   # yaml-cpp reads example manifests in tests
   protobuf-compiler libprotobuf-dev libboost1.74-dev libssl-dev libcli11-dev libyaml-cpp-dev
+  # bench/lab (sluice-bench): the kube-proxy baselines it programs, a load
+  # generator, and the plots
+  nftables wrk gnuplot-nox
 )
 
 missing=()

@@ -1,0 +1,57 @@
+// Results of one lab run and how they are written: results.csv, results.md
+// and gnuplot PNGs. Every figure also appears as its ratio to the ebpf mode
+// at the same S from the same run.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::lab {
+
+// One measured quantity at one point. No value and !overBudget: not
+// measured (mode failed, or not applicable).
+struct Figure {
+  std::optional<double> value;
+  bool overBudget = false;
+};
+
+// The measured quantities, in output order (index into PointResult::figures
+// and columns()).
+enum Col : size_t {
+  kSyncMs,
+  kChangeP50Ms,
+  kChangeP99Ms,
+  kConnectP50Us,
+  kConnectP99Us,
+  kRpsNewConn,
+  kCpuUsPerRequest,
+  kRpsKeepAlive,
+  kWrkRps,
+  kKernelObjects,
+  kKernelBytes,
+  kColumnCount,
+};
+
+// A column's CSV key and table title (with its unit).
+struct Column {
+  const char* key;
+  const char* title;
+};
+const std::vector<Column>& columns();
+
+struct PointResult {
+  std::string mode;
+  int services = 0;
+  int endpoints = 0;
+  std::vector<Figure> figures;  // one per columns() entry
+  std::string note;             // errors, partial counts
+};
+
+// Writes results.csv, results.md and (if gnuplot is found) sync.png,
+// latency.png, change.png, rps.png into dir. Returns the files written, or
+// an error text in *error.
+std::vector<std::string> writeReport(const std::string& dir, const std::vector<PointResult>& results,
+                                     const std::string& command, std::string* error);
+
+}  // namespace sluice::lab
