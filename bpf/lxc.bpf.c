@@ -22,8 +22,10 @@
  * Because both the client's and the backend's packets enter the host
  * through a pod veth's ingress, one hook serves both directions for
  * backends on this node; no program on the pod-facing egress is needed.
- * Backends on other nodes answer through the uplink, where bpf_host will
- * use the same pinned sl_ct.
+ * Backends on other nodes answer through the uplink, where bpf_host uses
+ * the same pinned sl_ct; local backends of flows bpf_host SNATed (outside
+ * clients, eTP=Cluster) answer here, and get their destination restored
+ * to the client too (SL_CT_F_SNAT).
  *
  * Backend selection is lb_choose() (lib/lb.h), the same routine bpf_sock
  * runs at connect(): both paths follow one set of rules.
@@ -32,6 +34,7 @@
  * happens to malformed packets.
  */
 #include "bpf/lib/ct.h"
+#include "bpf/lib/fib.h"
 #include "bpf/lib/lb.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/metrics.h"
@@ -122,40 +125,14 @@ dnat:
 	return CTX_ACT_OK;
 }
 
-/* Routes a reverse-NATed reply to dst itself, bypassing the stack's input
- * path (SL_CT_F_NODE_FRONTEND in abi/ct.h). Falls back to the stack when
- * the FIB has no forwarding answer. */
-static __always_inline int lxc_route(struct __sk_buff *ctx, const struct sl_pkt *pkt,
-				     const __be32 *src, const __be32 *dst)
-{
-	struct bpf_fib_lookup fib = {};
-	long ret;
-
-	fib.family = pkt->family == SL_FAMILY_V4 ? SL_AF_INET : SL_AF_INET6;
-	fib.l4_protocol = pkt->proto;
-	fib.tot_len = (__u16)pkt->l3_len;
-	fib.ifindex = ctx->ingress_ifindex;
-	if (pkt->family == SL_FAMILY_V4) {
-		fib.ipv4_src = src[0];
-		fib.ipv4_dst = dst[0];
-	} else {
-		__builtin_memcpy(fib.ipv6_src, src, sizeof(fib.ipv6_src));
-		__builtin_memcpy(fib.ipv6_dst, dst, sizeof(fib.ipv6_dst));
-	}
-	ret = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return CTX_ACT_OK;
-	return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
-}
-
 static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt *pkt)
 {
 	enum sl_drop_reason reason;
 	struct sl_ct_entry *ct;
 	struct sl_ct_key key;
 	__be32 addr[4], client[4];
-	bool hairpin, routed;
-	__be16 port;
+	bool hairpin, snat, routed;
+	__be16 port, client_port;
 
 	ct_key_of(&key, pkt, SL_CT_DIR_REPLY);
 	ct = ct_lookup(&key, bpf_ktime_get_ns());
@@ -169,17 +146,20 @@ static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt 
 
 	ct_touch(ct, pkt->tcp_flags, bpf_ktime_get_ns());
 	hairpin = ct->flags & SL_CT_F_HAIRPIN;
+	snat = ct->flags & SL_CT_F_SNAT;
+	client_port = snat ? ct->client_port : pkt->dport;
 	routed = ct->flags & SL_CT_F_NODE_FRONTEND;
 	__builtin_memcpy(client, ct->client_addr, sizeof(client));
 	__builtin_memcpy(addr, ct->nat_addr, sizeof(addr));
 	port = ct->nat_port;
 	if (nat_rewrite(ctx, pkt, SL_NAT_SRC, addr, port) < 0)
 		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
-	if (hairpin && nat_rewrite(ctx, pkt, SL_NAT_DST, client, pkt->dport) < 0)
+	/* Hairpin, or an outside client SNATed by bpf_host: restore it. */
+	if ((hairpin || snat) && nat_rewrite(ctx, pkt, SL_NAT_DST, client, client_port) < 0)
 		return metrics_drop(ctx, SL_DROP_NAT_FAILED);
 	metrics_event(ctx, SL_EV_REV_NAT);
 	if (routed)
-		return lxc_route(ctx, pkt, addr, hairpin ? client : pkt->daddr);
+		return fib_redirect(ctx, pkt, addr, (hairpin || snat) ? client : pkt->daddr);
 	return CTX_ACT_OK;
 }
 

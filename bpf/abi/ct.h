@@ -56,20 +56,33 @@ struct sl_ct_key {
  * arriving from a veth), so such replies are routed by the program itself
  * (bpf_fib_lookup + bpf_redirect_neigh) instead of handed to the stack. */
 #define SL_CT_F_NODE_FRONTEND 0x02
+/* The client's source was rewritten too: a NodePort / LoadBalancer /
+ * externalIP flow from outside the node with externalTrafficPolicy=Cluster
+ * (bpf/host.bpf.c), SNATed to the node's address so the backend answers
+ * through this node, as kube-proxy's masquerade does.
+ *   SL_CT_DIR_SERVICE: nat_addr/nat_port hold that SNAT source.
+ *   SL_CT_DIR_REPLY:   client_addr/client_port hold the client, restored as
+ *                      the destination of replies (key daddr/dport are the
+ *                      SNAT source). */
+#define SL_CT_F_SNAT 0x04
 
 struct sl_ct_entry {
 	/* SL_CT_DIR_REPLY: the frontend the client connected to, restored as
-	 * the source of replies. Zero in SL_CT_DIR_SERVICE entries. */
+	 * the source of replies. SL_CT_DIR_SERVICE: zero, or the SNAT source
+	 * with SL_CT_F_SNAT. */
 	__be32 nat_addr[4];
-	/* SL_CT_DIR_REPLY with SL_CT_F_HAIRPIN: the client (= backend) address
-	 * restored as the destination of replies. Zero otherwise. */
+	/* SL_CT_DIR_REPLY with SL_CT_F_HAIRPIN or SL_CT_F_SNAT: the client
+	 * address restored as the destination of replies. Zero otherwise. */
 	__be32 client_addr[4];
 	__be16 nat_port;
 	__u8 tcp_flags; /* union of TCP flags (header byte 13) seen this way */
 	__u8 flags;	/* SL_CT_F_* */
 	__u32 backend_id;
 	__u32 set_id; /* backend set the flow was balanced over (lb.h) */
-	__u32 pad1;
+	/* SL_CT_DIR_REPLY with SL_CT_F_SNAT: the client's port, restored as
+	 * the destination port of replies. Zero otherwise. */
+	__be16 client_port;
+	__u16 pad1;
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 };
 

@@ -49,7 +49,8 @@
 	X(PASS_NON_SERVICE, pass_non_service) /* not a service packet */      \
 	X(HAIRPIN, hairpin)               /* a pod reached itself: SNATed */   \
 	X(SOCK_FWD, sock_fwd)             /* a socket's frontend -> backend */ \
-	X(SOCK_REV, sock_rev)             /* a socket sees the frontend again */
+	X(SOCK_REV, sock_rev)             /* a socket sees the frontend again */ \
+	X(SNAT, snat)                     /* outside client SNATed to the node */
 
 #define SL__ENUM_DROP(name, str) SL_DROP_##name,
 #define SL__ENUM_EVENT(name, str) SL_EV_##name,

@@ -99,4 +99,62 @@ static __always_inline int ct_create(const struct sl_pkt *pkt, const struct sl_b
 	return bpf_map_update_elem(&sl_ct, &key, &e, BPF_ANY);
 }
 
+/* Whether the reply tuple backend -> snat_addr:snat_port is free for a new
+ * SNATed flow: no live SL_CT_DIR_REPLY entry holds it. */
+static __always_inline bool ct_reply_free(const struct sl_pkt *pkt, const struct sl_backend *be,
+					  const __be32 *snat_addr, __be16 snat_port, __u64 now)
+{
+	struct sl_ct_key key = {
+		.sport = be->port,
+		.dport = snat_port,
+		.proto = pkt->proto,
+		.family = pkt->family,
+		.dir = SL_CT_DIR_REPLY,
+	};
+
+	__builtin_memcpy(key.saddr, be->addr, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, snat_addr, sizeof(key.daddr));
+	return ct_lookup(&key, now) == NULL;
+}
+
+/* ct_create() for a flow whose client is also rewritten, to
+ * snat_addr:snat_port (SL_CT_F_SNAT in abi/ct.h): the service entry
+ * remembers the SNAT source, the reply entry is keyed on it and holds the
+ * client to restore. reply_flags as for ct_create(). */
+static __always_inline int ct_create_snat(const struct sl_pkt *pkt, const struct sl_backend *be,
+					  __u32 backend_id, __u32 set_id, __u64 now,
+					  const __be32 *snat_addr, __be16 snat_port,
+					  __u8 reply_flags)
+{
+	struct sl_ct_entry e = {
+		.tcp_flags = pkt->tcp_flags,
+		.flags = SL_CT_F_SNAT,
+		.backend_id = backend_id,
+		.set_id = set_id,
+		.nat_port = snat_port,
+		.last_seen_ns = now,
+	};
+	struct sl_ct_key key;
+	int ret;
+
+	__builtin_memcpy(e.nat_addr, snat_addr, sizeof(e.nat_addr));
+	ct_key_of(&key, pkt, SL_CT_DIR_SERVICE);
+	ret = bpf_map_update_elem(&sl_ct, &key, &e, BPF_ANY);
+	if (ret < 0)
+		return ret;
+
+	__builtin_memcpy(key.saddr, be->addr, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, snat_addr, sizeof(key.daddr));
+	key.sport = be->port;
+	key.dport = snat_port;
+	key.dir = SL_CT_DIR_REPLY;
+	e.flags = SL_CT_F_SNAT | reply_flags;
+	__builtin_memcpy(e.nat_addr, pkt->daddr, sizeof(e.nat_addr));
+	e.nat_port = pkt->dport;
+	__builtin_memcpy(e.client_addr, pkt->saddr, sizeof(e.client_addr));
+	e.client_port = pkt->sport;
+	e.tcp_flags = 0;
+	return bpf_map_update_elem(&sl_ct, &key, &e, BPF_ANY);
+}
+
 #endif /* SLUICE_BPF_LIB_CT_H */

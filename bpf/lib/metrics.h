@@ -15,7 +15,7 @@ static __always_inline void metrics_count(void *map, __u32 index, __u32 bytes)
 	}
 }
 
-static __always_inline void metrics_event(struct __sk_buff *ctx, enum sl_event ev)
+static __always_inline void metrics_event(struct sl_ctx *ctx, enum sl_event ev)
 {
 	metrics_count(&sl_events, ev, ctx_len(ctx));
 }
@@ -32,7 +32,7 @@ static __always_inline void metrics_drop_nopkt(enum sl_drop_reason reason)
 }
 
 /* Counts the drop and returns the verdict that drops it. */
-static __always_inline int metrics_drop(struct __sk_buff *ctx, enum sl_drop_reason reason)
+static __always_inline int metrics_drop(struct sl_ctx *ctx, enum sl_drop_reason reason)
 {
 	metrics_count(&sl_drops, reason, ctx_len(ctx));
 	return CTX_ACT_DROP;

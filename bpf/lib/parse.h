@@ -85,7 +85,7 @@ struct sl_tcphdr {
 	__be16 urg;
 };
 
-static __always_inline int parse_l4(struct __sk_buff *ctx, struct sl_pkt *pkt)
+static __always_inline int parse_l4(struct sl_ctx *ctx, struct sl_pkt *pkt)
 {
 	__u32 l3_end = pkt->l3_off + pkt->l3_len;
 	__u32 l4_len;
@@ -132,7 +132,7 @@ static __always_inline int parse_l4(struct __sk_buff *ctx, struct sl_pkt *pkt)
 	}
 }
 
-static __always_inline int parse_ipv4(struct __sk_buff *ctx, struct sl_pkt *pkt)
+static __always_inline int parse_ipv4(struct sl_ctx *ctx, struct sl_pkt *pkt)
 {
 	__u32 avail = ctx_len(ctx) - pkt->l3_off;
 	struct iphdr ip;
@@ -171,7 +171,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *ctx, struct sl_pkt *pkt)
 	return parse_l4(ctx, pkt);
 }
 
-static __always_inline int parse_ipv6(struct __sk_buff *ctx, struct sl_pkt *pkt)
+static __always_inline int parse_ipv6(struct sl_ctx *ctx, struct sl_pkt *pkt)
 {
 	__u32 avail = ctx_len(ctx) - pkt->l3_off;
 	struct ipv6hdr ip6;
@@ -234,7 +234,7 @@ static __always_inline int parse_ipv6(struct __sk_buff *ctx, struct sl_pkt *pkt)
 
 /* Fills *pkt from the frame. Returns SL_PARSE_OK, SL_PARSE_PASS, or a drop
  * reason (> 0). */
-static __always_inline int parse_packet(struct __sk_buff *ctx, struct sl_pkt *pkt)
+static __always_inline int parse_packet(struct sl_ctx *ctx, struct sl_pkt *pkt)
 {
 	__be16 proto;
 

@@ -58,7 +58,8 @@ static_assert(kIsPlain<sl_ct_entry> && sizeof(sl_ct_entry) == 56);
 static_assert(offsetof(sl_ct_entry, nat_addr) == 0 && offsetof(sl_ct_entry, client_addr) == 16 &&
               offsetof(sl_ct_entry, nat_port) == 32 && offsetof(sl_ct_entry, tcp_flags) == 34 &&
               offsetof(sl_ct_entry, flags) == 35 && offsetof(sl_ct_entry, backend_id) == 36 &&
-              offsetof(sl_ct_entry, set_id) == 40 && offsetof(sl_ct_entry, last_seen_ns) == 48);
+              offsetof(sl_ct_entry, set_id) == 40 && offsetof(sl_ct_entry, client_port) == 44 &&
+              offsetof(sl_ct_entry, pad1) == 46 && offsetof(sl_ct_entry, last_seen_ns) == 48);
 
 static_assert(kIsPlain<sl_counter> && sizeof(sl_counter) == 16);
 

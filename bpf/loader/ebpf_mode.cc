@@ -19,8 +19,10 @@
 #include "bpf/loader/abi_layout.h"
 #include "bpf/loader/libbpf_opts.h"
 #include "bpf/loader/tc_attach.h"
+#include "host.skel.h"
 #include "lxc.skel.h"
 #include "sock.skel.h"
+#include "xdp.skel.h"
 
 namespace sluice {
 
@@ -182,6 +184,8 @@ IpFamily familyOfSet(uint32_t setId) {
 
 void EbpfMode::SkeletonDeleter::operator()(lxc_bpf* skel) const { lxc_bpf__destroy(skel); }
 void EbpfMode::SkeletonDeleter::operator()(sock_bpf* skel) const { sock_bpf__destroy(skel); }
+void EbpfMode::SkeletonDeleter::operator()(host_bpf* skel) const { host_bpf__destroy(skel); }
+void EbpfMode::SkeletonDeleter::operator()(xdp_bpf* skel) const { xdp_bpf__destroy(skel); }
 
 EbpfMode::EbpfMode(Options options, SkeletonPtr<lxc_bpf> skel, SkeletonPtr<sock_bpf> sock)
     : options_(std::move(options)), skel_(std::move(skel)), sock_(std::move(sock)) {
@@ -201,8 +205,8 @@ EbpfMode::EbpfMode(Options options, SkeletonPtr<lxc_bpf> skel, SkeletonPtr<sock_
 EbpfMode::~EbpfMode() = default;
 
 template <typename Skel>
-Result<EbpfMode::SkeletonPtr<Skel>> EbpfMode::loadObject(const Options& options,
-                                                         const char* file) {
+Result<EbpfMode::SkeletonPtr<Skel>> EbpfMode::loadObject(
+    const Options& options, const char* file, const std::function<void(Skel&)>& configure) {
   auto openOpts = bpf::libbpfOpts<bpf_object_open_opts>();
   openOpts.pin_root_path = options.pinDir.c_str();
   SkeletonPtr<Skel> skel(Skel::open(&openOpts));
@@ -233,6 +237,7 @@ Result<EbpfMode::SkeletonPtr<Skel>> EbpfMode::loadObject(const Options& options,
     const bool counters = map == skel->maps.sl_drops || map == skel->maps.sl_events;
     if (auto r = checkPinned(map, options.pinDir, counters); !r) return r.error();
   }
+  if (configure) configure(*skel);
   if (int r = Skel::load(skel.get()); r < 0) {
     return Error::internal(std::string("load ") + file +
                            " (libbpf's log above has the verifier output): " + errnoText(r));
@@ -259,6 +264,98 @@ Result<void> EbpfMode::attachLxc(int ifindex) {
 }
 
 Result<void> EbpfMode::detachLxc(int ifindex) {
+  return bpf::tcDetach(ifindex, bpf::TcDirection::kIngress);
+}
+
+// ---------------------------------------------------------------------------
+// The uplink (bpf/host.bpf.c).
+
+Result<void> EbpfMode::loadUplink(const std::vector<IpAddress>& nodeAddresses) {
+  std::lock_guard lock(mu_);
+  if (!xdp_) {
+    auto xdp = loadObject<xdp_bpf>(options_, "xdp.bpf.o");
+    if (!xdp) return xdp.error().wrap("uplink XDP object");
+    xdp_ = std::move(*xdp);
+  }
+  if (host_ && hostAddresses_ == nodeAddresses) return okResult();
+  const IpAddress* v4 = nullptr;
+  const IpAddress* v6 = nullptr;
+  for (const IpAddress& a : nodeAddresses) {
+    if (a.isV4() && !v4) v4 = &a;
+    if (a.isV6() && !v6) v6 = &a;
+  }
+  auto host = loadObject<host_bpf>(options_, "host.bpf.o", [v4, v6](host_bpf& skel) {
+    if (v4) {
+      __be32 addr[4] = {};
+      bpf::storeAddress(*v4, addr);
+      skel.rodata->sl_node_addr4 = addr[0];
+    }
+    if (v6) {
+      __be32 addr[4] = {};
+      bpf::storeAddress(*v6, addr);
+      for (int i = 0; i < 4; ++i) skel.rodata->sl_node_addr6[i] = addr[i];
+    }
+  });
+  if (!host) return host.error().wrap("uplink object");
+  // Swap the program on every uplink before the old object goes (tcAttach
+  // replaces in place: no window without a program).
+  for (int ifindex : uplinks_) {
+    if (auto r = bpf::tcAttach(ifindex, bpf::TcDirection::kIngress,
+                               bpf_program__fd((*host)->progs.sl_host_ingress));
+        !r) {
+      return r.error().wrap("uplink ifindex " + std::to_string(ifindex));
+    }
+  }
+  host_ = std::move(*host);
+  hostAddresses_ = nodeAddresses;
+  return okResult();
+}
+
+int EbpfMode::uplinkIngressFd() const {
+  std::lock_guard lock(mu_);
+  return host_ ? bpf_program__fd(host_->progs.sl_host_ingress) : -1;
+}
+
+Result<void> EbpfMode::attachUplink(int ifindex, const std::vector<IpAddress>& nodeAddresses) {
+  if (auto r = loadUplink(nodeAddresses); !r) return r;
+  std::lock_guard lock(mu_);
+  if (auto r = bpf::tcAttach(ifindex, bpf::TcDirection::kIngress,
+                             bpf_program__fd(host_->progs.sl_host_ingress));
+      !r) {
+    return r.error().wrap("uplink ifindex " + std::to_string(ifindex));
+  }
+  uplinks_.insert(ifindex);
+  return okResult();
+}
+
+int EbpfMode::uplinkXdpFd() const {
+  std::lock_guard lock(mu_);
+  return xdp_ ? bpf_program__fd(xdp_->progs.sl_xdp_uplink) : -1;
+}
+
+Result<void> EbpfMode::attachUplinkXdp(int ifindex) {
+  const int fd = uplinkXdpFd();
+  if (fd < 0) return Error::invalid("uplink XDP: loadUplink() or attachUplink() first");
+  // No options struct: bpf_xdp_attach_opts has tail padding libbpf
+  // requires to be zero, which a copied C++ aggregate does not guarantee.
+  if (int r = bpf_xdp_attach(ifindex, fd, 0, nullptr); r < 0) {
+    return Error::internal("attach XDP to ifindex " + std::to_string(ifindex) + ": " +
+                           errnoText(r));
+  }
+  return okResult();
+}
+
+Result<void> EbpfMode::detachUplinkXdp(int ifindex) {
+  if (int r = bpf_xdp_detach(ifindex, 0, nullptr); r < 0 && r != -ENOENT) {
+    return Error::internal("detach XDP from ifindex " + std::to_string(ifindex) + ": " +
+                           errnoText(r));
+  }
+  return okResult();
+}
+
+Result<void> EbpfMode::detachUplink(int ifindex) {
+  std::lock_guard lock(mu_);
+  uplinks_.erase(ifindex);
   return bpf::tcDetach(ifindex, bpf::TcDirection::kIngress);
 }
 

@@ -25,10 +25,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,11 +40,14 @@
 #include "bpf/abi/sock.h"
 #include "bpf/loader/bpf_map.h"
 #include "bpf/loader/lb_layout.h"
+#include "dataplane/ip_address.h"
 #include "dataplane/maglev.h"
 #include "dataplane/proxy_mode.h"
 
+struct host_bpf;
 struct lxc_bpf;
 struct sock_bpf;
+struct xdp_bpf;
 
 namespace sluice {
 
@@ -103,6 +108,33 @@ class EbpfMode final : public ProxyMode {
   // The loaded sl_lxc_ingress, for BPF_PROG_TEST_RUN and benchmarks.
   int lxcIngressFd() const;
 
+  // The node's uplink (bpf/host.bpf.c, tc ingress): NodePort, LoadBalancer
+  // and externalIP traffic from outside clients. nodeAddresses: this node's
+  // addresses; the first of each family is the SNAT source of
+  // externalTrafficPolicy=Cluster flows (a family without one is DNATed
+  // only). The object is loaded on first use and reloaded, and re-attached
+  // to every uplink, when the addresses change (they are load-time
+  // constants: no map lookup per packet).
+  //
+  // LoadBalancer ingress IPs and externalIPs must also be answered for in
+  // ARP/ND: that is the caller's job (sluice-agent adds them to the uplink
+  // as /32 and /128 addresses, the netns suite does the same), since this
+  // class does not own the node's addresses.
+  Result<void> attachUplink(int ifindex, const std::vector<IpAddress>& nodeAddresses);
+  Result<void> detachUplink(int ifindex);
+  // Loads the uplink object without attaching it (tests, benchmarks).
+  Result<void> loadUplink(const std::vector<IpAddress>& nodeAddresses);
+  // The loaded sl_host_ingress, or -1 before loadUplink()/attachUplink().
+  int uplinkIngressFd() const;
+  // XDP in front of it (bpf/xdp.bpf.c): early drop of what bpf_host would
+  // drop, everything else XDP_PASS. Optional: attachUplink() works alone.
+  // Native (driver) mode where the driver has it, else generic; replaces
+  // whatever XDP program the device had. Needs loadUplink() first.
+  Result<void> attachUplinkXdp(int ifindex);
+  Result<void> detachUplinkXdp(int ifindex);
+  // The loaded sl_xdp_uplink, or -1 before loadUplink()/attachUplink().
+  int uplinkXdpFd() const;
+
   // Socket-level load balancing (bpf/sock.bpf.c) for every process in the
   // cgroup v2 directory cgroupPath and its descendants (the cgroup root for
   // the whole node): the eight connect/sendmsg/recvmsg/getpeername hooks,
@@ -128,13 +160,17 @@ class EbpfMode final : public ProxyMode {
   struct SkeletonDeleter {
     void operator()(lxc_bpf* skel) const;
     void operator()(sock_bpf* skel) const;
+    void operator()(host_bpf* skel) const;
+    void operator()(xdp_bpf* skel) const;
   };
   template <typename Skel>
   using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter>;
   // Opens one object with the pin root, sizes its maps from the options,
   // checks pins an earlier run left, loads it.
+  // configure, if set, runs between open and load (load-time constants).
   template <typename Skel>
-  static Result<SkeletonPtr<Skel>> loadObject(const Options& options, const char* file);
+  static Result<SkeletonPtr<Skel>> loadObject(const Options& options, const char* file,
+                                              const std::function<void(Skel&)>& configure = {});
 
   // One backend set's entries (bpf/abi/lb.h), as last written or adopted.
   struct SetState {
@@ -173,6 +209,12 @@ class EbpfMode final : public ProxyMode {
   const Options options_;
   SkeletonPtr<lxc_bpf> skel_;
   SkeletonPtr<sock_bpf> sock_;
+  // The uplink object, once loaded, the addresses it was loaded with, and
+  // the uplinks it is attached to (by ifindex).
+  SkeletonPtr<host_bpf> host_;
+  SkeletonPtr<xdp_bpf> xdp_;  // loaded with host_, never reloaded (no config)
+  std::vector<IpAddress> hostAddresses_;
+  std::set<int> uplinks_;
   mutable std::mutex mu_;
   bpf::MapOpCounters ops_;
   bpf::MapRef services_, slots_, backends_, maglev_, ct_, affinity_, sockRev_, drops_, events_;

@@ -77,7 +77,7 @@ std::vector<Layout> cxxLayouts() {
         SL_FIELD(sl_ct_entry, nat_port), SL_FIELD(sl_ct_entry, tcp_flags),
         SL_FIELD(sl_ct_entry, flags),
         SL_FIELD(sl_ct_entry, backend_id), SL_FIELD(sl_ct_entry, set_id),
-        SL_FIELD(sl_ct_entry, pad1), SL_FIELD(sl_ct_entry, last_seen_ns)}},
+        SL_FIELD(sl_ct_entry, client_port), SL_FIELD(sl_ct_entry, pad1), SL_FIELD(sl_ct_entry, last_seen_ns)}},
       {"sl_counter",
        sizeof(sl_counter),
        {SL_FIELD(sl_counter, packets), SL_FIELD(sl_counter, bytes)}},
