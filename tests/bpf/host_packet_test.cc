@@ -39,14 +39,6 @@ constexpr const char* kOutside6 = "2001:db8::7";
 constexpr const char* kLbIp = "198.51.100.10";
 constexpr const char* kExternalIp = "198.51.100.20";
 
-struct PacketCase {
-  std::string scenario;
-  std::vector<uint8_t> in;
-  uint32_t verdict;
-  std::optional<std::vector<uint8_t>> out;  // nullopt: exactly the input
-  std::string counter;                      // must grow by one; empty: none checked
-};
-
 std::vector<uint8_t> frame(const PacketSpec& s) { return buildPacket(s); }
 
 PacketSpec to(PacketSpec s, const char* addr, uint16_t port) {
@@ -238,36 +230,8 @@ class HostPacketTest : public EbpfFixture {
     return testRun(mode_->uplinkIngressFd(), f);
   }
 
+  using EbpfFixture::runCases;
   void runCases(const std::vector<PacketCase>& cases) { runCases(mode_->uplinkIngressFd(), cases); }
-
-  void runCases(int progFd, const std::vector<PacketCase>& cases) {
-    for (const PacketCase& c : cases) {
-      SCOPED_TRACE(c.scenario);
-      const uint64_t before = c.counter.empty() ? 0 : counter(c.counter);
-      auto r = testRun(progFd, c.in);
-      ASSERT_EQ(r.err, 0);
-      EXPECT_EQ(r.retval, c.verdict);
-      if (!c.out) {
-        EXPECT_EQ(r.out, c.in) << "rewritten: " << parsePacket(r.out).describe();
-      } else {
-        EXPECT_EQ(withoutChecksums(r.out), withoutChecksums(*c.out))
-            << "got " << parsePacket(r.out).describe() << ", want "
-            << parsePacket(*c.out).describe();
-        auto bad = checksumError(r.out);
-        EXPECT_FALSE(bad) << *bad;
-        const PacketView want = parsePacket(*c.out);
-        if (want.proto == IPPROTO_UDP && want.family == IpFamily::kV4 &&
-            r.out.size() > want.l4Off + 7) {
-          const bool wantNone = (*c.out)[want.l4Off + 6] == 0 && (*c.out)[want.l4Off + 7] == 0;
-          const bool gotNone = r.out[want.l4Off + 6] == 0 && r.out[want.l4Off + 7] == 0;
-          EXPECT_EQ(gotNone, wantNone) << "UDP checksum 0 (none) not preserved";
-        }
-      }
-      if (!c.counter.empty()) {
-        EXPECT_EQ(counter(c.counter), before + 1) << c.counter;
-      }
-    }
-  }
 };
 
 TEST_F(HostPacketTest, OutsideTrafficCases) { runCases(serviceCases()); }

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +79,18 @@ inline PacketSpec udp(const char* src, uint16_t sport, const char* dst, uint16_t
   return s;
 }
 
+// One packet-test table row: a frame through a program and what must come
+// out of it.
+struct PacketCase {
+  std::string scenario;
+  std::vector<uint8_t> in;
+  uint32_t verdict;
+  // The frame the program must leave; nullopt: exactly the input (nothing
+  // rewritten, even when dropped).
+  std::optional<std::vector<uint8_t>> out;
+  std::string counter;  // "drop.x" / "event.y" that must grow by one; empty: none checked
+};
+
 // EbpfMode on a private bpffs. Tests call SetUpMode() from SetUp(); it
 // skips the test if bpffs cannot be mounted here.
 class EbpfFixture : public ::testing::Test {
@@ -103,6 +118,38 @@ class EbpfFixture : public ::testing::Test {
     auto it = s.counters.find(name);
     EXPECT_NE(it, s.counters.end()) << "no counter " << name;
     return it == s.counters.end() ? 0 : it->second;
+  }
+
+  // Runs each case through the program progFd and checks verdict, output
+  // frame, checksums and counter.
+  void runCases(int progFd, const std::vector<PacketCase>& cases) {
+    for (const PacketCase& c : cases) {
+      SCOPED_TRACE(c.scenario);
+      const uint64_t before = c.counter.empty() ? 0 : counter(c.counter);
+      auto r = testRun(progFd, c.in);
+      ASSERT_EQ(r.err, 0);
+      EXPECT_EQ(r.retval, c.verdict);
+      if (!c.out) {
+        EXPECT_EQ(r.out, c.in) << "rewritten: " << parsePacket(r.out).describe();
+      } else {
+        EXPECT_EQ(withoutChecksums(r.out), withoutChecksums(*c.out))
+            << "got " << parsePacket(r.out).describe() << ", want "
+            << parsePacket(*c.out).describe();
+        auto bad = checksumError(r.out);
+        EXPECT_FALSE(bad) << *bad;
+        // An IPv4 UDP checksum of 0 ("none") must stay 0, and only then be 0.
+        const PacketView want = parsePacket(*c.out);
+        if (want.proto == IPPROTO_UDP && want.family == IpFamily::kV4 &&
+            r.out.size() > want.l4Off + 7) {
+          const bool wantNone = (*c.out)[want.l4Off + 6] == 0 && (*c.out)[want.l4Off + 7] == 0;
+          const bool gotNone = r.out[want.l4Off + 6] == 0 && r.out[want.l4Off + 7] == 0;
+          EXPECT_EQ(gotNone, wantNone) << "UDP checksum 0 (none) not preserved";
+        }
+      }
+      if (!c.counter.empty()) {
+        EXPECT_EQ(counter(c.counter), before + 1) << c.counter;
+      }
+    }
   }
 
   // Where the datapath sent a forward packet: its destination after DNAT.

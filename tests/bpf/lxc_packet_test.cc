@@ -41,16 +41,6 @@ constexpr size_t kMinTestRunFrame6 = 14 + 40;
 constexpr const char* kClient = "10.0.0.2";
 constexpr const char* kClient6 = "fd00::2";
 
-struct PacketCase {
-  std::string scenario;
-  std::vector<uint8_t> in;
-  uint32_t verdict;
-  // The frame the program must leave; nullopt: exactly the input (nothing
-  // rewritten, even when dropped).
-  std::optional<std::vector<uint8_t>> out;
-  std::string counter;  // "drop.x" / "event.y" that must grow by one; empty: none checked
-};
-
 std::vector<uint8_t> frame(const PacketSpec& s) { return buildPacket(s); }
 
 // The spec with its destination rewritten: what DNAT must produce.
@@ -392,35 +382,8 @@ class LxcPacketTest : public EbpfFixture {
     program(caseServices());
   }
 
-  void runCases(const std::vector<PacketCase>& cases) {
-    for (const PacketCase& c : cases) {
-      SCOPED_TRACE(c.scenario);
-      const uint64_t before = c.counter.empty() ? 0 : counter(c.counter);
-      auto r = run(c.in);
-      ASSERT_EQ(r.err, 0);
-      EXPECT_EQ(r.retval, c.verdict);
-      if (!c.out) {
-        EXPECT_EQ(r.out, c.in) << "rewritten: " << parsePacket(r.out).describe();
-      } else {
-        EXPECT_EQ(withoutChecksums(r.out), withoutChecksums(*c.out))
-            << "got " << parsePacket(r.out).describe() << ", want "
-            << parsePacket(*c.out).describe();
-        auto bad = checksumError(r.out);
-        EXPECT_FALSE(bad) << *bad;
-        // An IPv4 UDP checksum of 0 ("none") must stay 0, and only then be 0.
-        const PacketView want = parsePacket(*c.out);
-        if (want.proto == IPPROTO_UDP && want.family == IpFamily::kV4 &&
-            r.out.size() > want.l4Off + 7) {
-          const bool wantNone = (*c.out)[want.l4Off + 6] == 0 && (*c.out)[want.l4Off + 7] == 0;
-          const bool gotNone = r.out[want.l4Off + 6] == 0 && r.out[want.l4Off + 7] == 0;
-          EXPECT_EQ(gotNone, wantNone) << "UDP checksum 0 (none) not preserved";
-        }
-      }
-      if (!c.counter.empty()) {
-        EXPECT_EQ(counter(c.counter), before + 1) << c.counter;
-      }
-    }
-  }
+  using EbpfFixture::runCases;
+  void runCases(const std::vector<PacketCase>& cases) { runCases(mode_->lxcIngressFd(), cases); }
 };
 
 TEST_F(LxcPacketTest, ServiceTrafficCases) { runCases(serviceCases()); }
