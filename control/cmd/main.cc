@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "control/client/api_client.h"
+#include "control/controllers/manager.h"
 #include "control/server/api_server.h"
 
 namespace {
@@ -62,7 +64,8 @@ int runKubectl(int argc, char** argv) {
 }
 
 int runServer(const std::string& dataDir, const std::string& listen, const std::string& serviceCidr,
-              const std::string& nodePorts, const std::string& lbPool, int verbosity, int compactSeconds) {
+              const std::string& nodePorts, const std::string& lbPool, int verbosity, int compactSeconds,
+              bool controllersOn) {
   auto addr = parseListen(listen);
   if (!addr) {
     std::cerr << "sluice server: --listen " << listen << ": expected ADDR:PORT\n";
@@ -100,9 +103,33 @@ int runServer(const std::string& dataDir, const std::string& listen, const std::
   std::cout << "sluice server: serving on " << (*server)->url() << "\n"
             << "sluice server: kubeconfig " << (*server)->kubeconfigPath() << "\n"
             << std::flush;
+  // The controllers reach the server through its own REST API with the
+  // admin credentials, as kube-controller-manager does.
+  std::unique_ptr<sluice::client::ApiClient> client;
+  std::unique_ptr<sluice::controllers::ControllerManager> controllers;
+  if (controllersOn) {
+    auto kc = sluice::client::Kubeconfig::load((*server)->kubeconfigPath());
+    if (!kc) {
+      std::cerr << "sluice server: " << kc.error().message << "\n";
+      return 1;
+    }
+    auto c = sluice::client::ApiClient::create(*kc, "sluice-controller-manager");
+    if (!c) {
+      std::cerr << "sluice server: " << c.error().message << "\n";
+      return 1;
+    }
+    client = std::move(*c);
+    auto m = sluice::controllers::ControllerManager::start(*client);
+    if (!m) {
+      std::cerr << "sluice server: " << m.error().message << "\n";
+      return 1;
+    }
+    controllers = std::move(*m);
+  }
   int sig = 0;
   sigwait(&set, &sig);
   std::cout << "sluice server: stopping (signal " << sig << ")\n" << std::flush;
+  if (controllers) controllers->stop();
   (*server)->stop();
   return 0;
 }
@@ -132,10 +159,12 @@ int main(int argc, char** argv) {
   server->add_option("--compact-interval", compactSeconds, "seconds of history kept for watches (0: keep all)")
       ->capture_default_str();
   server->add_option("-v,--v", verbosity, "log level (1: every request)");
+  bool noControllers = false;
+  server->add_flag("--disable-controllers", noControllers, "serve the API only (no ReplicaSet, Deployment, ... controllers)");
   app.add_subcommand("kubectl", "run kubectl against this server (KUBECONFIG=$SLUICE_DATA_DIR/kubeconfig)");
   CLI11_PARSE(app, argc, argv);
   if (server->parsed()) {
-    return runServer(dataDir, listen, serviceCidr, nodePorts, lbPool, verbosity, compactSeconds);
+    return runServer(dataDir, listen, serviceCidr, nodePorts, lbPool, verbosity, compactSeconds, !noControllers);
   }
   return 0;
 }

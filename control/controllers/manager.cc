@@ -1,0 +1,46 @@
+#include "control/controllers/manager.h"
+
+#include <algorithm>
+
+#include "control/controllers/cluster/register.h"
+#include "control/controllers/workloads/register.h"
+
+namespace sluice::controllers {
+
+ControllerManager::ControllerManager(client::ApiClient& client, ManagerOptions options)
+    : options_(std::move(options)), informers_(client) {}
+
+Result<std::unique_ptr<ControllerManager>> ControllerManager::start(client::ApiClient& client,
+                                                                    ManagerOptions options) {
+  std::unique_ptr<ControllerManager> m(new ControllerManager(client, std::move(options)));
+  const Clock& clock = m->options_.clock != nullptr ? *m->options_.clock : m->systemClock_;
+  ControllerContext ctx{client, m->informers_, clock, m->options_.workers};
+  std::vector<std::unique_ptr<Controller>> all;
+  addWorkloadControllers(ctx, all);
+  addClusterControllers(ctx, all);
+  for (auto& c : all) {
+    const auto& off = m->options_.disabled;
+    if (std::find(off.begin(), off.end(), c->name()) == off.end()) m->controllers_.push_back(std::move(c));
+  }
+  m->informers_.startAll();
+  if (!m->informers_.waitForSync(std::chrono::seconds(60))) {
+    return Error{ErrorCode::kUnavailable, "controller manager: informers did not sync within 60 s"};
+  }
+  for (auto& c : m->controllers_) c->start();
+  return m;
+}
+
+ControllerManager::~ControllerManager() { stop(); }
+
+void ControllerManager::stop() {
+  for (auto it = controllers_.rbegin(); it != controllers_.rend(); ++it) (*it)->stop();
+  informers_.stopAll();
+}
+
+std::vector<std::string> ControllerManager::names() const {
+  std::vector<std::string> out;
+  for (const auto& c : controllers_) out.emplace_back(c->name());
+  return out;
+}
+
+}  // namespace sluice::controllers
