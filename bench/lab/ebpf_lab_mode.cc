@@ -7,9 +7,10 @@
 #include <net/if.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "bench/lab/lab_mode.h"
@@ -22,18 +23,38 @@ namespace {
 
 class EbpfLabMode final : public LabMode {
  public:
-  explicit EbpfLabMode(uint32_t capacityHint) : capacityHint_(capacityHint) {}
+  explicit EbpfLabMode(LabScale scale) : scale_(scale) {}
+
+  // Map capacities for this point: what S services x E endpoints need, plus
+  // a quarter and 1,024 entries of headroom (a change adds the new backend
+  // before the old one goes; an agent would size for growth too). Hash maps
+  // are preallocated at max_entries, so this is what the kernel memory
+  // column sees grow with S. Flow state (conntrack, affinity, socket
+  // reverse NAT) depends on traffic, not S: those keep EbpfOptions'
+  // defaults. Maglev (--maglev-table-size): one inner map of M slots per
+  // service, and no sl_slots entries; with random selection sl_maglev
+  // keeps its default 1,024 sets, unused.
+  static EbpfOptions optionsFor(LabScale scale) {
+    const auto withHeadroom = [](uint64_t n) {
+      return static_cast<uint32_t>(std::min<uint64_t>(n + n / 4 + 1024, 1u << 26));
+    };
+    EbpfOptions o;
+    const uint64_t endpoints =
+        static_cast<uint64_t>(scale.services) * std::max(1u, scale.endpoints);
+    o.maxFrontends = withHeadroom(scale.services);  // one ClusterIP:port per service
+    o.maxSlots = withHeadroom(endpoints);           // one set per service (v4, Cluster)
+    o.maxBackends = withHeadroom(endpoints);
+    if (scale.maglevTableSize > 0) o.maxMaglevTables = withHeadroom(scale.services);
+    return o;
+  }
 
   std::string_view name() const override { return "ebpf"; }
 
   Result<void> setUp(const LabTopology& topology) override {
     fs_ = std::make_unique<testing::ScopedBpffs>();
     if (!fs_->ok()) return Error::unavailable("bpffs: " + fs_->error());
-    EbpfOptions options;
+    EbpfOptions options = optionsFor(scale_);
     options.pinDir = fs_->pinDir();
-    // Room for the largest point asked for (maps are sized at load).
-    options.maxSlots = std::max<uint32_t>(options.maxSlots, capacityHint_);
-    options.maxBackends = std::max<uint32_t>(options.maxBackends, capacityHint_);
     auto m = EbpfMode::create(options);
     if (!m) return m.error();
     mode_ = std::move(*m);
@@ -66,8 +87,11 @@ class EbpfLabMode final : public LabMode {
     const ProxyStats st = mode_->stats();
     m.objects = st.frontends + st.backends;
     // Kernel memory of every BPF map this process holds (the loader's
-    // skeletons): "memlock" in /proc/self/fdinfo, bytes the kernel charges.
+    // skeletons): "memlock" in /proc/self/fdinfo, the bytes the kernel
+    // charges. Each map once, by map_id: the lxc and sock objects hold fds
+    // of the same pinned maps.
     uint64_t bytes = 0;
+    std::set<unsigned long long> seen;
     if (DIR* d = ::opendir("/proc/self/fd")) {
       while (dirent* e = ::readdir(d)) {
         char target[256] = {};
@@ -77,15 +101,18 @@ class EbpfLabMode final : public LabMode {
         FILE* f = std::fopen((std::string("/proc/self/fdinfo/") + e->d_name).c_str(), "r");
         if (f == nullptr) continue;
         char line[256];
+        unsigned long long memlock = 0, id = 0;
         while (std::fgets(line, sizeof(line), f) != nullptr) {
           unsigned long long v = 0;
-          if (std::sscanf(line, "memlock: %llu", &v) == 1) bytes += v;
+          if (std::sscanf(line, "memlock: %llu", &v) == 1) memlock = v;
+          if (std::sscanf(line, "map_id: %llu", &v) == 1) id = v;
         }
         std::fclose(f);
+        if (seen.insert(id).second) bytes += memlock;
       }
       ::closedir(d);
     }
-    m.kernelBytes = bytes;
+    m.bpfMapBytes = bytes;
     return m;
   }
 
@@ -103,7 +130,7 @@ class EbpfLabMode final : public LabMode {
   ~EbpfLabMode() override { tearDown(); }
 
  private:
-  uint32_t capacityHint_;
+  LabScale scale_;
   std::unique_ptr<testing::ScopedBpffs> fs_;
   std::unique_ptr<EbpfMode> mode_;
   std::vector<std::string> veths_;
@@ -111,8 +138,8 @@ class EbpfLabMode final : public LabMode {
 
 }  // namespace
 
-std::unique_ptr<LabMode> makeEbpfLabMode(uint32_t endpointCapacity) {
-  return std::make_unique<EbpfLabMode>(endpointCapacity);
+std::unique_ptr<LabMode> makeEbpfLabMode(LabScale scale) {
+  return std::make_unique<EbpfLabMode>(scale);
 }
 
 }  // namespace sluice::lab

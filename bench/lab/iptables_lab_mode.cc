@@ -56,7 +56,7 @@ class IptablesLabMode final : public LabMode {
       for (const Backend& b : svc.backends) chains += ":" + sepChain(svc, b) + " - [0:0]\n";
       rules += serviceRules(svc);
     }
-    return restore(chains + rules, deadline);
+    return restore(chains + rules, deadline, &syncPeakRss_);
   }
 
   // kube-proxy's partial sync (1.27+, MinimalSync): KUBE-SERVICES is always
@@ -80,6 +80,7 @@ class IptablesLabMode final : public LabMode {
 
   ModeMemory memory() override {
     ModeMemory m;
+    if (syncPeakRss_ > 0) m.toolPeakRssBytes = syncPeakRss_;
     if (auto out = capture("iptables-save -t nat 2>/dev/null")) {
       size_t pos = 0;
       while ((pos = out->find("\n-A ", pos)) != std::string::npos) {
@@ -95,9 +96,12 @@ class IptablesLabMode final : public LabMode {
   }
 
  private:
-  static Result<void> restore(const std::string& body, Deadline deadline) {
+  uint64_t syncPeakRss_ = 0;  // iptables-restore's peak RSS over the full sync
+
+  static Result<void> restore(const std::string& body, Deadline deadline,
+                              uint64_t* peakRss = nullptr) {
     return pipeTo("iptables-restore -w --noflush --counters", "*nat\n" + body + "COMMIT\n",
-                  deadline);
+                  deadline, peakRss);
   }
 
   static std::string servicesChain(const ServiceTable& table) {

@@ -23,10 +23,23 @@ namespace sluice::lab {
 
 using Deadline = std::chrono::steady_clock::time_point;
 
-// What the mode holds in the kernel once a table is programmed.
+// The largest table a mode instance will be asked to hold, for modes whose
+// kernel state is sized at load (the ebpf maps).
+struct LabScale {
+  uint32_t services = 0;
+  uint32_t endpoints = 0;  // per service
+  uint32_t maglevTableSize = 0;  // 0: random selection; else Maglev with M slots
+};
+
+// What the mode itself reports once a table is programmed. The kernel
+// memory every mode uses is measured by the runner (lab_measure.h) from
+// /proc/meminfo, not here.
 struct ModeMemory {
   uint64_t objects = 0;  // iptables rules, nft rules + map elements, BPF map entries
-  std::optional<uint64_t> kernelBytes;  // when measurable (BPF maps: memlock from fdinfo)
+  std::optional<uint64_t> bpfMapBytes;  // BPF maps: memlock from /proc/self/fdinfo
+  // Modes that program through a tool: the peak RSS (bytes) of the tool's
+  // processes over the full sync (wait4's ru_maxrss).
+  std::optional<uint64_t> toolPeakRssBytes;
 };
 
 class LabMode {
@@ -48,18 +61,33 @@ class LabMode {
 };
 
 std::vector<std::string> labModeNames();
-// endpointCapacity: the most endpoints (services x endpoints) any point
-// programs, for modes whose kernel state is sized at load.
-std::unique_ptr<LabMode> makeLabMode(std::string_view name, uint32_t endpointCapacity);
+// scale: the table this instance will program (one instance per point).
+std::unique_ptr<LabMode> makeLabMode(std::string_view name, LabScale scale);
 
-std::unique_ptr<LabMode> makeEbpfLabMode(uint32_t endpointCapacity);
+std::unique_ptr<LabMode> makeEbpfLabMode(LabScale scale);
 std::unique_ptr<LabMode> makeIptablesLabMode();
 std::unique_ptr<LabMode> makeNftablesLabMode();
 
 // Shared by the rule-based modes.
 // Runs `program` with `input` on its stdin; the error carries its stderr
-// tail. The program is SIGKILLed at `deadline` (coreutils timeout).
-Result<void> pipeTo(const std::string& program, const std::string& input, Deadline deadline);
+// tail. The program is SIGKILLed at `deadline` (coreutils timeout). If
+// peakRssBytes is set, it is raised to the peak RSS of the program's
+// process tree (ru_maxrss, see runRusageWrapper).
+Result<void> pipeTo(const std::string& program, const std::string& input, Deadline deadline,
+                    uint64_t* peakRssBytes = nullptr);
+
+// pipeTo runs `sh -c "timeout ... program"` through a freshly exec'd copy
+// of sluice-bench in this role, because ru_maxrss of a direct child is
+// useless here: exec records the RSS high-water mark of the address space
+// it replaces, and a child spawned by the lab replaces the lab's (1 GB at
+// S = 100,000). The wrapper is small when it forks, so what wait4 reports
+// to it is the tool's peak (floor: about 1 MiB, what /bin/true reports
+// through it). argv: [exe, kRusageWrapperArg, report fd, program...];
+// writes "<ru_maxrss KiB>\n" to the report fd and returns the exit code
+// to exit with (the child's, or 128 + its signal). main() dispatches here
+// before anything else.
+inline constexpr const char* kRusageWrapperArg = "__rusage-exec";
+int runRusageWrapper(char** argv);
 // Runs `command` and returns its stdout.
 Result<std::string> capture(const std::string& command);
 // kube-proxy-style chain name suffix: 16 base32 characters of a hash of `text`.

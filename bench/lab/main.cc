@@ -2,12 +2,14 @@
 // service count S it builds a fresh topology (lab_topology.h), programs S
 // services x E endpoints through the mode, and measures from the client
 // namespace: full-sync time, endpoint change -> visible to traffic, connect
-// latency, requests/s, kernel objects/memory. Writes results.csv,
-// results.md and plots into --out.
+// latency, requests/s with CPU and softirq per request, kernel objects,
+// kernel memory (/proc/meminfo delta, lab_measure.h) and userspace RSS.
+// Writes results.csv, results.md and plots into --out.
 //
 // Exit: 0 done; 1 error; 77 the machine cannot run the lab (not root, no
 // netns, no BPF, a mode's tool missing), with the reason; 130 interrupted.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,11 +17,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench/lab/lab_measure.h"
 #include "bench/lab/lab_mode.h"
 #include "bench/lab/lab_topology.h"
 #include "bench/lab/report.h"
@@ -31,10 +35,11 @@ namespace {
 
 constexpr uint16_t kServicePort = 80;
 constexpr int kBackendNetns = 4;
+constexpr double kMiB = 1024.0 * 1024.0;
 
 struct Config {
   std::vector<std::string> modes = {"ebpf", "iptables", "nftables"};
-  std::vector<int> services = {1, 1000, 10000};
+  std::vector<int> services = {1, 1000, 10000, 100000};
   int endpoints = 10;
   std::string out;
   bool quick = false;
@@ -43,6 +48,10 @@ struct Config {
   int connects = 1000;
   double rpsSeconds = 3;
   int threads = 4;
+  uint32_t maglevTableSize = 0;  // 0: random selection (kube-proxy's); else Maglev, M slots
+  // Longest wait for /proc/meminfo to settle, per reading (two per point);
+  // excluded from the point's budget.
+  std::chrono::milliseconds settle{10000};
 };
 
 // One progress line per step, on stderr (stdout stays free for scripts).
@@ -57,8 +66,13 @@ void onSignal(int) {
 
 IpAddress clusterIp(int i) { return IpAddress::v4FromHost(0x0a600000u + static_cast<uint32_t>(i) + 1); }
 
-Service makeService(int i, const std::vector<IpAddress>& ips, int endpoints) {
+Service makeService(int i, const std::vector<IpAddress>& ips, int endpoints,
+                    uint32_t maglevTableSize) {
   Service s;
+  if (maglevTableSize > 0) {
+    s.algorithm = LbAlgorithm::kMaglev;
+    s.maglevTableSize = maglevTableSize;
+  }
   s.key = {"lab", "svc-" + std::to_string(i), ""};
   s.frontends.push_back({clusterIp(i), kServicePort, Protocol::kTcp, FrontendScope::kClusterIp});
   for (int j = 0; j < endpoints; ++j) {
@@ -100,7 +114,7 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
     progress(modeName, services, what);
   };
   const auto start = Clock::now();
-  const auto deadline = start + std::chrono::seconds(c.budgetSeconds);
+  auto deadline = start + std::chrono::seconds(c.budgetSeconds);
   const int ipsPerNetns = std::max(16, (c.endpoints + kBackendNetns) / kBackendNetns + 1);
   std::string error;
   tag("topology");
@@ -111,15 +125,26 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
   }
   std::vector<IpAddress> pool;
   for (const std::string& ip : topo->backendIps()) pool.push_back(*IpAddress::parse(ip));
+  std::vector<Target> targets;
+  for (int i = 0; i < services; ++i) targets.push_back({clusterIp(i).toString(), kServicePort});
 
   ScopedSetns inNode(topo->nodeNetnsFd());
   if (!inNode.ok()) {
     r.note = "setns into the node namespace failed";
     return r;
   }
-  const uint32_t capacity = static_cast<uint32_t>(
-      std::min<uint64_t>(static_cast<uint64_t>(services) * c.endpoints * 2 + 1024, 1u << 24));
-  std::unique_ptr<LabMode> mode = makeLabMode(modeName, capacity);
+  // Baselines: topology up, mode not loaded, nothing programmed. Settling
+  // (deferred frees of the previous point's namespaces) is not the mode's
+  // time: the deadline moves by it.
+  tag("settling kernel memory (baseline)");
+  auto settleStart = Clock::now();
+  const KernelMemoryReading kernelBefore = settledKernelMemory(c.settle);
+  const uint64_t rssBefore = trimmedRssBytes();
+  deadline += Clock::now() - settleStart;
+
+  std::unique_ptr<LabMode> mode = makeLabMode(
+      modeName, LabScale{static_cast<uint32_t>(services), static_cast<uint32_t>(c.endpoints),
+                         c.maglevTableSize});
   struct TearDown {
     LabMode* m;
     ~TearDown() { m->tearDown(); }
@@ -131,10 +156,8 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
 
   // Service 0 is the probe service: one endpoint, moved by each change.
   ServiceTable table;
-  std::vector<Target> targets;
   for (int i = 0; i < services; ++i) {
-    Service s = makeService(i, pool, i == 0 ? 1 : c.endpoints);
-    targets.push_back({s.frontends[0].address.toString(), kServicePort});
+    Service s = makeService(i, pool, i == 0 ? 1 : c.endpoints, c.maglevTableSize);
     if (auto u = table.upsert(std::move(s)); !u) {
       r.note = "table: " + u.error().message;
       return r;
@@ -147,6 +170,7 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
     }
   };
 
+  const uint64_t rssWithTable = trimmedRssBytes();
   tag("full sync of " + std::to_string(services) + " services");
   const auto t0 = Clock::now();
   if (auto s = mode->sync(table, deadline); !s) {
@@ -174,9 +198,31 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
     return r;
   }
   {
+    tag("settling kernel memory (programmed)");
+    settleStart = Clock::now();
+    const KernelMemoryReading kernelAfter = settledKernelMemory(c.settle);
+    const uint64_t rssAfter = trimmedRssBytes();
+    deadline += Clock::now() - settleStart;
+    fig[kKernelMiB].value = (kernelAfter.bytes - kernelBefore.bytes) / kMiB;
+    fig[kKernelNoiseMiB].value = std::max(kernelBefore.noiseBytes, kernelAfter.noiseBytes) / kMiB;
     const ModeMemory m = mode->memory();
     fig[kKernelObjects].value = static_cast<double>(m.objects);
-    if (m.kernelBytes) fig[kKernelBytes].value = static_cast<double>(*m.kernelBytes);
+    if (m.bpfMapBytes) fig[kBpfMapMiB].value = static_cast<double>(*m.bpfMapBytes) / kMiB;
+    // A mode that programs through a tool: the tool's peak; one that runs
+    // in this process: what this process grew by (the ServiceTable and the
+    // mode's own mirrors). kube-proxy's own process is not simulated.
+    if (m.toolPeakRssBytes) {
+      fig[kRssMiB].value = static_cast<double>(*m.toolPeakRssBytes) / kMiB;
+    } else {
+      fig[kRssMiB].value =
+          (static_cast<double>(rssAfter) - static_cast<double>(rssBefore)) / kMiB;
+      char split[160];
+      std::snprintf(split, sizeof(split),
+                    "RSS delta: loading + ServiceTable %.1f MiB, sync %.1f MiB",
+                    (static_cast<double>(rssWithTable) - static_cast<double>(rssBefore)) / kMiB,
+                    (static_cast<double>(rssAfter) - static_cast<double>(rssWithTable)) / kMiB);
+      tag(split);
+    }
   }
 
   tag(std::to_string(c.changes) + " endpoint changes");
@@ -225,16 +271,19 @@ PointResult runPoint(const Config& c, const std::string& modeName, int services)
   const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
   if (left < 3 * c.rpsSeconds + 2) {
     fig[kRpsNewConn].overBudget = fig[kCpuUsPerRequest].overBudget = true;
+    fig[kSoftirqUsPerRequest].overBudget = true;
     fig[kRpsKeepAlive].overBudget = fig[kWrkRps].overBudget = true;
     return r;
   }
-  std::vector<pid_t> servers;
+  // CPU per request counts the echo servers and ksoftirqd with the lab.
+  std::vector<pid_t> servers = ksoftirqdPids();
   for (const BackendNetns& b : topo->backends()) servers.push_back(b.echoPid);
   tag("requests/s, new connection each");
   const RpsResult fresh =
       measureRps(topo->clientNetnsFd(), targets, c.threads, c.rpsSeconds, false, servers);
   fig[kRpsNewConn].value = fresh.rps;
   fig[kCpuUsPerRequest].value = fresh.cpuUsPerRequest;
+  fig[kSoftirqUsPerRequest].value = fresh.softirqUsPerRequest;
   if (gStop) return r;
   tag("requests/s, keep-alive");
   fig[kRpsKeepAlive].value =
@@ -257,21 +306,45 @@ int run(const Config& c, const std::string& command) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
   ::signal(SIGPIPE, SIG_IGN);  // a tool killed at the budget closes our pipe
+  // Maglev services hold one map fd each in EbpfMode: S of them.
+  rlimit fdLimit{};
+  if (::getrlimit(RLIMIT_NOFILE, &fdLimit) == 0 && fdLimit.rlim_cur < fdLimit.rlim_max) {
+    fdLimit.rlim_cur = fdLimit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &fdLimit);
+  }
 
   std::vector<PointResult> results;
   for (const std::string& m : c.modes) {
-    bool exceeded = false;  // a larger S cannot fit a budget a smaller one blew
+    // A larger S cannot fit a budget a smaller one blew, nor one its full
+    // sync would blow if it grew only linearly with S (no mode here syncs
+    // in less than linear time: every service is written at least once).
+    std::string skip;
+    int lastS = 0;
+    double lastSyncMs = 0;
     for (int s : c.services) {
       if (gStop) break;
-      if (exceeded) {
-        PointResult r{m, s, c.endpoints, std::vector<Figure>(columns().size()), "smaller S over budget"};
+      if (skip.empty() && lastSyncMs > 0 &&
+          lastSyncMs * s / lastS > 1000.0 * c.budgetSeconds) {
+        char why[160];
+        std::snprintf(why, sizeof(why),
+                      "not run: S=%d synced in %.0f s, so S=%d needs at least %.0f s", lastS,
+                      lastSyncMs / 1000, s, lastSyncMs * s / lastS / 1000);
+        skip = why;
+      }
+      if (!skip.empty()) {
+        PointResult r{m, s, c.endpoints, std::vector<Figure>(columns().size()), skip};
         for (Figure& f : r.figures) f.overBudget = true;
         results.push_back(r);
+        progress(m, s, skip);
         continue;
       }
       const auto t0 = Clock::now();
       results.push_back(runPoint(c, m, s));
-      exceeded = results.back().figures[kSyncMs].overBudget;
+      if (results.back().figures[kSyncMs].overBudget) skip = "not run: smaller S over budget";
+      if (const auto& v = results.back().figures[kSyncMs].value) {
+        lastS = s;
+        lastSyncMs = *v;
+      }
       const PointResult& r = results.back();
       std::ostringstream line;
       for (size_t i = 0; i < columns().size(); ++i) {
@@ -306,6 +379,9 @@ int run(const Config& c, const std::string& command) {
 }  // namespace sluice::lab
 
 int main(int argc, char** argv) {
+  if (argc > 3 && std::strcmp(argv[1], sluice::lab::kRusageWrapperArg) == 0) {
+    return sluice::lab::runRusageWrapper(argv);
+  }
   using sluice::lab::Config;
   Config c;
   CLI::App app{"sluice-bench: compare proxy modes on one netns topology"};
@@ -314,7 +390,8 @@ int main(int argc, char** argv) {
   std::string modes = "ebpf,iptables,nftables";
   std::string services;
   runCmd->add_option("--modes", modes, "comma-separated modes (ebpf,iptables,nftables)");
-  runCmd->add_option("--services", services, "comma-separated service counts S (default 1,1000,10000)");
+  runCmd->add_option("--services", services,
+                     "comma-separated service counts S (default 1,1000,10000,100000)");
   runCmd->add_option("--endpoints", c.endpoints, "endpoints per service")->check(CLI::Range(1, 64));
   runCmd->add_option("--out", c.out, "output directory")->required();
   runCmd->add_flag("--quick", c.quick, "smoke profile: S=1,100, few probes, well under 5 minutes");
@@ -323,6 +400,8 @@ int main(int argc, char** argv) {
   auto* connects = runCmd->add_option("--connects", c.connects, "connects per point");
   auto* rps = runCmd->add_option("--rps-seconds", c.rpsSeconds, "duration of each req/s run");
   runCmd->add_option("--threads", c.threads, "client threads for req/s")->check(CLI::Range(1, 64));
+  runCmd->add_option("--maglev-table-size", c.maglevTableSize,
+                     "ebpf: Maglev with this (prime) table size instead of random selection");
   CLI11_PARSE(app, argc, argv);
 
   auto split = [](const std::string& s) {
@@ -335,7 +414,7 @@ int main(int argc, char** argv) {
   };
   c.modes = split(modes);
   for (const std::string& m : c.modes) {
-    if (!sluice::lab::makeLabMode(m, 0)) {
+    if (!sluice::lab::makeLabMode(m, sluice::lab::LabScale{})) {
       std::string known;
       for (const std::string& k : sluice::lab::labModeNames()) known += (known.empty() ? "" : ",") + k;
       std::fprintf(stderr, "sluice-bench: unknown mode '%s' (known: %s)\n", m.c_str(), known.c_str());
@@ -348,6 +427,7 @@ int main(int argc, char** argv) {
     if (changes->count() == 0) c.changes = 5;
     if (connects->count() == 0) c.connects = 100;
     if (rps->count() == 0) c.rpsSeconds = 1;
+    c.settle = std::chrono::milliseconds(3000);
   }
   if (!services.empty()) {
     c.services.clear();

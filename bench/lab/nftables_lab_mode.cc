@@ -62,7 +62,7 @@ class NftablesLabMode final : public LabMode {
       s += serviceRules(svc);
       s += mapElements(svc);
     }
-    return pipeTo("nft -f -", s, deadline);
+    return pipeTo("nft -f -", s, deadline, &syncPeakRss_);
   }
 
   // One transaction, as kube-proxy's sync: new endpoint chains, the service
@@ -88,6 +88,7 @@ class NftablesLabMode final : public LabMode {
 
   ModeMemory memory() override {
     ModeMemory m;
+    if (syncPeakRss_ > 0) m.toolPeakRssBytes = syncPeakRss_;
     if (auto out = capture("nft list table " + std::string(kTable) + " 2>/dev/null")) {
       // Rules are the lines inside chains that are not declarations;
       // map elements are counted by their " : goto " verdicts.
@@ -123,6 +124,8 @@ class NftablesLabMode final : public LabMode {
   }
 
  private:
+  uint64_t syncPeakRss_ = 0;  // nft's peak RSS over the full sync
+
   static std::string endpointChain(const Service& svc, const Backend& b) {
     const std::string t = std::string(kTable);
     const std::string c = epChain(svc, b);

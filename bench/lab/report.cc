@@ -51,13 +51,17 @@ const std::vector<Column>& columns() {
       {"connect_p50_us", "connect p50 (us)"},
       {"connect_p99_us", "connect p99 (us)"},
       {"rps_new_conn", "req/s, new connection each"},
-      {"cpu_us_per_req", "CPU per request (us, new connections)"},
+      {"cpu_us_per_req", "CPU/req (us, new conn.)"},
+      {"softirq_us_per_req", "of which irq+softirq (us/req, whole machine)"},
       {"rps_keepalive", "req/s, keep-alive"},
       {"wrk_rps", "wrk req/s (one service, HTTP keep-alive)"},
       {"kernel_objects", "rules / map entries"},
-      {"kernel_bytes", "kernel bytes (BPF maps)"},
+      {"kernel_mib", "kernel memory (MiB, meminfo delta)"},
+      {"kernel_noise_mib", "+- noise (MiB)", false},
+      {"bpf_map_mib", "BPF map memlock (MiB)"},
+      {"rss_mib", "userspace RSS (MiB)"},
   };
-  static_assert(kColumnCount == 11);
+  static_assert(kColumnCount == 15);
   return kColumns;
 }
 
@@ -75,7 +79,7 @@ std::vector<std::string> writeReport(const std::string& dir, const std::vector<P
       csv << p.mode << "," << p.services << "," << p.endpoints;
       for (const Figure& f : p.figures) csv << "," << (f.overBudget ? ">budget" : cell(f));
       for (size_t i = 0; i < cols.size(); ++i) {
-        const auto r = ratio(results, p, i);
+        const auto r = cols[i].ratio ? ratio(results, p, i) : std::nullopt;
         csv << "," << (r ? number(*r) : "");
       }
       std::string note = p.note;
@@ -103,7 +107,8 @@ std::vector<std::string> writeReport(const std::string& dir, const std::vector<P
       md << "| " << p.mode << " | " << p.services << " | " << p.endpoints << " |";
       for (size_t i = 0; i < cols.size(); ++i) {
         std::string c = cell(p.figures[i]);
-        if (const auto r = ratio(results, p, i); r && p.mode != "ebpf") {
+        const auto r = cols[i].ratio ? ratio(results, p, i) : std::nullopt;
+        if (r && p.mode != "ebpf") {
           c += " (" + number(*r) + "x)";
         }
         md << " " << c << " |";
@@ -159,6 +164,8 @@ std::vector<std::string> writeReport(const std::string& dir, const std::vector<P
   plot("latency.png", "connect latency p50 vs services", "us", 2 + kConnectP50Us, false);
   plot("rps.png", "requests/s (new connection each) vs services", "req/s", 2 + kRpsNewConn,
        false);
+  plot("memory.png", "kernel memory (/proc/meminfo delta) vs services", "MiB", 2 + kKernelMiB,
+       true);
   const std::string script = dir + "/plots.gp";
   {
     std::ofstream f(script);

@@ -26,17 +26,23 @@ enum Col : size_t {
   kConnectP99Us,
   kRpsNewConn,
   kCpuUsPerRequest,
+  kSoftirqUsPerRequest,
   kRpsKeepAlive,
   kWrkRps,
   kKernelObjects,
-  kKernelBytes,
+  kKernelMiB,
+  kKernelNoiseMiB,
+  kBpfMapMiB,
+  kRssMiB,
   kColumnCount,
 };
 
-// A column's CSV key and table title (with its unit).
+// A column's CSV key and table title (with its unit); ratio: whether its
+// ratio to ebpf means anything (not for a noise estimate).
 struct Column {
   const char* key;
   const char* title;
+  bool ratio = true;
 };
 const std::vector<Column>& columns();
 
@@ -49,7 +55,7 @@ struct PointResult {
 };
 
 // Writes results.csv, results.md and (if gnuplot is found) sync.png,
-// latency.png, change.png, rps.png into dir. Returns the files written, or
+// latency.png, change.png, rps.png, memory.png into dir. Returns the files written, or
 // an error text in *error.
 std::vector<std::string> writeReport(const std::string& dir, const std::vector<PointResult>& results,
                                      const std::string& command, std::string* error);

@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "bench/lab/lab_measure.h"
 #include "bench/lab/lab_topology.h"
 
 namespace sluice::lab {
@@ -156,9 +157,9 @@ double cpuSeconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-double cpuSeconds(const std::vector<pid_t>& servers) {
+double cpuSeconds(const std::vector<pid_t>& processes) {
   double s = cpuSeconds(0);
-  for (pid_t p : servers) s += cpuSeconds(p);
+  for (pid_t p : processes) s += cpuSeconds(p);
   return s;
 }
 
@@ -185,10 +186,11 @@ std::optional<double> runWrk(const std::string& clientNetns, const Target& t, do
 }
 
 RpsResult measureRps(int clientNetnsFd, const std::vector<Target>& targets, int threads,
-                     double seconds, bool keepAlive, const std::vector<pid_t>& servers) {
+                     double seconds, bool keepAlive, const std::vector<pid_t>& processes) {
   if (targets.empty() || threads <= 0) return {};
   std::atomic<uint64_t> done{0};
-  const double cpuBefore = cpuSeconds(servers);
+  const double cpuBefore = cpuSeconds(processes);
+  const double irqBefore = systemIrqSeconds();
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration_cast<Clock::duration>(
                                std::chrono::duration<double>(seconds));
@@ -222,10 +224,14 @@ RpsResult measureRps(int clientNetnsFd, const std::vector<Target>& targets, int 
   }
   for (std::thread& t : pool) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu = cpuSeconds(servers) - cpuBefore;
+  const double cpu = cpuSeconds(processes) - cpuBefore;
+  const double irq = systemIrqSeconds() - irqBefore;
   RpsResult r;
   r.rps = static_cast<double>(done.load()) / elapsed;
-  if (done > 0) r.cpuUsPerRequest = cpu * 1e6 / static_cast<double>(done.load());
+  if (done > 0) {
+    r.cpuUsPerRequest = cpu * 1e6 / static_cast<double>(done.load());
+    r.softirqUsPerRequest = irq * 1e6 / static_cast<double>(done.load());
+  }
   return r;
 }
 

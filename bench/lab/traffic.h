@@ -46,16 +46,25 @@ std::optional<double> waitForBackend(int clientNetnsFd, const Target& t, const s
 
 // Requests/s over `seconds` with `threads` closed-loop clients to random
 // targets: a new connection per request, or (keepAlive) one connection per
-// client, reconnected only on error. CPU per request: user+system time of
-// this process and of `servers` (the echo servers) over the run, divided by
-// the requests; softirq work done in those processes' context is included,
-// work deferred to ksoftirqd or other CPUs' interrupts is not.
+// client, reconnected only on error.
+// cpuUsPerRequest: user+system CPU of this process and of `processes` (the
+// echo servers and the ksoftirqd threads) over the run, per request. With
+// tick-based accounting (no CONFIG_IRQ_TIME_ACCOUNTING, as on this
+// machine's kernel) a tick that lands in softirq is charged to the task it
+// interrupted as system time, so softirq run in these processes' context
+// is inside this figure.
+// softirqUsPerRequest: the machine's irq+softirq time (/proc/stat, all
+// CPUs) over the run, per request: the softirq part, wherever it ran (on
+// this kernel mostly already inside cpuUsPerRequest; with irq time
+// accounting it would be outside it). Whole-machine: anything else doing
+// network work at the same time lands here too.
 struct RpsResult {
   double rps = 0;
   double cpuUsPerRequest = 0;
+  double softirqUsPerRequest = 0;
 };
 RpsResult measureRps(int clientNetnsFd, const std::vector<Target>& targets, int threads,
-                     double seconds, bool keepAlive, const std::vector<pid_t>& servers);
+                     double seconds, bool keepAlive, const std::vector<pid_t>& processes);
 
 // wrk (HTTP/1.1 keep-alive, `connections` connections) against one target
 // for `seconds`, run in the client namespace; requests/s, or nothing if wrk
