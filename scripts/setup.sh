@@ -20,6 +20,10 @@ packages=(
   # control/: object model (protobuf), API server (Boost.Beast, OpenSSL), CLI;
   # yaml-cpp reads example manifests in tests
   protobuf-compiler libprotobuf-dev libboost1.74-dev libssl-dev libcli11-dev libyaml-cpp-dev
+  # control/agent/: the node-local gRPC API (`sluice debug`)
+  libgrpc++-dev protobuf-compiler-grpc
+  # the demo and e2e tests are clients of the Services
+  curl
   # bench/lab (sluice-bench): the kube-proxy baselines it programs, a load
   # generator, and the plots
   nftables wrk gnuplot-nox
@@ -34,6 +38,21 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's kubectl 1.20 (package kubernetes-client), which the e2e suite runs
+# beside the Google Cloud SDK ones: it would install to /usr/bin/kubectl, the
+# SDK's dispatcher, so the package is unpacked into its own prefix instead.
+kubectl120=/opt/sluice/kubectl-1.20
+if [ ! -x "$kubectl120/usr/bin/kubectl" ]; then
+  echo "setup: unpacking Debian's kubernetes-client into $kubectl120"
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"  # apt's _apt download user writes there
+  (cd "$tmp" && { apt-get download -qq kubernetes-client 2>/dev/null ||
+                  { apt-get update -qq && apt-get download -qq kubernetes-client; }; })
+  mkdir -p "$kubectl120"
+  dpkg -x "$tmp"/kubernetes-client_*.deb "$kubectl120"
+  rm -rf "$tmp"
 fi
 
 if [ -f build/build.ninja ]; then

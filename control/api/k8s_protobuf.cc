@@ -90,7 +90,12 @@ Result<Json> k8sProtobufToJson(std::string_view body) {
   else if (kind == "Deployment") obj = std::make_unique<k8swire::Deployment>();
   else if (kind == "Service") obj = std::make_unique<k8swire::Service>();
   else if (kind == "Namespace") obj = std::make_unique<k8swire::Namespace>();
-  else return Error::invalid("protobuf bodies are accepted for Pod, Deployment, Service and Namespace, not " + kind);
+  else if (kind == "HorizontalPodAutoscaler" && unknown.typemeta().apiversion() == "autoscaling/v1") {
+    obj = std::make_unique<k8swire::HorizontalPodAutoscalerV1>();
+  } else {
+    return Error::invalid("protobuf bodies are accepted for Pod, Deployment, Service, Namespace and "
+                          "autoscaling/v1 HorizontalPodAutoscaler, not " + unknown.typemeta().apiversion() + " " + kind);
+  }
   if (!obj->ParseFromString(unknown.raw())) return Error::invalid("protobuf body does not decode as " + kind);
   Json j = toJson(*obj);
   j["apiVersion"] = unknown.typemeta().apiversion();

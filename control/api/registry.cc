@@ -1,5 +1,6 @@
 #include "control/api/registry.h"
 
+#include "control/api/cluster_kinds.h"
 #include "control/api/defaults.h"
 #include "control/api/object_meta.h"
 #include "control/api/proto/apps.pb.h"
@@ -165,6 +166,14 @@ std::optional<std::string> ResourceType::fieldValue(const pb::Message& obj, std:
   return strategy->fieldValue(obj, field);
 }
 
+Json ResourceType::encode(const pb::Message& obj) const {
+  if (toVersion == nullptr) return encodeJson(obj);
+  std::unique_ptr<pb::Message> copy(obj.New());
+  copy->CopyFrom(obj);
+  toVersion(*copy);
+  return encodeJson(*copy);
+}
+
 std::vector<std::string> ResourceType::selectableFields() const {
   std::vector<std::string> f = {"metadata.name", "metadata.namespace"};
   auto extra = strategy->selectableFields();
@@ -278,11 +287,53 @@ Registry::Registry() {
     types_.push_back(make<EndpointSlice>("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
                                          "endpointslice", {}, true, std::move(h)));
   }
+  addClusterKinds();
   groupVersions_ = {{"", "v1"},
                     {"apps", "v1"},
                     {"autoscaling", "v2"},
                     {"autoscaling", "v1"},
-                    {"discovery.k8s.io", "v1"}};
+                    {"coordination.k8s.io", "v1"},
+                    {"discovery.k8s.io", "v1"},
+                    {"metrics.k8s.io", "v1beta1"}};
+}
+
+// Lease, HorizontalPodAutoscaler (v2, and v1 converted), PodMetrics and
+// NodeMetrics (control/api/cluster_kinds.h).
+void Registry::addClusterKinds() {
+  {
+    Strategy<Lease>::Hooks h;
+    h.validate = validateLease;
+    h.status = false;
+    types_.push_back(make<Lease>("coordination.k8s.io", "v1", "Lease", "leases", "lease", {}, true, std::move(h)));
+  }
+  for (const char* version : {"v2", "v1"}) {
+    bool v1 = std::string_view(version) == "v1";
+    Strategy<HorizontalPodAutoscaler>::Hooks h;
+    h.defaults = v1 ? defaultHorizontalPodAutoscalerV1 : defaultHorizontalPodAutoscaler;
+    h.validate = validateHorizontalPodAutoscaler;
+    if (v1) h.update = prepareHorizontalPodAutoscalerV1Update;
+    auto t = make<HorizontalPodAutoscaler>("autoscaling", version, "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                                           "horizontalpodautoscaler", {"hpa"}, true, std::move(h));
+    t->categories = {"all"};
+    if (v1) t->toVersion = toHorizontalPodAutoscalerV1;
+    types_.push_back(std::move(t));
+  }
+  {
+    Strategy<PodMetrics>::Hooks h;
+    h.validate = validatePodMetrics;
+    h.status = false;
+    auto t = make<PodMetrics>("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", "", {}, true, std::move(h));
+    t->storageResource = "pods.metrics.k8s.io";
+    types_.push_back(std::move(t));
+  }
+  {
+    Strategy<NodeMetrics>::Hooks h;
+    h.validate = validateNodeMetrics;
+    h.status = false;
+    auto t = make<NodeMetrics>("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", "", {}, false, std::move(h));
+    t->storageResource = "nodes.metrics.k8s.io";
+    types_.push_back(std::move(t));
+  }
 }
 
 const Registry& Registry::builtin() {

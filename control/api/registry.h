@@ -68,6 +68,12 @@ struct ResourceType {
   bool scaleSubresource = false;
   const google::protobuf::Message* prototype = nullptr;
   std::unique_ptr<ResourceStrategy> strategy;
+  // The store's name for the resource when `resource` alone would clash
+  // with another group's (metrics.k8s.io "pods"); empty: `resource`.
+  std::string storageResource;
+  // For a kind served in two versions from one stored message: turns the
+  // stored form into this version's before it is encoded; nullptr: none.
+  void (*toVersion)(google::protobuf::Message& obj) = nullptr;
 
   std::string apiVersion() const { return group.empty() ? version : group + "/" + version; }
   std::string listKind() const { return kind + "List"; }
@@ -77,6 +83,9 @@ struct ResourceType {
   // "pods" or "deployments.apps", as Kubernetes names a resource in errors.
   std::string qualifiedResource() const { return group.empty() ? resource : resource + "." + group; }
   const TablePrinter& printer() const { return tablePrinterFor(kind); }
+  const std::string& storageName() const { return storageResource.empty() ? resource : storageResource; }
+  // The object's JSON in this version (applies toVersion).
+  Json encode(const google::protobuf::Message& obj) const;
   // Field selector value for any field, including the metadata ones.
   std::optional<std::string> fieldValue(const google::protobuf::Message& obj, std::string_view field) const;
   std::vector<std::string> selectableFields() const;
@@ -104,6 +113,7 @@ class Registry {
 
  private:
   Registry();
+  void addClusterKinds();
   std::vector<std::unique_ptr<ResourceType>> types_;
   std::vector<GroupVersion> groupVersions_;
 };

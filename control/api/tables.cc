@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "control/api/cluster_kinds.h"
 #include "control/api/object_meta.h"
 #include "control/api/proto/apps.pb.h"
 #include "control/api/proto/core.pb.h"
@@ -426,6 +427,16 @@ const std::map<std::string, TablePrinter, std::less<>>& printers() {
          col("Kernel-Version", "string", "Kernel Version reported by the node.", 1),
          col("Container-Runtime", "string", "Container Runtime Version reported by the node.", 1)},
         nodeRow}},
+      {"HorizontalPodAutoscaler",
+       {{kNameColumn,
+         col("Reference", "string", "reference to the target"),
+         col("Targets", "string", "the current and target metric values"),
+         col("MinPods", "string", "the lower limit for the number of pods"),
+         col("MaxPods", "integer", "the upper limit for the number of pods"),
+         col("Replicas", "integer", "current number of replicas of pods managed by this autoscaler"),
+         kAgeColumn},
+        horizontalPodAutoscalerRow}},
+      {"Lease", {{kNameColumn, col("Holder", "string", "holderIdentity of the lease"), kAgeColumn}, leaseRow}},
       {"Event",
        {{col("Last Seen", "string", "The last time the event was observed."),
          col("Type", "string", "Type of this event (Normal, Warning)."),

@@ -11,6 +11,8 @@
 
 #include <cerrno>
 #include <deque>
+#include <map>
+#include <sys/socket.h>
 
 namespace sluice::client {
 
@@ -97,6 +99,9 @@ struct ApiClient::Impl {
   };
   std::mutex mu;
   std::deque<Idle> idle;
+  // Sockets of running watches by their stop flag, for cancelWatch().
+  std::mutex watchMu;
+  std::multimap<const std::atomic<bool>*, int> watchFds;
 
   Result<std::unique_ptr<Stream>> connect() {
     try {
@@ -299,6 +304,29 @@ Result<void> ApiClient::watch(const Resource& r, std::string_view ns, const List
   target += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout.count());
   auto stream = impl_->connect();
   if (!stream) return stream.error();
+  // Registered while the socket is open, so cancelWatch() can end a read
+  // that is blocked; unregistered before the stream (and its fd) goes.
+  int watchFd = beast::get_lowest_layer(**stream).socket().native_handle();
+  {
+    std::lock_guard lock(impl_->watchMu);
+    if (stop != nullptr && stop->load()) return {};
+    impl_->watchFds.emplace(stop, watchFd);
+  }
+  struct Unregister {
+    Impl* impl;
+    const std::atomic<bool>* stop;
+    int fd;
+    ~Unregister() {
+      std::lock_guard lock(impl->watchMu);
+      auto [b, e] = impl->watchFds.equal_range(stop);
+      for (auto it = b; it != e; ++it) {
+        if (it->second == fd) {
+          impl->watchFds.erase(it);
+          break;
+        }
+      }
+    }
+  } unregister{impl_.get(), stop, watchFd};
   try {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     impl_->decorate(req, "application/json");
@@ -366,6 +394,12 @@ Result<void> ApiClient::watch(const Resource& r, std::string_view ns, const List
   } catch (const std::exception& e) {
     return Error{ErrorCode::kUnavailable, "watch " + target + ": " + e.what()};
   }
+}
+
+void ApiClient::cancelWatch(const std::atomic<bool>* stop) {
+  std::lock_guard lock(impl_->watchMu);
+  auto [b, e] = impl_->watchFds.equal_range(stop);
+  for (auto it = b; it != e; ++it) ::shutdown(it->second, SHUT_RDWR);
 }
 
 std::string namespaceOf(const Json& obj) {

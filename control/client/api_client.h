@@ -109,6 +109,9 @@ class ApiClient {
   // must re-list), other errors otherwise.
   Result<void> watch(const Resource& r, std::string_view ns, const ListOptions& opts, const WatchHandler& onEvent,
                      const std::atomic<bool>* stop, std::chrono::seconds timeout = std::chrono::seconds(300));
+  // Ends the watch running with this `stop` flag now, even one blocked in
+  // the middle of reading a partial TLS record (shuts its socket down).
+  void cancelWatch(const std::atomic<bool>* stop);
 
   struct Impl;
 

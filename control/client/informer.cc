@@ -19,6 +19,7 @@ void Informer::start() {
 
 void Informer::stop() {
   stop_ = true;
+  client_.cancelWatch(&stop_);
   if (thread_.joinable()) thread_.join();
 }
 

@@ -1,47 +1,44 @@
-// The `sluice` executable. This issue brings two commands:
+// The `sluice` executable:
+//   sluice up [--data-dir DIR] [--mode ebpf] ...
+//       a single-node cluster in one process: API server with the embedded
+//       store, controllers, and the node agent with this host as the node
 //   sluice server [--data-dir DIR] [--listen ADDR:PORT] ...
-//       the Kubernetes-compatible API server; writes DIR/kubeconfig
+//       the Kubernetes-compatible API server and controllers; writes
+//       DIR/kubeconfig
+//   sluice agent --kubeconfig F --node-name N [--data-dir D] ...
+//       the node agent: the pods bound to node N and the service proxy
+//   sluice debug [--socket S] lb list | maglev SERVICE | ct list
+//       what the node agent's proxy programmed, over its gRPC socket
 //   sluice kubectl ARGS...
 //       runs the installed kubectl with KUBECONFIG=DIR/kubeconfig (DIR from
 //       $SLUICE_DATA_DIR, default /var/lib/sluice), as k3s does
-// `up`, `agent` and `debug` arrive with their issues.
-#include <signal.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
-#include "control/client/api_client.h"
-#include "control/controllers/manager.h"
-#include "control/server/api_server.h"
+#include "control/agent/proxy/debug_client.h"
+#include "control/agent/runtime/echo_workload.h"
+#include "control/cmd/agent_cmd.h"
+#include "control/cmd/server_cmd.h"
 
 namespace {
 
-constexpr const char* kDefaultDataDir = "/var/lib/sluice";
-
-struct ListenAddress {
-  std::string host;
-  uint16_t port = 0;
-};
-
-// "127.0.0.1:6443", "[::1]:6443", ":6443" (all addresses).
-std::optional<ListenAddress> parseListen(const std::string& s) {
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  ListenAddress a;
-  a.host = s.substr(0, colon);
-  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
-  if (a.host.empty()) a.host = "0.0.0.0";
-  std::string port = s.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  unsigned long p = std::stoul(port);
-  if (p > 65535) return std::nullopt;
-  a.port = static_cast<uint16_t>(p);
-  return a;
-}
+using sluice::cmd::kDefaultDataDir;
 
 int runKubectl(int argc, char** argv) {
   const char* dir = std::getenv("SLUICE_DATA_DIR");
@@ -63,73 +60,182 @@ int runKubectl(int argc, char** argv) {
   return 127;
 }
 
-int runServer(const std::string& dataDir, const std::string& listen, const std::string& serviceCidr,
-              const std::string& nodePorts, const std::string& lbPool, int verbosity, int compactSeconds,
-              bool controllersOn) {
-  auto addr = parseListen(listen);
-  if (!addr) {
-    std::cerr << "sluice server: --listen " << listen << ": expected ADDR:PORT\n";
-    return 2;
-  }
-  sluice::server::ApiServerOptions o;
-  o.dataDir = dataDir;
-  o.listenHost = addr->host;
-  o.listenPort = addr->port;
-  o.network.serviceCidr = serviceCidr;
-  o.network.loadBalancerPool = lbPool;
-  o.logRequests = verbosity > 0;
-  o.compactInterval = std::chrono::seconds(compactSeconds);
-  size_t dash = nodePorts.find('-');
-  if (dash == std::string::npos) {
-    std::cerr << "sluice server: --service-node-port-range " << nodePorts << ": expected FIRST-LAST\n";
-    return 2;
-  }
-  o.network.nodePortFirst = std::atoi(nodePorts.substr(0, dash).c_str());
-  o.network.nodePortLast = std::atoi(nodePorts.substr(dash + 1).c_str());
-
-  // Signals are taken synchronously below, so block them in every thread.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
-  auto server = sluice::server::ApiServer::start(o);
+int runServer(const sluice::cmd::ServerFlags& f) {
+  sluice::cmd::blockSignals();
+  auto server = sluice::cmd::ServerProcess::start(f);
   if (!server) {
     std::cerr << "sluice server: " << server.error().message << "\n";
     return 1;
   }
-  std::cout << "sluice server: serving on " << (*server)->url() << "\n"
+  std::cout << "sluice server: serving on " << (*server)->server().url() << "\n"
             << "sluice server: kubeconfig " << (*server)->kubeconfigPath() << "\n"
             << std::flush;
-  // The controllers reach the server through its own REST API with the
-  // admin credentials, as kube-controller-manager does.
-  std::unique_ptr<sluice::client::ApiClient> client;
-  std::unique_ptr<sluice::controllers::ControllerManager> controllers;
-  if (controllersOn) {
-    auto kc = sluice::client::Kubeconfig::load((*server)->kubeconfigPath());
-    if (!kc) {
-      std::cerr << "sluice server: " << kc.error().message << "\n";
-      return 1;
-    }
-    auto c = sluice::client::ApiClient::create(*kc, "sluice-controller-manager");
-    if (!c) {
-      std::cerr << "sluice server: " << c.error().message << "\n";
-      return 1;
-    }
-    client = std::move(*c);
-    auto m = sluice::controllers::ControllerManager::start(*client);
-    if (!m) {
-      std::cerr << "sluice server: " << m.error().message << "\n";
-      return 1;
-    }
-    controllers = std::move(*m);
-  }
-  int sig = 0;
-  sigwait(&set, &sig);
+  int sig = sluice::cmd::waitForSignal();
   std::cout << "sluice server: stopping (signal " << sig << ")\n" << std::flush;
-  if (controllers) controllers->stop();
+  (*server)->stop();
+  return 0;
+}
+
+int runAgent(const sluice::cmd::AgentFlags& f) {
+  if (f.cleanup) {
+    sluice::agent::PodRuntime::teardownAll(sluice::cmd::runtimeOptions(f));
+    return 0;
+  }
+  auto kc = sluice::client::Kubeconfig::load(f.kubeconfig);
+  if (!kc) {
+    std::cerr << "sluice agent: " << kc.error().message << "\n";
+    return 1;
+  }
+  sluice::cmd::blockSignals();
+  auto client = sluice::client::ApiClient::create(*kc, "sluice-agent/" + f.nodeName);
+  if (!client) {
+    std::cerr << "sluice agent: " << client.error().message << "\n";
+    return 1;
+  }
+  auto agent = sluice::cmd::AgentProcess::start(**client, f);
+  if (!agent) {
+    std::cerr << "sluice agent: " << agent.error().message << "\n";
+    return 1;
+  }
+  if (f.mode != "none") {
+    std::cout << "sluice agent: proxy in " << f.mode << " mode, metrics on " << f.metricsAddr
+              << ", debug API on unix:" << f.debugSocket << "\n";
+  }
+  std::cout << "sluice agent: node " << f.nodeName << " ready (pod CIDR " << (*agent)->podCidr() << ")\n"
+            << std::flush;
+  int sig = sluice::cmd::waitForSignal();
+  std::cout << "sluice agent: stopping (signal " << sig << "); pods keep running\n" << std::flush;
+  (*agent)->stop();
+  return 0;
+}
+
+// The host name as a node name (DNS-1123 subdomain: lower case, [a-z0-9.-]).
+std::string defaultNodeName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "node";
+  std::string n;
+  for (char c : std::string(buf)) {
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    n.push_back(std::isalnum(static_cast<unsigned char>(l)) || l == '.' || l == '-' ? l : '-');
+  }
+  while (!n.empty() && !std::isalnum(static_cast<unsigned char>(n.back()))) n.pop_back();
+  return n.empty() ? "node" : n;
+}
+
+// The IPv4 address of the interface holding the default route (else the
+// first non-loopback one): the node's InternalIP and NodePort address.
+std::string primaryIpv4() {
+  std::string defaultIf;
+  std::ifstream routes("/proc/net/route");
+  std::string line;
+  std::getline(routes, line);  // header
+  while (std::getline(routes, line)) {
+    std::istringstream ss(line);
+    std::string iface, dest;
+    ss >> iface >> dest;
+    if (dest == "00000000") {
+      defaultIf = iface;
+      break;
+    }
+  }
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string first, onDefault;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if ((a->ifa_flags & IFF_LOOPBACK) != 0 || (a->ifa_flags & IFF_UP) == 0) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+    if (first.empty()) first = text;
+    if (a->ifa_name == defaultIf && onDefault.empty()) onDefault = text;
+  }
+  ::freeifaddrs(list);
+  return onDefault.empty() ? first : onDefault;
+}
+
+// Whether a.b.c.d/len overlaps any IPv4 network on this host's interfaces.
+bool overlapsHostNetwork(const std::string& cidr) {
+  size_t slash = cidr.find('/');
+  in_addr net{};
+  if (slash == std::string::npos || ::inet_pton(AF_INET, cidr.substr(0, slash).c_str(), &net) != 1) return true;
+  int len = std::atoi(cidr.c_str() + slash + 1);
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return true;
+  bool overlap = false;
+  for (ifaddrs* a = list; a != nullptr && !overlap; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_netmask == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    uint32_t addr = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr);
+    uint32_t mask = ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_netmask)->sin_addr.s_addr);
+    uint32_t poolMask = len <= 0 ? 0 : ~uint32_t{0} << (32 - std::min(len, 32));
+    uint32_t common = mask & poolMask;  // the shorter prefix decides
+    overlap = ((addr ^ ntohl(net.s_addr)) & common) == 0;
+  }
+  ::freeifaddrs(list);
+  return overlap;
+}
+
+int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGiven) {
+  af.dataDir = sf.dataDir + "/agent";
+  if (af.nodeName.empty()) af.nodeName = defaultNodeName();
+  if (af.cleanup) {
+    sluice::agent::PodRuntime::teardownAll(sluice::cmd::runtimeOptions(af));
+    std::cout << "sluice up: removed the pods recorded under " << af.dataDir << "\n";
+    // The datapath outlives `sluice up` on purpose (a restart adopts it);
+    // unpinning its maps and links detaches it.
+    std::error_code ec;
+    if (af.bpfPinDir.rfind("/sys/fs/bpf/", 0) == 0 && std::filesystem::remove_all(af.bpfPinDir, ec) > 0) {
+      std::cout << "sluice up: removed the datapath pinned under " << af.bpfPinDir << "\n";
+    }
+    return 0;
+  }
+  if (af.nodeIp.empty()) af.nodeIp = primaryIpv4();
+  if (!lbPoolGiven) {
+    // LoadBalancer addresses must not shadow addresses this host already
+    // reaches (its own network, its gateway): take the first documentation
+    // range no interface is on.
+    for (const char* pool : {"198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"}) {
+      if (!overlapsHostNetwork(pool)) {
+        sf.lbPool = pool;
+        break;
+      }
+    }
+  }
+  if (af.nodeIp.empty()) {
+    std::cerr << "sluice up: no IPv4 address on this host for the node; pass --node-ip\n";
+    return 1;
+  }
+  sluice::cmd::blockSignals();
+  auto server = sluice::cmd::ServerProcess::start(sf);
+  if (!server) {
+    std::cerr << "sluice up: server: " << server.error().message << "\n";
+    return 1;
+  }
+  std::cout << "sluice up: API server on " << (*server)->server().url() << "\n" << std::flush;
+  auto kc = sluice::client::Kubeconfig::load((*server)->kubeconfigPath());
+  if (!kc) {
+    std::cerr << "sluice up: " << kc.error().message << "\n";
+    return 1;
+  }
+  auto client = sluice::client::ApiClient::create(*kc, "sluice-agent/" + af.nodeName);
+  if (!client) {
+    std::cerr << "sluice up: " << client.error().message << "\n";
+    return 1;
+  }
+  auto agent = sluice::cmd::AgentProcess::start(**client, af);
+  if (!agent) {
+    std::cerr << "sluice up: agent: " << agent.error().message << "\n";
+    (*server)->stop();
+    return 1;
+  }
+  std::cout << "sluice up: node " << af.nodeName << " (" << af.nodeIp << ", pods in " << (*agent)->podCidr()
+            << "), proxy mode " << af.mode << "\n"
+            << "sluice up: ready; kubectl: `sluice kubectl get pods` or KUBECONFIG=" << (*server)->kubeconfigPath()
+            << "\n"
+            << std::flush;
+  int sig = sluice::cmd::waitForSignal();
+  std::cout << "sluice up: stopping (signal " << sig << "); pods keep running until `sluice up --cleanup`\n"
+            << std::flush;
+  (*agent)->stop();
   (*server)->stop();
   return 0;
 }
@@ -140,31 +246,51 @@ int main(int argc, char** argv) {
   // kubectl's own flags must pass through untouched, so it is dispatched
   // before option parsing.
   if (argc >= 2 && std::string(argv[1]) == "kubectl") return runKubectl(argc, argv);
+  // The built-in workload of `sluice/echo` images (hidden: the runtime runs it).
+  if (argc >= 2 && std::string(argv[1]) == "echo") return sluice::agent::runEchoWorkload(argc, argv, 2);
 
   CLI::App app{"sluice: Kubernetes-style service networking"};
   app.require_subcommand(1);
+
+  CLI::App* up = app.add_subcommand("up", "run a single-node cluster: server, controllers and agent in one process");
+  sluice::cmd::ServerFlags upServer;
+  sluice::cmd::AgentFlags upAgent;
+  sluice::cmd::addServerFlags(*up, upServer);
+  sluice::cmd::addAgentFlags(*up, upAgent, /*forUp=*/true);
+
   CLI::App* server = app.add_subcommand("server", "run the Kubernetes-compatible API server");
-  std::string dataDir = kDefaultDataDir;
-  std::string listen = "127.0.0.1:6443";
-  std::string serviceCidr = "10.96.0.0/12";
-  std::string nodePorts = "30000-32767";
-  std::string lbPool = "192.0.2.0/24";
-  int verbosity = 0;
-  int compactSeconds = 300;
-  server->add_option("--data-dir", dataDir, "state, credentials and kubeconfig directory")->capture_default_str();
-  server->add_option("--listen", listen, "HTTPS listen address ADDR:PORT (port 0: any free port)")->capture_default_str();
-  server->add_option("--service-cluster-ip-range,--service-cidr", serviceCidr, "ClusterIP range")->capture_default_str();
-  server->add_option("--service-node-port-range", nodePorts, "NodePort range FIRST-LAST")->capture_default_str();
-  server->add_option("--lb-pool", lbPool, "LoadBalancer ingress address pool (CIDR)")->capture_default_str();
-  server->add_option("--compact-interval", compactSeconds, "seconds of history kept for watches (0: keep all)")
-      ->capture_default_str();
-  server->add_option("-v,--v", verbosity, "log level (1: every request)");
-  bool noControllers = false;
-  server->add_flag("--disable-controllers", noControllers, "serve the API only (no ReplicaSet, Deployment, ... controllers)");
+  sluice::cmd::ServerFlags serverFlags;
+  sluice::cmd::addServerFlags(*server, serverFlags);
+
+  CLI::App* agent = app.add_subcommand("agent", "run the node agent (pods as processes, service proxy)");
+  sluice::cmd::AgentFlags agentFlags;
+  sluice::cmd::addAgentFlags(*agent, agentFlags, /*forUp=*/false);
+
+  CLI::App* debug = app.add_subcommand("debug", "show what the agent's proxy programmed");
+  std::string debugSocket = sluice::agent::kDefaultDebugSocket;
+  std::vector<std::string> debugArgs;
+  debug->add_option("--socket", debugSocket, "the agent's debug socket")->capture_default_str();
+  debug->add_option("command", debugArgs, "lb list | maglev SERVICE | ct list")->required();
+
   app.add_subcommand("kubectl", "run kubectl against this server (KUBECONFIG=$SLUICE_DATA_DIR/kubeconfig)");
   CLI11_PARSE(app, argc, argv);
-  if (server->parsed()) {
-    return runServer(dataDir, listen, serviceCidr, nodePorts, lbPool, verbosity, compactSeconds, !noControllers);
+  if (debug->parsed()) {
+    auto out = sluice::agent::runDebugCommand(debugSocket, debugArgs);
+    if (!out) {
+      std::cerr << "sluice debug: " << out.error().message << "\n";
+      return 1;
+    }
+    std::cout << *out;
+    return 0;
   }
+  if (agent->parsed()) {
+    if (agentFlags.kubeconfig.empty() && !agentFlags.cleanup) {
+      std::cerr << "sluice agent: --kubeconfig is required\n";
+      return 2;
+    }
+    return runAgent(agentFlags);
+  }
+  if (server->parsed()) return runServer(serverFlags);
+  if (up->parsed()) return runUp(upServer, upAgent, up->get_option("--lb-pool")->count() > 0);
   return 0;
 }

@@ -20,7 +20,10 @@ Result<std::unique_ptr<ControllerManager>> ControllerManager::start(client::ApiC
   addClusterControllers(ctx, all);
   for (auto& c : all) {
     const auto& off = m->options_.disabled;
-    if (std::find(off.begin(), off.end(), c->name()) == off.end()) m->controllers_.push_back(std::move(c));
+    const auto& on = m->options_.only;
+    bool enabled = (on.empty() || std::find(on.begin(), on.end(), c->name()) != on.end()) &&
+                   std::find(off.begin(), off.end(), c->name()) == off.end();
+    (enabled ? m->controllers_ : m->idle_).push_back(std::move(c));
   }
   m->informers_.startAll();
   if (!m->informers_.waitForSync(std::chrono::seconds(60))) {

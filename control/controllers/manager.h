@@ -14,6 +14,8 @@ struct ManagerOptions {
   const Clock* clock = nullptr;  // nullptr: the system clock
   // Disable some controllers (tests of one controller in isolation).
   std::vector<std::string> disabled;
+  // When non-empty, run only these controllers (tests of one part).
+  std::vector<std::string> only;
 };
 
 class ControllerManager {
@@ -29,6 +31,9 @@ class ControllerManager {
   SystemClock systemClock_;
   SharedInformers informers_;
   std::vector<std::unique_ptr<Controller>> controllers_;
+  // Disabled controllers: never started, but kept alive because their
+  // constructors registered informer handlers that capture them.
+  std::vector<std::unique_ptr<Controller>> idle_;
 };
 
 }  // namespace sluice::controllers

@@ -2,8 +2,6 @@
 
 #include <set>
 
-#include "control/api/proto/openapi_v2.pb.h"
-
 namespace sluice::server {
 namespace {
 
@@ -36,29 +34,10 @@ Json groupJson(const api::Registry& r, const std::string& group) {
   return {{"name", group}, {"versions", versions}, {"preferredVersion", versions.empty() ? Json::object() : versions[0]}};
 }
 
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 14695981039346656037ULL;
-  for (char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-std::string hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-std::string gvPath(const api::GroupVersion& gv) {
-  return gv.group.empty() ? "api/" + gv.version : "apis/" + gv.group + "/" + gv.version;
-}
-
 }  // namespace
 
 Discovery::Discovery(const api::Registry& registry, std::string serverAddress)
-    : registry_(registry), serverAddress_(std::move(serverAddress)) {}
+    : registry_(registry), serverAddress_(std::move(serverAddress)), openApi_(registry, kKubernetesMinor) {}
 
 std::optional<Response> Discovery::handle(const HttpRequest& req) const {
   std::string path = req.path;
@@ -66,14 +45,7 @@ std::optional<Response> Discovery::handle(const HttpRequest& req) const {
   if (path == "/version") return version();
   if (path == "/api") return legacyApi(req);
   if (path == "/apis") return apiGroups(req);
-  if (path == "/openapi/v3") return openApiRoot();
-  if (path.rfind("/openapi/v3/", 0) == 0) return openApiGroupVersion(path.substr(12));
-  if (path == "/openapi/v2") {
-    if (req.header("accept").find("protobuf") == std::string::npos) {
-      return statusResponse(406, "NotAcceptable", "only the protobuf form of /openapi/v2 is served");
-    }
-    return openApiV2();
-  }
+  if (path.rfind("/openapi/", 0) == 0) return openApi(req, path);
   if (path == "/api/v1") return resourceList("", "v1");
   if (path.rfind("/apis/", 0) == 0) {
     std::string rest = path.substr(6);
@@ -210,86 +182,25 @@ Response Discovery::aggregated(bool core, const std::string& accept) const {
   return r;
 }
 
-Response Discovery::openApiRoot() const {
-  Json paths = Json::object();
-  for (const auto& gv : registry_.groupVersions()) {
-    auto doc = openApiGroupVersion(gvPath(gv));
-    std::string hash = doc ? hex(fnv1a(doc->body)) : "0";
-    paths[gvPath(gv)] = {{"serverRelativeURL", "/openapi/v3/" + gvPath(gv) + "?hash=" + hash}};
-  }
-  return Response::json(200, {{"paths", paths}});
-}
-
-Response Discovery::openApiV2() const {
-  // As the v3 documents: one PATCH per kind with its GVK and fieldValidation.
-  namespace v2 = sluice::openapi::v2;
-  v2::Document doc;
-  doc.set_swagger("2.0");
-  doc.mutable_info()->set_title("Kubernetes");
-  doc.mutable_info()->set_version("v1." + std::to_string(kKubernetesMinor) + ".0");
-  for (const auto& t : registry_.all()) {
-    api::GroupVersion gv{t->group, t->version};
-    auto* item = doc.mutable_paths()->add_path();
-    item->set_name("/" + gvPath(gv) + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->resource + "/{name}");
-    auto* op = item->mutable_value()->mutable_patch();
-    op->set_operation_id("patch" + t->kind);
-    for (const char* c : {"application/json-patch+json", "application/merge-patch+json",
-                          "application/strategic-merge-patch+json"}) {
-      op->add_consumes(c);
-    }
-    for (const char* name : {"dryRun", "fieldManager", "fieldValidation"}) {
-      auto* q = op->add_parameters()->mutable_parameter()->mutable_non_body_parameter()->mutable_query_parameter_sub_schema();
-      q->set_in("query");
-      q->set_name(name);
-      q->set_type("string");
-      q->set_unique_items(true);
-    }
-    auto* ok = op->mutable_responses()->add_response_code();
-    ok->set_name("200");
-    ok->mutable_value()->mutable_response()->set_description("OK");
-    auto* ext = op->add_vendor_extension();
-    ext->set_name("x-kubernetes-group-version-kind");
-    ext->mutable_value()->set_yaml("group: \"" + t->group + "\"\nkind: " + t->kind + "\nversion: " + t->version + "\n");
-  }
+std::optional<Response> Discovery::openApi(const HttpRequest& req, const std::string& path) const {
   Response r;
-  r.contentType = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
-  r.body = doc.SerializeAsString();
+  if (path == "/openapi/v2") {
+    if (req.header("accept").find("protobuf") == std::string::npos) {
+      return statusResponse(406, "NotAcceptable", "only the protobuf form of /openapi/v2 is served");
+    }
+    r.contentType = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    r.body = openApi_.v2Protobuf();
+    return r;
+  }
+  if (path == "/openapi/v3") {
+    r.body = openApi_.v3Index();
+    return r;
+  }
+  if (path.rfind("/openapi/v3/", 0) != 0) return std::nullopt;
+  const std::string* doc = openApi_.v3Document(std::string_view(path).substr(12));
+  if (doc == nullptr) return statusResponse(404, "NotFound", "the server could not find the requested resource");
+  r.body = *doc;
   return r;
-}
-
-std::optional<Response> Discovery::openApiGroupVersion(const std::string& path) const {
-  const api::GroupVersion* match = nullptr;
-  for (const auto& gv : registry_.groupVersions()) {
-    if (gvPath(gv) == path) match = &gv;
-  }
-  if (match == nullptr) return statusResponse(404, "NotFound", "the server could not find the requested resource");
-  // Only what clients act on: one PATCH operation per kind, tagged with its
-  // group/version/kind and listing fieldValidation, from which kubectl
-  // decides to let the server validate fields. There is deliberately no
-  // requestBody: kubectl then computes strategic merge patches from its
-  // built-in types, whose merge keys are the ones this server applies.
-  Json params = Json::array({
-      {{"name", "dryRun"}, {"in", "query"}, {"schema", {{"type", "string"}, {"uniqueItems", true}}}},
-      {{"name", "fieldManager"}, {"in", "query"}, {"schema", {{"type", "string"}, {"uniqueItems", true}}}},
-      {{"name", "fieldValidation"}, {"in", "query"},
-       {"description", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: Ignore, Warn (default), Strict."},
-       {"schema", {{"type", "string"}, {"uniqueItems", true}}}},
-  });
-  Json paths = Json::object();
-  for (const auto* t : registry_.inGroupVersion(match->group, match->version)) {
-    std::string base = "/" + path + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->resource + "/{name}";
-    Json op = {{"operationId", "patch" + t->kind},
-               {"x-kubernetes-action", "patch"},
-               {"x-kubernetes-group-version-kind", {{"group", t->group}, {"version", t->version}, {"kind", t->kind}}},
-               {"parameters", params},
-               {"responses", {{"200", {{"description", "OK"}}}}}};
-    paths[base] = {{"patch", op}};
-  }
-  Json doc = {{"openapi", "3.0.0"},
-              {"info", {{"title", "Kubernetes"}, {"version", "v1." + std::to_string(kKubernetesMinor) + ".0"}}},
-              {"paths", paths},
-              {"components", {{"schemas", Json::object()}}}};
-  return Response::json(200, doc);
 }
 
 }  // namespace sluice::server

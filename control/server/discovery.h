@@ -1,9 +1,8 @@
 // What clients read before they touch objects: /version, legacy discovery
 // (/api, /api/v1, /apis, /apis/<group>/<version>), aggregated discovery
 // (apidiscovery.k8s.io v2 and v2beta1, which kubectl 1.26+ asks for first),
-// and the OpenAPI v3 documents kubectl reads to learn that the server does
-// field validation (a PATCH operation per kind that lists the
-// `fieldValidation` query parameter). All are generated from the registry.
+// and the OpenAPI v2 and v3 documents (openapi.h). All are generated from the
+// registry.
 #pragma once
 
 #include <optional>
@@ -11,6 +10,7 @@
 
 #include "control/api/registry.h"
 #include "control/server/http_server.h"
+#include "control/server/openapi.h"
 #include "control/server/responses.h"
 
 namespace sluice::server {
@@ -33,12 +33,11 @@ class Discovery {
   std::optional<Response> group(const std::string& name) const;
   std::optional<Response> resourceList(const std::string& group, const std::string& version) const;
   Response aggregated(bool core, const std::string& accept) const;
-  Response openApiRoot() const;
-  Response openApiV2() const;
-  std::optional<Response> openApiGroupVersion(const std::string& path) const;
+  std::optional<Response> openApi(const HttpRequest& req, const std::string& path) const;
 
   const api::Registry& registry_;
   std::string serverAddress_;
+  OpenApi openApi_;  // built once, at construction
 };
 
 }  // namespace sluice::server

@@ -8,7 +8,7 @@
 namespace sluice::server {
 
 std::string ObjectStore::key(const api::ResourceType& type, std::string_view ns, std::string_view name) {
-  std::string k = "/registry/" + type.resource + "/";
+  std::string k = "/registry/" + type.storageName() + "/";
   if (type.namespaced) {
     k += ns;
     k += '/';
@@ -18,7 +18,7 @@ std::string ObjectStore::key(const api::ResourceType& type, std::string_view ns,
 }
 
 std::string ObjectStore::prefix(const api::ResourceType& type, std::string_view ns) {
-  std::string p = "/registry/" + type.resource + "/";
+  std::string p = "/registry/" + type.storageName() + "/";
   if (type.namespaced && !ns.empty()) {
     p += ns;
     p += '/';

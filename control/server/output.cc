@@ -17,7 +17,7 @@ Json tableRow(const api::ResourceType& type, const google::protobuf::Message& ob
               api::Clock::time_point now) {
   Json row = {{"cells", type.printer().row(obj, now)}};
   if (fmt.includeObject == "Object") {
-    row["object"] = api::encodeJson(obj);
+    row["object"] = type.encode(obj);
   } else if (fmt.includeObject != "None") {
     row["object"] = partialMetadataJson(obj, fmt.groupVersion);
   }
@@ -81,7 +81,7 @@ Json partialMetadataJson(const google::protobuf::Message& obj, const std::string
 
 Json renderObject(const api::ResourceType& type, const google::protobuf::Message& obj, const OutputFormat& fmt) {
   switch (fmt.kind) {
-    case OutputFormat::Kind::kObject: return api::encodeJson(obj);
+    case OutputFormat::Kind::kObject: return type.encode(obj);
     case OutputFormat::Kind::kPartialMetadata: return partialMetadataJson(obj, fmt.groupVersion);
     case OutputFormat::Kind::kTable: {
       Json t = {{"kind", "Table"},
@@ -123,7 +123,7 @@ Json renderList(const api::ResourceType& type, const std::vector<const google::p
     case OutputFormat::Kind::kObject: break;
   }
   Json arr = Json::array();
-  for (const auto* o : items) arr.push_back(api::encodeJson(*o));
+  for (const auto* o : items) arr.push_back(type.encode(*o));
   return {{"kind", type.listKind()},
           {"apiVersion", type.apiVersion()},
           {"metadata", listMeta},

@@ -1,6 +1,8 @@
 // delete and deletecollection: finalizers, deletionTimestamp, propagation
 // policy, namespace contents.
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 
 #include "control/api/object_meta.h"
 #include "control/api/proto/core.pb.h"
@@ -57,6 +59,39 @@ std::variant<DeleteParams, Response> parseDeleteParams(const HttpRequest& http) 
     p.policy = *policy;
   }
   return p;
+}
+
+// gracePeriodSeconds from DeleteOptions (body) or the query; nullopt when
+// the request does not say (the object's default applies).
+std::optional<int64_t> requestedGracePeriod(const HttpRequest& http) {
+  std::optional<int64_t> grace;
+  if (!http.body.empty()) {
+    auto body = api::parseJson(http.body);
+    api::DeleteOptions opts;
+    if (body && api::decodeJson(*body, opts, nullptr) && opts.has_graceperiodseconds()) {
+      grace = opts.graceperiodseconds();
+    }
+  }
+  if (std::string q = http.queryParam("gracePeriodSeconds"); !q.empty()) {
+    char* end = nullptr;
+    long long v = std::strtoll(q.c_str(), &end, 10);
+    if (end != nullptr && *end == '\0') grace = v;
+  }
+  return grace;
+}
+
+// Graceful pod deletion (Kubernetes' CheckGracefulDelete): a pod bound to a
+// node is only marked (deletionTimestamp = now + grace) so its node agent
+// can stop the containers, then removes it with grace 0. Unbound and
+// terminal pods, and grace 0, delete at once. Returns the grace to apply,
+// or nullopt to delete now.
+std::optional<int64_t> podGracePeriod(const api::Pod& pod, const HttpRequest& http) {
+  if (pod.spec().nodename().empty()) return std::nullopt;
+  if (pod.status().phase() == "Succeeded" || pod.status().phase() == "Failed") return std::nullopt;
+  int64_t grace = pod.spec().has_terminationgraceperiodseconds() ? pod.spec().terminationgraceperiodseconds() : 30;
+  if (auto requested = requestedGracePeriod(http)) grace = *requested;
+  if (grace <= 0) return std::nullopt;
+  return grace;
 }
 
 bool ownedBy(const api::ObjectMeta& m, const std::string& uid) {
@@ -142,7 +177,22 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
   bool hasForegroundFinalizer =
       std::find(m.finalizers().begin(), m.finalizers().end(), kForegroundFinalizer) != m.finalizers().end();
 
-  if (!m.deletiontimestamp().empty()) {
+  std::optional<int64_t> podGrace;
+  if (t.kind == "Pod") podGrace = podGracePeriod(static_cast<const api::Pod&>(*current.msg), *req.http);
+  // A terminating pod: a shorter grace period moves the deadline closer;
+  // grace 0 (its agent is done) removes it, or with finalizers left marks it
+  // to go with the last one, as in Kubernetes.
+  const bool podShortens = t.kind == "Pod" && !m.deletiontimestamp().empty() &&
+                           podGrace.value_or(0) < m.deletiongraceperiodseconds();
+  if (podShortens && (podGrace || !m.finalizers().empty())) {
+    const int64_t grace = podGrace.value_or(0);
+    m.set_deletiontimestamp(api::formatTime(api::Clock::now() + std::chrono::seconds(grace)));
+    m.set_deletiongraceperiodseconds(grace);
+    if (dryRun) return Response::json(200, renderObject(t, *next, fmt));
+    auto r = objects_.update(t, *next, current.modRevision);
+    if (!r) return r.error().code == ErrorCode::kAborted ? std::nullopt : std::optional(fromError(r.error(), &t, name));
+    return Response::json(200, renderObject(t, *next, fmt));
+  } else if (!podShortens && !m.deletiontimestamp().empty()) {
     // Already terminating: only a foreground request still changes it.
     if (!foreground || hasForegroundFinalizer || dryRun) return Response::json(200, renderObject(t, *current.msg, fmt));
     m.add_finalizers(std::string(kForegroundFinalizer));
@@ -151,6 +201,17 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
     return Response::json(200, renderObject(t, *next, fmt));
   }
 
+  // A bound, running pod (graceful deletion): marked for its agent, with or
+  // without finalizers; the agent's grace-0 delete finishes it.
+  if (podGrace && m.deletiontimestamp().empty()) {
+    m.set_deletiontimestamp(api::formatTime(api::Clock::now() + std::chrono::seconds(*podGrace)));
+    m.set_deletiongraceperiodseconds(*podGrace);
+    m.set_generation(m.generation() + 1);
+    if (dryRun) return Response::json(200, renderObject(t, *next, fmt));
+    auto r = objects_.update(t, *next, current.modRevision);
+    if (!r) return r.error().code == ErrorCode::kAborted ? std::nullopt : std::optional(fromError(r.error(), &t, name));
+    return Response::json(200, renderObject(t, *next, fmt));
+  }
   // Foreground deletion waits for dependents (removed by the garbage
   // collector); with none, there is nothing to wait for.
   bool waitForDependents = foreground && hasDependents(cm.namespace_(), cm.uid());
@@ -169,7 +230,20 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
   }
 
   if (dryRun) return Response::json(200, renderObject(t, *current.msg, fmt));
+  int64_t removeRevision = current.modRevision;
+  bool marked = false;
   if (policy == "Orphan") {
+    // The owner is marked terminating before its dependents lose their
+    // references, so no controller re-adopts them in between (controllers
+    // do not adopt for an owner with a deletionTimestamp).
+    if (hasDependents(cm.namespace_(), cm.uid())) {
+      m.set_deletiontimestamp(api::nowTime());
+      m.set_deletiongraceperiodseconds(0);
+      auto rev = objects_.update(t, *next, current.modRevision);
+      if (!rev) return rev.error().code == ErrorCode::kAborted ? std::nullopt : std::optional(fromError(rev.error(), &t, name));
+      removeRevision = *rev;
+      marked = true;
+    }
     if (auto r = orphanDependents(cm.namespace_(), cm.uid()); !r) return fromError(r.error(), &t, name);
   }
   if (t.kind == "Namespace") {
@@ -178,8 +252,23 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
     Response r = deleteNamespaceContents(name);
     if (r.status != 200) return r;
   }
-  auto removed = objects_.remove(t, cm.namespace_(), name, current.modRevision);
-  if (!removed) {
+  auto removed = objects_.remove(t, cm.namespace_(), name, removeRevision);
+  // Marked terminating above: a status write in between must not leave it
+  // behind, so remove whatever revision is current.
+  // An update of an object marked with grace 0 and no finalizers removes it
+  // (as in Kubernetes), so it may also be gone already: that is success.
+  bool goneMeanwhile = false;
+  for (int i = 0; marked && !removed && removed.error().code == ErrorCode::kAborted && i < kDeleteAttempts; ++i) {
+    auto cur = objects_.get(t, cm.namespace_(), name);
+    if (!cur) break;
+    if (!cur->has_value()) {
+      goneMeanwhile = true;
+      break;
+    }
+    removed = objects_.remove(t, cm.namespace_(), name, (*cur)->modRevision);
+  }
+  if (marked && !removed && removed.error().code == ErrorCode::kNotFound) goneMeanwhile = true;
+  if (!removed && !goneMeanwhile) {
     if (removed.error().code == ErrorCode::kAborted) return std::nullopt;
     return fromError(removed.error(), &t, name);
   }

@@ -280,9 +280,11 @@ std::optional<Response> RestHandler::writeUpdate(const ResourceRequest& req, std
   }
   OutputFormat fmt = negotiateOutput(*req.http);
 
-  // The last finalizer of a terminating object removed: it goes away.
+  // The last finalizer of a terminating object removed: it goes away. Not
+  // so a pod in its graceful termination (deletionGracePeriodSeconds > 0):
+  // its agent still updates it and removes it with grace 0.
   const api::ObjectMeta& nm = api::meta(*next);
-  if (!nm.deletiontimestamp().empty() && nm.finalizers().empty()) {
+  if (!nm.deletiontimestamp().empty() && nm.finalizers().empty() && nm.deletiongraceperiodseconds() == 0) {
     services_.rollback(change);
     if (dryRun) return withWarnings(Response::json(200, renderObject(t, *next, fmt)), warnings);
     auto removed = objects_.remove(t, req.ns, req.name, current.modRevision);

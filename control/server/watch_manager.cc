@@ -40,7 +40,8 @@ class EventCache {
  public:
   std::shared_ptr<google::protobuf::Message> object(ObjectStore& objects, const api::ResourceType& type,
                                                     const store::KeyValue& kv, int64_t revision) {
-    std::string k = std::to_string(revision) + "|" + std::to_string(kv.modRevision) + "|" + kv.key;
+    std::string k = std::to_string(revision) + "|" + std::to_string(kv.modRevision) + "|" + kv.key + "|" +
+                    type.apiVersion();
     auto it = objects_.find(k);
     if (it != objects_.end()) return it->second;
     std::shared_ptr<google::protobuf::Message> msg;

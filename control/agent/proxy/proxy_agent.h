@@ -1,0 +1,83 @@
+// ProxyAgent: the proxy half of `sluice agent` (and of `sluice up`) in one
+// object — the datapath the mode factory chose, ProxySync feeding it from
+// the API, LoadBalancer addresses on the uplink, the Prometheus /metrics
+// endpoint and the node-local gRPC debug API. The pod runtime calls
+// onPodInterface() when a pod's host-side veth appears.
+//
+// Restart-safe: stop() leaves the datapath programmed (pinned maps, tc
+// filters, pinned cgroup links), and the next start() adopts it, so
+// established connections keep flowing while the agent is down and after.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "control/agent/proxy/debug_client.h"
+#include "control/agent/proxy/debug_service.h"
+#include "control/agent/proxy/lb_addresses.h"
+#include "control/agent/proxy/metrics.h"
+#include "control/agent/proxy/mode_factory.h"
+#include "control/agent/proxy/proxy_sync.h"
+#include "control/client/api_client.h"
+
+namespace sluice::agent {
+
+struct ProxyAgentOptions {
+  std::string nodeName;                 // endpoints with this nodeName are node-local
+  std::vector<IpAddress> nodeAddresses;  // NodePort addresses, SNAT source
+  std::string mode = "ebpf";            // ebpf | ipvs | dpdk
+  std::string uplink;                   // "" = no NodePort/LB from outside
+  bool uplinkXdp = true;
+  std::string pinDir = "/sys/fs/bpf/sluice";
+  std::string cgroupPath;                         // "" = the cgroup2 root
+  std::string metricsAddr = "127.0.0.1:10249";    // "" = no metrics server
+  std::string debugSocket = kDefaultDebugSocket;  // "" = no debug API
+  std::chrono::milliseconds minSyncPeriod{20};
+  // start() fails if the first list + full sync takes longer.
+  std::chrono::milliseconds initialSyncTimeout{60000};
+};
+
+class ProxyAgent {
+ public:
+  // Creates the datapath, starts syncing, waits for the first full sync,
+  // then serves metrics and the debug API. `client` must outlive the agent.
+  static Result<std::unique_ptr<ProxyAgent>> start(client::ApiClient& client,
+                                                   ProxyAgentOptions options);
+  ~ProxyAgent();
+  ProxyAgent(const ProxyAgent&) = delete;
+  ProxyAgent& operator=(const ProxyAgent&) = delete;
+
+  // Stops watching and serving; the datapath stays programmed (see above).
+  void stop();
+
+  // A pod's host-side interface appeared / is going (per-packet service
+  // translation for the pod's traffic).
+  Result<void> onPodInterface(const std::string& ifname);
+  Result<void> onPodInterfaceRemoved(const std::string& ifname);
+
+  ProxySync& sync() { return *sync_; }
+  Datapath& datapath() { return *datapath_; }
+  // The metrics server's port (0 without one).
+  uint16_t metricsPort() const { return metrics_ ? metrics_->port() : 0; }
+  // LoadBalancer addresses held on the uplink now.
+  std::set<IpAddress> lbAddresses() const;
+  const ProxyAgentOptions& options() const { return options_; }
+
+ private:
+  explicit ProxyAgent(ProxyAgentOptions options) : options_(std::move(options)) {}
+  void onApplied(const ServiceDiff& diff, bool full);
+
+  const ProxyAgentOptions options_;
+  std::unique_ptr<Datapath> datapath_;
+  mutable std::mutex lbMu_;
+  std::unique_ptr<LbAddresses> lb_;
+  std::unique_ptr<ProxySync> sync_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<DebugServer> debug_;
+};
+
+}  // namespace sluice::agent

@@ -1,0 +1,466 @@
+#include "control/agent/proxy/proxy_sync.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+namespace sluice::agent {
+
+namespace {
+
+// "ns/name" of the Kubernetes service a dataplane Service came from.
+std::string k8sKey(const ServiceKey& k) { return k.ns + "/" + k.name; }
+
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
+                  &consumed) != 6 ||
+      consumed != 19) {
+    return std::nullopt;
+  }
+  size_t i = 19;
+  int64_t nanos = 0;
+  if (i < text.size() && text[i] == '.') {
+    int64_t scale = 100000000;
+    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+      nanos += (text[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  int offset = 0;  // seconds east of UTC
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset = (text[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    i += 6;
+  } else if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
+    ++i;
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  const time_t t = ::timegm(&tm);
+  return std::chrono::system_clock::from_time_t(t - offset) +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             std::chrono::nanoseconds(nanos));
+}
+
+ProxySync::ProxySync(client::ApiClient& client, ProxyMode& mode, ProxySyncOptions options,
+                     AppliedHook onApplied)
+    : client_(client),
+      mode_(mode),
+      options_(std::move(options)),
+      translator_(options_.translator),
+      onApplied_(std::move(onApplied)) {}
+
+ProxySync::~ProxySync() { stop(); }
+
+void ProxySync::start() {
+  services_ = std::make_unique<client::Informer>(client_, client::resources::kServices);
+  slices_ = std::make_unique<client::Informer>(client_, client::resources::kEndpointSlices);
+  services_->addHandlers({
+      [this](const client::ObjectPtr& o) { markService(client::keyOf(*o)); },
+      [this](const client::ObjectPtr&, const client::ObjectPtr& o) { markService(client::keyOf(*o)); },
+      [this](const client::ObjectPtr& o) { markService(client::keyOf(*o)); },
+  });
+  slices_->addHandlers({
+      [this](const client::ObjectPtr& o) { onSlice(nullptr, o, false); },
+      [this](const client::ObjectPtr& old, const client::ObjectPtr& o) { onSlice(old, o, false); },
+      [this](const client::ObjectPtr& o) { onSlice(nullptr, o, true); },
+  });
+  services_->start();
+  slices_->start();
+  thread_ = std::thread([this] { run(); });
+}
+
+void ProxySync::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (services_) services_->stop();
+  if (slices_) slices_->stop();
+}
+
+bool ProxySync::waitForInitialSync(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] { return initialSynced_ || stop_; }) && initialSynced_;
+}
+
+void ProxySync::markService(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    dirty_.insert(key);
+  }
+  cv_.notify_all();
+}
+
+void ProxySync::onSlice(const client::ObjectPtr& old, const client::ObjectPtr& cur, bool deleted) {
+  const std::string sliceKey = client::keyOf(*cur);
+  const std::string ns = client::namespaceOf(*cur);
+  const std::string name = sliceServiceName(*cur);
+  const std::string svc = name.empty() ? std::string() : ns + "/" + name;
+  std::optional<WallTime> trigger;
+  if (!deleted) {
+    const Json& annotations = (*cur)["metadata"].value("annotations", Json::object());
+    if (auto it = annotations.find(kLastChangeTriggerTimeAnnotation);
+        it != annotations.end() && it->is_string()) {
+      // Times before this agent started belong to changes an earlier run
+      // (or nobody) programmed: kube-proxy skips them too.
+      auto t = parseRfc3339(it->get<std::string>());
+      if (t && *t > startedAt_) trigger = t;
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (old) {
+      const std::string oldName = sliceServiceName(*old);
+      if (oldName != name && !oldName.empty()) {
+        const std::string oldSvc = ns + "/" + oldName;
+        slicesOf_[oldSvc].erase(sliceKey);
+        if (slicesOf_[oldSvc].empty()) slicesOf_.erase(oldSvc);
+        dirty_.insert(oldSvc);
+      }
+    }
+    if (!svc.empty()) {
+      if (deleted) {
+        slicesOf_[svc].erase(sliceKey);
+        if (slicesOf_[svc].empty()) slicesOf_.erase(svc);
+      } else {
+        slicesOf_[svc].insert(sliceKey);
+      }
+      dirty_.insert(svc);
+      // Only an actual change of the annotation is a new trigger (a
+      // status-only rewrite of the slice keeps the old time).
+      if (trigger) {
+        auto& times = triggers_[svc];
+        if (std::find(times.begin(), times.end(), *trigger) == times.end()) {
+          bool seen = false;
+          if (old) {
+            const Json& oa = (*old)["metadata"].value("annotations", Json::object());
+            auto it = oa.find(kLastChangeTriggerTimeAnnotation);
+            seen = it != oa.end() && it->is_string() && parseRfc3339(it->get<std::string>()) == trigger;
+          }
+          if (!seen) times.push_back(*trigger);
+        }
+      }
+    }
+  }
+  cv_.notify_all();
+}
+
+std::vector<Service> ProxySync::translate(const std::string& key) {
+  client::ObjectPtr svc = services_->get(key);
+  if (!svc) return {};
+  std::vector<client::ObjectPtr> held;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = slicesOf_.find(key); it != slicesOf_.end()) {
+      for (const std::string& s : it->second) {
+        if (auto obj = slices_->get(s)) held.push_back(std::move(obj));
+      }
+    }
+  }
+  std::vector<const Json*> slices;
+  for (const auto& h : held) slices.push_back(h.get());
+  Translation t = translator_.translate(*svc, slices);
+  for (const std::string& w : t.warnings) std::cerr << "sluice agent: proxy: " << w << "\n";
+  return std::move(t.services);
+}
+
+void ProxySync::recordError(const std::string& what) {
+  std::cerr << "sluice agent: proxy: " << what << "\n";
+  std::lock_guard lock(mu_);
+  ++errors_;
+  lastError_ = what;
+}
+
+bool ProxySync::fullSync() {
+  std::vector<std::string> keys;
+  for (const client::ObjectPtr& o : services_->list()) keys.push_back(client::keyOf(*o));
+  {
+    std::lock_guard lock(mu_);
+    // Everything marked so far is covered by this full build.
+    dirty_.clear();
+    triggers_.clear();
+    conflicted_.clear();
+  }
+  ServiceTable table;
+  std::set<std::string> conflicted;
+  for (const std::string& key : keys) {
+    for (Service& s : translate(key)) {
+      const std::string name = s.key.toString();
+      if (auto r = table.upsert(std::move(s)); !r) {
+        std::cerr << "sluice agent: proxy: " << name << ": " << r.error().message << "\n";
+        conflicted.insert(key);
+      }
+    }
+  }
+  const auto began = Clock::now();
+  if (auto r = mode_.sync(table); !r) {
+    recordError("full sync: " + r.error().message);
+    return false;
+  }
+  syncDuration_.observe(secondsSince(began));
+  {
+    std::lock_guard lock(mu_);
+    desired_ = table;
+    portsOf_.clear();
+    for (const auto& [k, svc] : desired_) portsOf_[k8sKey(k)].insert(k);
+    conflicted_ = std::move(conflicted);
+    ++runs_;
+    lastSyncTimestamp_ = std::chrono::duration<double>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  }
+  if (onApplied_) onApplied_(ServiceDiff::fullSync(table), true);
+  return true;
+}
+
+bool ProxySync::applyDirty(std::set<std::string> dirty,
+                           std::map<std::string, std::vector<WallTime>> triggers) {
+  // Compute the changes against what is programmed. desired_ and portsOf_
+  // are only written on this thread, so reading them unlocked is safe.
+  ServiceDiff diff;
+  for (const std::string& key : dirty) {
+    std::map<ServiceKey, const Service*> before;
+    if (auto it = portsOf_.find(key); it != portsOf_.end()) {
+      for (const ServiceKey& k : it->second) {
+        if (const Service* s = desired_.find(k)) before.emplace(k, s);
+      }
+    }
+    std::map<ServiceKey, Service> after;
+    for (Service& s : translate(key)) after.emplace(s.key, std::move(s));
+    for (const auto& [k, s] : before) {
+      auto it = after.find(k);
+      if (it == after.end()) {
+        diff.changes.push_back({*s, std::nullopt});
+      } else if (!(it->second == *s)) {
+        diff.changes.push_back({*s, std::move(it->second)});
+      }
+    }
+    for (auto& [k, s] : after) {
+      if (!before.count(k)) diff.changes.push_back({std::nullopt, std::move(s)});
+    }
+  }
+  std::sort(diff.changes.begin(), diff.changes.end(),
+            [](const ServiceChange& a, const ServiceChange& b) { return a.key() < b.key(); });
+
+  // Check against the table: a change that would make it invalid (a
+  // frontend another service owns) is left out and retried next run.
+  std::set<std::string> conflicted;
+  {
+    std::lock_guard lock(mu_);
+    if (!applyDiff(desired_, diff)) {
+      ServiceDiff ok;
+      for (ServiceChange& c : diff.changes) {
+        ServiceDiff one;
+        one.changes.push_back(c);
+        if (auto r = applyDiff(desired_, one); !r) {
+          std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+          conflicted.insert(k8sKey(c.key()));
+        } else {
+          ok.changes.push_back(std::move(c));
+        }
+      }
+      diff = std::move(ok);
+    }
+    for (const ServiceChange& c : diff.changes) {
+      if (c.removed()) {
+        auto it = portsOf_.find(k8sKey(c.key()));
+        if (it != portsOf_.end()) {
+          it->second.erase(c.key());
+          if (it->second.empty()) portsOf_.erase(it);
+        }
+      } else {
+        portsOf_[k8sKey(c.key())].insert(c.key());
+      }
+    }
+  }
+
+  const auto began = Clock::now();
+  if (!diff.empty()) {
+    // On failure desired_ stays the target: the retry resyncs to it.
+    if (auto r = mode_.apply(diff); !r) {
+      recordError("apply: " + r.error().message);
+      return false;
+    }
+  }
+  const double took = secondsSince(began);
+  const auto now = std::chrono::system_clock::now();
+  if (!diff.empty()) syncDuration_.observe(took);
+  for (const auto& [svc, times] : triggers) {
+    if (conflicted.count(svc)) continue;
+    for (const WallTime& t : times) {
+      programmingLatency_.observe(std::max(0.0, std::chrono::duration<double>(now - t).count()));
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    conflicted_ = std::move(conflicted);
+    ++runs_;
+    lastSyncTimestamp_ = std::chrono::duration<double>(now.time_since_epoch()).count();
+  }
+  if (onApplied_ && !diff.empty()) onApplied_(diff, false);
+  return true;
+}
+
+void ProxySync::run() {
+  // Wait for both caches: a first sync from a partial list would delete
+  // what a previous agent programmed for the rest.
+  while (true) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_) return;
+    }
+    if (services_->waitForSync(std::chrono::milliseconds(100)) &&
+        slices_->waitForSync(std::chrono::milliseconds(100))) {
+      break;
+    }
+  }
+  bool needFull = true;
+  Clock::time_point lastRun = Clock::now() - options_.minSyncPeriod;
+  while (true) {
+    std::set<std::string> dirty;
+    std::map<std::string, std::vector<WallTime>> triggers;
+    {
+      std::unique_lock lock(mu_);
+      if (!needFull) {
+        cv_.wait(lock, [this] { return stop_ || !dirty_.empty(); });
+      }
+      if (stop_) return;
+      // Bounded frequency: at most one run per minSyncPeriod; changes
+      // arriving meanwhile join this run.
+      const auto earliest = lastRun + options_.minSyncPeriod;
+      if (Clock::now() < earliest) {
+        cv_.wait_until(lock, earliest, [this] { return stop_; });
+        if (stop_) return;
+      }
+      if (!needFull) {
+        dirty.swap(dirty_);
+        dirty.insert(conflicted_.begin(), conflicted_.end());
+        triggers.swap(triggers_);
+      }
+    }
+    lastRun = Clock::now();
+    bool ok;
+    if (needFull) {
+      ok = fullSync();
+      if (ok) {
+        std::lock_guard lock(mu_);
+        initialSynced_ = true;
+      }
+      cv_.notify_all();
+    } else {
+      ok = applyDirty(std::move(dirty), std::move(triggers));
+    }
+    needFull = !ok;
+    if (!ok) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, options_.retryPeriod, [this] { return stop_; });
+    }
+  }
+}
+
+ServiceTable ProxySync::table() const {
+  std::lock_guard lock(mu_);
+  return desired_;
+}
+
+uint64_t ProxySync::runs() const {
+  std::lock_guard lock(mu_);
+  return runs_;
+}
+
+uint64_t ProxySync::errors() const {
+  std::lock_guard lock(mu_);
+  return errors_;
+}
+
+std::string ProxySync::lastError() const {
+  std::lock_guard lock(mu_);
+  return lastError_;
+}
+
+std::string ProxySync::renderMetrics() const {
+  std::string out;
+  const char* latencyHelp =
+      "Seconds from an EndpointSlice's last-change-trigger-time to the datapath programmed";
+  const char* syncHelp = "Seconds one sync or apply of the proxy's datapath took";
+  programmingLatency_.render("sluice_network_programming_duration_seconds", latencyHelp, out);
+  programmingLatency_.render("kubeproxy_network_programming_duration_seconds", latencyHelp, out);
+  syncDuration_.render("sluice_sync_proxy_rules_duration_seconds", syncHelp, out);
+  syncDuration_.render("kubeproxy_sync_proxy_rules_duration_seconds", syncHelp, out);
+  uint64_t runs, errors;
+  double last;
+  size_t desired;
+  {
+    std::lock_guard lock(mu_);
+    runs = runs_;
+    errors = errors_;
+    last = lastSyncTimestamp_;
+    desired = desired_.size();
+  }
+  renderSample("sluice_proxy_syncs_total", "counter", "Successful sync and apply rounds",
+               static_cast<double>(runs), out);
+  renderSample("sluice_proxy_sync_errors_total", "counter", "Failed sync and apply rounds",
+               static_cast<double>(errors), out);
+  renderSample("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge",
+               "Unix time of the last successful round", last, out);
+  renderSample("sluice_proxy_desired_services", "gauge",
+               "Service ports the proxy wants programmed", static_cast<double>(desired), out);
+
+  const ProxyStats st = mode_.stats();
+  const std::string mode(mode_.name());
+  renderSample("sluice_proxy_services", "gauge", "Service ports programmed in the datapath",
+               static_cast<double>(st.services), out);
+  renderSample("sluice_proxy_frontends", "gauge", "Frontends programmed in the datapath",
+               static_cast<double>(st.frontends), out);
+  renderSample("sluice_proxy_backends", "gauge", "Backend entries programmed in the datapath",
+               static_cast<double>(st.backends), out);
+  renderSample("sluice_proxy_applies_total", "counter", "Successful ProxyMode::apply calls",
+               static_cast<double>(st.applies), out);
+  renderSample("sluice_proxy_apply_errors_total", "counter", "Failed ProxyMode::apply calls",
+               static_cast<double>(st.applyErrors), out);
+  // Mode counters: "drop.<reason>" and "event.<name>" become labelled
+  // families; anything else is one generic family labelled by name.
+  std::string drops, events, other;
+  for (const auto& [name, value] : st.counters) {
+    const std::string v = std::to_string(value);
+    if (name.rfind("drop.", 0) == 0) {
+      drops += "sluice_datapath_drops_total{mode=\"" + mode + "\",reason=\"" +
+               escapeLabel(name.substr(5)) + "\"} " + v + "\n";
+    } else if (name.rfind("event.", 0) == 0) {
+      events += "sluice_datapath_events_total{mode=\"" + mode + "\",event=\"" +
+                escapeLabel(name.substr(6)) + "\"} " + v + "\n";
+    } else {
+      other += "sluice_datapath_counter{mode=\"" + mode + "\",name=\"" + escapeLabel(name) +
+               "\"} " + v + "\n";
+    }
+  }
+  out += "# HELP sluice_datapath_drops_total Packets the datapath dropped, by reason\n"
+         "# TYPE sluice_datapath_drops_total counter\n" + drops;
+  out += "# HELP sluice_datapath_events_total Datapath events, by kind\n"
+         "# TYPE sluice_datapath_events_total counter\n" + events;
+  out += "# HELP sluice_datapath_counter Other counters of the proxy mode\n"
+         "# TYPE sluice_datapath_counter untyped\n" + other;
+  return out;
+}
+
+}  // namespace sluice::agent

@@ -1,0 +1,130 @@
+// ProxySync: the agent's proxy control loop (kube-proxy's role). Informers
+// on Services and EndpointSlices (all namespaces) mark the Kubernetes
+// services they touch dirty; a sync thread translates the dirty ones
+// (ServiceTranslator), turns the difference to what is programmed into a
+// ServiceDiff and hands it to ProxyMode::apply(). The datapath gets one full
+// sync(), at start (adopting what a previous agent left); after that only
+// diffs, except to recover from a failed apply (the next round resyncs).
+//
+// Runs are rate-limited like kube-proxy's BoundedFrequencyRunner: at most one
+// per minSyncPeriod, so a burst of changes coalesces into one diff.
+//
+// Metrics: network programming latency (from an EndpointSlice's
+// endpoints.kubernetes.io/last-change-trigger-time to apply() returning),
+// sync duration, what is programmed and the mode's datapath counters.
+//
+// Threading: informer handlers only mark keys; everything else runs on the
+// sync thread. table(), renderMetrics() and the counters are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/agent/proxy/metrics.h"
+#include "control/agent/proxy/service_translator.h"
+#include "control/client/informer.h"
+#include "dataplane/proxy_mode.h"
+#include "dataplane/service_diff.h"
+
+namespace sluice::agent {
+
+inline constexpr const char* kLastChangeTriggerTimeAnnotation =
+    "endpoints.kubernetes.io/last-change-trigger-time";
+
+struct ProxySyncOptions {
+  TranslatorOptions translator;
+  // Minimum time between two runs (kube-proxy --iptables-min-sync-period is
+  // 1 s; a BPF map update costs microseconds, so a short period only bounds
+  // how many runs a burst causes).
+  std::chrono::milliseconds minSyncPeriod{20};
+  // After a failed apply or sync: wait this long, then resync fully.
+  std::chrono::milliseconds retryPeriod{1000};
+};
+
+class ProxySync {
+ public:
+  // Called on the sync thread after every successful sync or apply with what
+  // it programmed. full: `diff` is ServiceDiff::fullSync of the whole table
+  // (start, or a resync): the receiver starts over from it.
+  using AppliedHook = std::function<void(const ServiceDiff& diff, bool full)>;
+
+  ProxySync(client::ApiClient& client, ProxyMode& mode, ProxySyncOptions options,
+            AppliedHook onApplied = {});
+  ~ProxySync();
+  ProxySync(const ProxySync&) = delete;
+  ProxySync& operator=(const ProxySync&) = delete;
+
+  void start();
+  void stop();
+  // True once the informers listed everything and mode.sync() succeeded.
+  bool waitForInitialSync(std::chrono::milliseconds timeout);
+
+  // The table programmed (or being programmed) now.
+  ServiceTable table() const;
+  uint64_t runs() const;          // successful sync + apply rounds
+  uint64_t errors() const;        // failed rounds
+  std::string lastError() const;  // empty if none
+  // Prometheus text of the proxy's metrics (see metrics.h for the server).
+  std::string renderMetrics() const;
+  const Histogram& programmingLatency() const { return programmingLatency_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using WallTime = std::chrono::system_clock::time_point;
+
+  void markService(const std::string& key);
+  void onSlice(const client::ObjectPtr& old, const client::ObjectPtr& cur, bool deleted);
+  void run();
+  bool fullSync();
+  bool applyDirty(std::set<std::string> dirty, std::map<std::string, std::vector<WallTime>> triggers);
+  // The dataplane Services of Kubernetes service "ns/name" from the caches.
+  std::vector<Service> translate(const std::string& key);
+  void recordError(const std::string& what);
+
+  client::ApiClient& client_;
+  ProxyMode& mode_;
+  const ProxySyncOptions options_;
+  const ServiceTranslator translator_;
+  AppliedHook onApplied_;
+  const WallTime startedAt_ = std::chrono::system_clock::now();
+
+  std::unique_ptr<client::Informer> services_;
+  std::unique_ptr<client::Informer> slices_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool initialSynced_ = false;
+  std::set<std::string> dirty_;  // Kubernetes services "ns/name"
+  std::map<std::string, std::vector<WallTime>> triggers_;  // by service, pending
+  // Slices by service ("ns/name" -> slice keys): the informer cache has no index.
+  std::map<std::string, std::set<std::string>> slicesOf_;
+  ServiceTable desired_;  // what the datapath has been told to program
+  // desired_'s service ports by Kubernetes service ("ns/name").
+  std::map<std::string, std::set<ServiceKey>> portsOf_;
+  // Services left out because they conflict with another's frontend
+  // (retried every run until the other lets go).
+  std::set<std::string> conflicted_;
+  uint64_t runs_ = 0;
+  uint64_t errors_ = 0;
+  std::string lastError_;
+  double lastSyncTimestamp_ = 0;
+
+  Histogram programmingLatency_{Histogram::defaultBounds()};
+  Histogram syncDuration_{Histogram::defaultBounds()};
+  std::thread thread_;
+};
+
+// Parses RFC 3339 ("2026-11-22T03:08:21Z", "...21.123456789Z",
+// "...21+01:00"), as Kubernetes writes trigger times (RFC3339Nano).
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
+
+}  // namespace sluice::agent

@@ -1,0 +1,118 @@
+#include "control/cmd/server_cmd.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <optional>
+
+namespace sluice::cmd {
+
+namespace {
+
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "127.0.0.1:6443", "[::1]:6443", ":6443" (all addresses).
+std::optional<ListenAddress> parseListen(const std::string& s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  ListenAddress a;
+  a.host = s.substr(0, colon);
+  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+  if (a.host.empty()) a.host = "0.0.0.0";
+  std::string port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  unsigned long p = std::stoul(port);
+  if (p > 65535) return std::nullopt;
+  a.port = static_cast<uint16_t>(p);
+  return a;
+}
+
+Error flagError(const std::string& flag, const std::string& value, const std::string& expected) {
+  return Error{ErrorCode::kInvalidArgument, flag + " " + value + ": expected " + expected};
+}
+
+}  // namespace
+
+void addServerFlags(CLI::App& app, ServerFlags& f) {
+  app.add_option("--data-dir", f.dataDir, "state, credentials and kubeconfig directory")->capture_default_str();
+  app.add_option("--listen", f.listen, "HTTPS listen address ADDR:PORT (port 0: any free port)")->capture_default_str();
+  app.add_option("--service-cluster-ip-range,--service-cidr", f.serviceCidr, "ClusterIP range")->capture_default_str();
+  app.add_option("--service-node-port-range", f.nodePorts, "NodePort range FIRST-LAST")->capture_default_str();
+  app.add_option("--lb-pool", f.lbPool, "LoadBalancer ingress address pool (CIDR)")->capture_default_str();
+  app.add_option("--compact-interval", f.compactSeconds, "seconds of history kept for watches (0: keep all)")
+      ->capture_default_str();
+  app.add_option("-v,--v", f.verbosity, "log level (1: every request)");
+  app.add_flag("--disable-controllers", f.noControllers,
+               "serve the API only (no ReplicaSet, Deployment, ... controllers)");
+}
+
+Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f) {
+  auto addr = parseListen(f.listen);
+  if (!addr) return flagError("--listen", f.listen, "ADDR:PORT");
+  server::ApiServerOptions o;
+  o.dataDir = f.dataDir;
+  o.listenHost = addr->host;
+  o.listenPort = addr->port;
+  o.network.serviceCidr = f.serviceCidr;
+  o.network.loadBalancerPool = f.lbPool;
+  o.logRequests = f.verbosity > 0;
+  o.compactInterval = std::chrono::seconds(f.compactSeconds);
+  size_t dash = f.nodePorts.find('-');
+  if (dash == std::string::npos) return flagError("--service-node-port-range", f.nodePorts, "FIRST-LAST");
+  o.network.nodePortFirst = std::atoi(f.nodePorts.substr(0, dash).c_str());
+  o.network.nodePortLast = std::atoi(f.nodePorts.substr(dash + 1).c_str());
+
+  std::unique_ptr<ServerProcess> p(new ServerProcess());
+  auto s = server::ApiServer::start(o);
+  if (!s) return s.error();
+  p->server_ = std::move(*s);
+  if (!f.noControllers) {
+    auto kc = client::Kubeconfig::load(p->server_->kubeconfigPath());
+    if (!kc) return kc.error();
+    auto c = client::ApiClient::create(*kc, "sluice-controller-manager");
+    if (!c) return c.error();
+    p->client_ = std::move(*c);
+    auto m = controllers::ControllerManager::start(*p->client_);
+    if (!m) return m.error();
+    p->controllers_ = std::move(*m);
+  }
+  return p;
+}
+
+ServerProcess::~ServerProcess() { stop(); }
+
+void ServerProcess::stop() {
+  if (controllers_) controllers_->stop();
+  controllers_.reset();
+  if (server_) server_->stop();
+}
+
+void blockSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int waitForSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+std::string selfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("/proc/self/exe");
+}
+
+}  // namespace sluice::cmd

@@ -1,0 +1,58 @@
+// `sluice server`'s parts as a reusable unit: its flags and a running API
+// server with its controller manager, so `sluice up` starts exactly what
+// `sluice server` does.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "control/client/api_client.h"
+#include "control/controllers/manager.h"
+#include "control/server/api_server.h"
+
+namespace sluice::cmd {
+
+constexpr const char* kDefaultDataDir = "/var/lib/sluice";
+
+struct ServerFlags {
+  std::string dataDir = kDefaultDataDir;
+  std::string listen = "127.0.0.1:6443";
+  std::string serviceCidr = "10.96.0.0/12";
+  std::string nodePorts = "30000-32767";
+  std::string lbPool = "192.0.2.0/24";
+  int verbosity = 0;
+  int compactSeconds = 300;
+  bool noControllers = false;
+};
+
+void addServerFlags(CLI::App& app, ServerFlags& f);
+
+// The API server plus, unless disabled, the controllers, which reach it
+// through its own REST API with the admin credentials (as
+// kube-controller-manager does).
+class ServerProcess {
+ public:
+  // Errors name the flag or part that failed; `what` prefixes messages.
+  static Result<std::unique_ptr<ServerProcess>> start(const ServerFlags& f);
+  ~ServerProcess();
+  void stop();
+
+  server::ApiServer& server() { return *server_; }
+  std::string kubeconfigPath() const { return server_->kubeconfigPath(); }
+
+ private:
+  std::unique_ptr<server::ApiServer> server_;
+  std::unique_ptr<client::ApiClient> client_;
+  std::unique_ptr<controllers::ControllerManager> controllers_;
+};
+
+// Blocks SIGINT/SIGTERM in every thread (call before starting threads) and
+// ignores SIGPIPE; waitForSignal() then returns the signal that arrived.
+void blockSignals();
+int waitForSignal();
+
+// The path of the running executable.
+std::string selfExe();
+
+}  // namespace sluice::cmd

@@ -1,0 +1,74 @@
+// The pure parts of ProxySync and its metrics: trigger-time parsing (the
+// EndpointSlice annotation is RFC 3339 with nanoseconds) and the Prometheus
+// text the /metrics endpoint serves.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "control/agent/proxy/metrics.h"
+#include "control/agent/proxy/mode_factory.h"
+#include "control/agent/proxy/proxy_sync.h"
+
+namespace sluice::agent {
+namespace {
+
+using std::chrono::system_clock;
+
+TEST(ParseRfc3339Test, ReadsTheFormatsKubernetesWrites) {
+  const auto base = system_clock::from_time_t(1795316901);  // 2026-11-22T03:08:21Z
+  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21Z"), base);
+  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21.5Z"), base + std::chrono::milliseconds(500));
+  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21.000000123Z"),
+            base + std::chrono::duration_cast<system_clock::duration>(std::chrono::nanoseconds(123)));
+  EXPECT_EQ(parseRfc3339("2026-11-22T04:08:21+01:00"), base);
+  EXPECT_EQ(parseRfc3339("2026-11-22T02:38:21-00:30"), base);
+}
+
+TEST(ParseRfc3339Test, RejectsWhatIsNotRfc3339) {
+  EXPECT_FALSE(parseRfc3339(""));
+  EXPECT_FALSE(parseRfc3339("2026-11-22 03:08:21Z"));
+  EXPECT_FALSE(parseRfc3339("2026-11-22T03:08:21"));
+  EXPECT_FALSE(parseRfc3339("2026-11-22T03:08:21Zjunk"));
+}
+
+TEST(HistogramTest, RendersCumulativeBucketsSumAndCount) {
+  Histogram h({0.01, 0.1, 1});
+  h.observe(0.005);
+  h.observe(0.05);
+  h.observe(0.05);
+  h.observe(5);
+  std::string out;
+  h.render("x_seconds", "help text", out);
+  EXPECT_NE(out.find("# TYPE x_seconds histogram\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{le=\"0.01\"} 1\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{le=\"0.1\"} 3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{le=\"1\"} 3\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_bucket{le=\"+Inf\"} 4\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_sum 5.105\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("x_seconds_count 4\n"), std::string::npos) << out;
+}
+
+TEST(EscapeLabelTest, EscapesQuotesBackslashesAndNewlines) {
+  EXPECT_EQ(escapeLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+// The mode factory names the modes the agent cannot run yet, and rejects
+// unknown ones, before touching the kernel.
+TEST(ModeFactoryTest, IpvsAndDpdkAreNotBuiltYetAndUnknownModesAreRejected) {
+  for (const char* mode : {"ipvs", "dpdk"}) {
+    ModeOptions o;
+    o.mode = mode;
+    auto d = createDatapath(o);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().code, ErrorCode::kFailedPrecondition);
+    EXPECT_EQ(d.error().message, std::string("mode ") + mode + " is not built yet (use --mode=ebpf)");
+  }
+  ModeOptions o;
+  o.mode = "iptables";
+  auto d = createDatapath(o);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sluice::agent
