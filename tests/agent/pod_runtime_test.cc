@@ -332,6 +332,11 @@ TEST_F(AgentTest, RestartedAgentAdoptsRunningPods) {
   int dropPid = containerPid(dropUid, "main");
   ASSERT_GT(pid, 0);
   ASSERT_GT(dropPid, 0);
+  // Ready (no readiness probe) only means the process started: wait until
+  // the echo server is listening before taking the agent away.
+  ASSERT_TRUE(sluice::testing::ControlPlane::eventually(
+      [&] { return httpGet(node_.path(), ip, 8080).has_value(); }))
+      << "the echo pod never served";
 
   stopRuntime();
   EXPECT_EQ(::kill(pid, 0), 0) << "container died with the agent";
