@@ -70,7 +70,10 @@ bool WorkQueue::get(std::string& key) {
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
-      cv_.wait_until(lock, delayed_.begin()->first);
+      // A copy: wait_until takes the deadline by reference, and another
+      // worker may erase that entry while this one waits.
+      const Clock::time_point due = delayed_.begin()->first;
+      cv_.wait_until(lock, due);
     }
   }
 }
