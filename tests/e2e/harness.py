@@ -161,6 +161,16 @@ def run_cases(cases):
     return failures
 
 
+def run_named_cases(obj, names, server):
+    """Runs obj's methods `names` in order (run_cases); prints the server's
+    log tail on failure and a summary line; returns the exit code."""
+    failures = run_cases([(name, getattr(obj, name)) for name in names])
+    if failures:
+        print("server log (tail):\n" + server.read_log())
+    print("%d of %d cases failed" % (failures, len(names)))
+    return 1 if failures else 0
+
+
 class Workdir:
     def __init__(self, prefix):
         self.path = tempfile.mkdtemp(prefix=prefix)

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Server, Workdir, expect, expect_in, run_cases  # noqa: E402
+from harness import SKIP, Failure, Kubectl, Server, Workdir, expect, expect_in, run_named_cases  # noqa: E402
 
 POD = """apiVersion: v1
 kind: Pod
@@ -303,16 +303,11 @@ def main():
         print("kubectl %s against %s" % (json.loads(version)["clientVersion"]["gitVersion"], server.url), flush=True)
         c = Cases(k, work.path, args.examples)
         c.minor = int(re.match(r"\d+", json.loads(version)["clientVersion"]["minor"]).group(0))
-        cases = [(name, getattr(c, name)) for name in [
+        return run_named_cases(c, [
             "apply_file_then_changes_then_removed_field", "apply_directory", "apply_stdin_multi_document",
             "create_file_and_conflict", "create_deployment_and_run", "get_output_formats",
             "get_selectors_and_namespaces", "get_watch", "describe", "scale", "label_and_annotate", "expose",
-            "edit", "service_type_changes", "bad_manifests", "delete_variants"]]
-        failures = run_cases(cases)
-        if failures:
-            print("server log (tail):\n" + server.read_log())
-        print("%d of %d cases failed" % (failures, len(cases)))
-        return 1 if failures else 0
+            "edit", "service_type_changes", "bad_manifests", "delete_variants"], server)
     except Failure as e:
         print("FAIL: %s" % e)
         return 1

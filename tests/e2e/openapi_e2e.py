@@ -16,7 +16,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Server, Workdir, expect, expect_in, run_cases  # noqa: E402
+from harness import SKIP, Failure, Kubectl, Server, Workdir, expect, expect_in, run_named_cases  # noqa: E402
 
 DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
@@ -213,16 +213,11 @@ def main():
         minor = int(re.match(r"\d+", version["minor"]).group(0))
         print("kubectl %s against %s" % (version["gitVersion"], server.url), flush=True)
         c = Cases(k, work.path, minor)
-        cases = [(name, getattr(c, name)) for name in [
+        return run_named_cases(c, [
             "explain_container_ports", "explain_deployment_strategy", "explain_service_spec_recursive",
             "explain_top_level_and_unknown_field", "unknown_field_rejected_with_its_path",
             "missing_required_field_rejected", "validate_false_leaves_it_to_the_server",
-            "apply_patches_merge_lists_by_key"]]
-        failures = run_cases(cases)
-        if failures:
-            print("server log (tail):\n" + server.read_log())
-        print("%d of %d cases failed" % (failures, len(cases)))
-        return 1 if failures else 0
+            "apply_patches_merge_lists_by_key"], server)
     except Failure as e:
         print("FAIL: %s" % e)
         return 1
