@@ -29,6 +29,8 @@
  *      SNATed flows, the client as the destination; route back out.
  *      Replies from backends on this node enter through their pod veth,
  *      where bpf_lxc does the same from the same pinned sl_ct.
+ *   3. ICMP errors from remote backends or routers about those flows
+ *      (lib/icmp_err.h): reverse-translated the same way and routed.
  *
  * Forwarding: a SNATed request carries a node address as its source, which
  * ip_rcv would drop as a martian on the uplink, so every translated packet
@@ -46,6 +48,7 @@
  */
 #include "bpf/lib/ct.h"
 #include "bpf/lib/fib.h"
+#include "bpf/lib/icmp_err.h"
 #include "bpf/lib/lb.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/metrics.h"
@@ -230,18 +233,22 @@ static __always_inline int host_reply(struct __sk_buff *ctx, const struct sl_pkt
 	return fib_redirect(ctx, pkt, addr, snat ? client : pkt->daddr);
 }
 
-SEC("tc")
-int sl_host_ingress(struct __sk_buff *ctx)
+/* Packets parse_packet() leaves to the stack (SL_PARSE_PASS); a verdict
+ * is >= 0. */
+#define HOST_NOT_TCP_UDP (-1)
+
+/* TCP and UDP. A BPF-to-BPF call, as is icmp_err_rev(): each has its own
+ * stack frame, where inlining both into the entry point would pass the
+ * verifier's 512-byte limit for the frames of one call chain. */
+static __noinline int host_l4(struct __sk_buff *ctx)
 {
 	struct sl_pkt pkt = {};
 	struct sl_svc_value *svc;
 	int ret;
 
 	ret = parse_packet(ctx, &pkt);
-	if (ret == SL_PARSE_PASS) {
-		metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
-		return CTX_ACT_OK;
-	}
+	if (ret == SL_PARSE_PASS)
+		return HOST_NOT_TCP_UDP;
 	if (ret != SL_PARSE_OK)
 		return metrics_drop(ctx, (enum sl_drop_reason)ret);
 
@@ -249,6 +256,21 @@ int sl_host_ingress(struct __sk_buff *ctx)
 	if (svc && !(svc->flags & SL_SVC_F_CLUSTER_IP))
 		return host_service(ctx, &pkt, svc);
 	return host_reply(ctx, &pkt);
+}
+
+SEC("tc")
+int sl_host_ingress(struct __sk_buff *ctx)
+{
+	int ret = host_l4(ctx);
+
+	if (ret != HOST_NOT_TCP_UDP)
+		return ret;
+	/* ICMP errors about service flows (lib/icmp_err.h). */
+	ret = icmp_err_rev(ctx, true);
+	if (ret != SL_ICMP_ERR_NONE)
+		return ret;
+	metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
+	return CTX_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

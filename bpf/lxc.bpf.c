@@ -18,6 +18,10 @@
  *      source arriving on a veth as a martian.
  *   3. Hairpin, a pod reaching itself through a service: the source is also
  *      rewritten (to SL_HAIRPIN_*, abi/lb.h) and restored on its answers.
+ *   4. ICMP errors a backend pod (or a router) sends about a translated
+ *      flow (port unreachable, fragmentation needed, time exceeded) are
+ *      reverse-translated like replies, so the client's socket gets them
+ *      (lib/icmp_err.h).
  *
  * Because both the client's and the backend's packets enter the host
  * through a pod veth's ingress, one hook serves both directions for
@@ -35,6 +39,7 @@
  */
 #include "bpf/lib/ct.h"
 #include "bpf/lib/fib.h"
+#include "bpf/lib/icmp_err.h"
 #include "bpf/lib/lb.h"
 #include "bpf/lib/maps.h"
 #include "bpf/lib/metrics.h"
@@ -163,18 +168,22 @@ static __always_inline int lxc_reply(struct __sk_buff *ctx, const struct sl_pkt 
 	return CTX_ACT_OK;
 }
 
-SEC("tc")
-int sl_lxc_ingress(struct __sk_buff *ctx)
+/* Packets parse_packet() leaves to the stack (SL_PARSE_PASS); a verdict
+ * is >= 0. */
+#define LXC_NOT_TCP_UDP (-1)
+
+/* TCP and UDP. A BPF-to-BPF call, as is icmp_err_rev(): each has its own
+ * stack frame, where inlining both into the entry point would pass the
+ * verifier's 512-byte limit for the frames of one call chain. */
+static __noinline int lxc_l4(struct __sk_buff *ctx)
 {
 	struct sl_pkt pkt = {};
 	struct sl_svc_value *svc;
 	int ret;
 
 	ret = parse_packet(ctx, &pkt);
-	if (ret == SL_PARSE_PASS) {
-		metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
-		return CTX_ACT_OK;
-	}
+	if (ret == SL_PARSE_PASS)
+		return LXC_NOT_TCP_UDP;
 	if (ret != SL_PARSE_OK)
 		return metrics_drop(ctx, (enum sl_drop_reason)ret);
 
@@ -182,6 +191,21 @@ int sl_lxc_ingress(struct __sk_buff *ctx)
 	if (svc)
 		return lxc_service(ctx, &pkt, svc);
 	return lxc_reply(ctx, &pkt);
+}
+
+SEC("tc")
+int sl_lxc_ingress(struct __sk_buff *ctx)
+{
+	int ret = lxc_l4(ctx);
+
+	if (ret != LXC_NOT_TCP_UDP)
+		return ret;
+	/* ICMP errors about service flows (lib/icmp_err.h). */
+	ret = icmp_err_rev(ctx, false);
+	if (ret != SL_ICMP_ERR_NONE)
+		return ret;
+	metrics_event(ctx, SL_EV_PASS_NON_SERVICE);
+	return CTX_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

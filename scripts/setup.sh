@@ -22,6 +22,8 @@ packages=(
   protobuf-compiler libprotobuf-dev libboost1.74-dev libssl-dev libcli11-dev libyaml-cpp-dev
   # control/agent/: the node-local gRPC API (`sluice debug`)
   libgrpc++-dev protobuf-compiler-grpc
+  # control/agent/streaming: SPDY header compression (kubectl port-forward)
+  zlib1g-dev
   # the demo and e2e tests are clients of the Services
   curl
   # bench/lab (sluice-bench): the kube-proxy baselines it programs, a load

@@ -50,7 +50,9 @@
 	X(HAIRPIN, hairpin)               /* a pod reached itself: SNATed */   \
 	X(SOCK_FWD, sock_fwd)             /* a socket's frontend -> backend */ \
 	X(SOCK_REV, sock_rev)             /* a socket sees the frontend again */ \
-	X(SNAT, snat)                     /* outside client SNATed to the node */
+	X(SNAT, snat)                     /* outside client SNATed to the node */ \
+	X(SOCK_TERM, sock_term)           /* stale connected UDP socket destroyed */ \
+	X(ICMP_ERR_REV, icmp_err_rev)     /* ICMP error of a service flow translated */
 
 #define SL__ENUM_DROP(name, str) SL_DROP_##name,
 #define SL__ENUM_EVENT(name, str) SL_EV_##name,

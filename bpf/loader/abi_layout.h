@@ -68,6 +68,11 @@ static_assert(offsetof(sl_sock_rev_key, cookie) == 0 && offsetof(sl_sock_rev_key
               offsetof(sl_sock_rev_key, port) == 24 && offsetof(sl_sock_rev_key, family) == 26 &&
               offsetof(sl_sock_rev_key, pad) == 27);
 
+static_assert(kIsPlain<sl_sock_term_key> && sizeof(sl_sock_term_key) == 24);
+static_assert(offsetof(sl_sock_term_key, addr) == 0 && offsetof(sl_sock_term_key, port) == 16 &&
+              offsetof(sl_sock_term_key, family) == 18 && offsetof(sl_sock_term_key, pad) == 19 &&
+              offsetof(sl_sock_term_key, svc_id) == 20);
+
 // Service ids and the set bits must not overlap.
 static_assert((SL_SVC_ID_MASK & (SL_SVC_ID_LOCAL | SL_SVC_ID_V6)) == 0);
 

@@ -64,6 +64,7 @@ class MapRef {
 
   int fd() const { return fd_; }
   const std::string& name() const { return name_; }
+  MapOpCounters* counters() const { return counters_; }
 
   template <typename K, typename V>
   Result<void> update(const K& key, const V& value) {
@@ -88,12 +89,36 @@ class MapRef {
     return value;
   }
 
+  // n entries packed back to back (keys[i * keySize], values[i * valueSize])
+  // in BPF_MAP_UPDATE_BATCH chunks of kBatchEntries: O(n / 8192) syscalls
+  // instead of n. Map types without batch ops (ENOTSUPP) take one syscall
+  // per entry. On an error, entries before the failing one are written.
+  Result<void> updateBatch(const void* keys, const void* values, uint32_t n, uint32_t keySize,
+                           uint32_t valueSize);
+  // As erase() for n keys (BPF_MAP_DELETE_BATCH): absent keys are skipped.
+  Result<void> eraseBatch(const void* keys, uint32_t n, uint32_t keySize);
+
   // Every entry, in the kernel's iteration order. Entries deleted while
   // iterating may be skipped: callers dump when nothing else writes (the
   // datapath writes sl_ct and sl_affinity only, which are not dumped here).
+  // BPF_MAP_LOOKUP_BATCH where the map type has it (one syscall per 8192
+  // entries: a 1M-entry map is read in ~130 syscalls, not 2M); else
+  // get_next_key + lookup per entry.
   template <typename K, typename V>
   Result<std::vector<std::pair<K, V>>> dump() const {
     std::vector<std::pair<K, V>> out;
+    std::vector<uint8_t> keys, values;
+    const int r = dumpBatchRaw(sizeof(K), sizeof(V), keys, values);
+    if (r == 0) {
+      const size_t n = keys.size() / sizeof(K);
+      out.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        std::memcpy(&out[i].first, keys.data() + i * sizeof(K), sizeof(K));
+        std::memcpy(&out[i].second, values.data() + i * sizeof(V), sizeof(V));
+      }
+      return out;
+    }
+    if (!notSupported(r)) return failure("lookup batch", r);
     K key{};
     K next{};
     const void* prev = nullptr;
@@ -109,7 +134,18 @@ class MapRef {
     return out;
   }
 
+  // Entries per batch syscall: the kernel copies a whole chunk in and out
+  // of its own buffers, so this bounds that copy (8192 x 64 bytes = 512 KiB).
+  static constexpr uint32_t kBatchEntries = 8192;
+
  private:
+  // Every entry through BPF_MAP_LOOKUP_BATCH, keys and values packed back
+  // to back; 0, or -errno (notSupported(): the map type has no batch ops).
+  int dumpBatchRaw(uint32_t keySize, uint32_t valueSize, std::vector<uint8_t>& keys,
+                   std::vector<uint8_t>& values) const;
+  // The kernel answers ENOTSUPP (524, not in userspace errno.h) for a map
+  // type without the batch op; EOPNOTSUPP where a type refuses it itself.
+  static bool notSupported(int err) { return err == -524 || err == -EOPNOTSUPP; }
   int updateRaw(const void* key, const void* value);
   int eraseRaw(const void* key);
   int lookupRaw(const void* key, void* value) const;

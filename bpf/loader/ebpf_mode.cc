@@ -20,6 +20,7 @@
 #include "host.skel.h"
 #include "lxc.skel.h"
 #include "sock.skel.h"
+#include "sock_term.skel.h"
 #include "xdp.skel.h"
 
 namespace sluice {
@@ -32,19 +33,6 @@ using bpf::MapRef;
 
 namespace {
 
-constexpr const char* kDropNames[] = {
-#define SL_NAME(name, str) #str,
-    SL_DROP_REASONS(SL_NAME)
-#undef SL_NAME
-};
-static_assert(std::size(kDropNames) == SL_DROP_MAX);
-
-constexpr const char* kEventNames[] = {
-#define SL_NAME(name, str) #str,
-    SL_EVENTS(SL_NAME)
-#undef SL_NAME
-};
-static_assert(std::size(kEventNames) == SL_EV_MAX);
 
 std::string errnoText(int err) { return std::strerror(err < 0 ? -err : err); }
 
@@ -249,6 +237,8 @@ template Result<EbpfMode::SkeletonPtr<host_bpf>> EbpfMode::loadObject<host_bpf>(
     const Options&, const char*, const std::function<void(host_bpf&)>&);
 template Result<EbpfMode::SkeletonPtr<xdp_bpf>> EbpfMode::loadObject<xdp_bpf>(
     const Options&, const char*, const std::function<void(xdp_bpf&)>&);
+template Result<EbpfMode::SkeletonPtr<sock_term_bpf>> EbpfMode::loadObject<sock_term_bpf>(
+    const Options&, const char*, const std::function<void(sock_term_bpf&)>&);
 
 Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
   if (auto r = preparePinDir(options.pinDir); !r) return r.error();
@@ -258,8 +248,11 @@ Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
   if (!lxc) return lxc.error();
   auto sock = loadObject<sock_bpf>(options, "sock.bpf.o");
   if (!sock) return sock.error();
-  return std::unique_ptr<EbpfMode>(
+  std::unique_ptr<EbpfMode> mode(
       new EbpfMode(std::move(options), std::move(*lxc), std::move(*sock)));
+  // Optional: a kernel without it still balances; socketTermination() says why.
+  mode->loadSocketTerminator();
+  return mode;
 }
 
 uint32_t EbpfMode::allocateServiceId() {
@@ -305,7 +298,7 @@ Result<void> EbpfMode::programSet(ServiceState& st, const Service& svc, uint32_t
     for (uint32_t slot = 0; slot < layout.size(); ++slot) {
       auto it = set.slots.find(slot);
       if (it != set.slots.end() && it->second == layout[slot]) continue;
-      if (auto r = slots_.update(sl_slot_key{setId, slot}, layout[slot]); !r) {
+      if (auto r = put(slots_, kSlots, sl_slot_key{setId, slot}, layout[slot]); !r) {
         return r.error().wrap(where);
       }
       set.slots[slot] = layout[slot];
@@ -344,7 +337,7 @@ Result<void> EbpfMode::programSet(ServiceState& st, const Service& svc, uint32_t
       if (auto r = writeAllSlots(fd->get(), all); !r) return r.error().wrap(where);
       ops_.writes += size;
       uint32_t innerFd = static_cast<uint32_t>(fd->get());
-      if (auto r = maglev_.update(setId, innerFd); !r) return r.error().wrap(where);
+      if (auto r = put(maglev_, kMaglevOuter, setId, innerFd); !r) return r.error().wrap(where);
       set.maglevFd = std::move(*fd);
       set.maglevIds = std::move(all);
     } else {
@@ -359,7 +352,7 @@ Result<void> EbpfMode::programSet(ServiceState& st, const Service& svc, uint32_t
       for (uint32_t s : changed) {
         uint32_t id = idAt(s);
         if (set.maglevIds[s] == id) continue;
-        if (auto r = inner.update(s, id); !r) {
+        if (auto r = put(inner, kMaglevInner, s, id, setId); !r) {
           set.maglevTable.reset();  // memory no longer matches the kernel's table
           return r.error().wrap(where);
         }
@@ -373,11 +366,11 @@ Result<void> EbpfMode::programSet(ServiceState& st, const Service& svc, uint32_t
 
 Result<void> EbpfMode::eraseSet(uint32_t setId, SetState& set) {
   for (auto it = set.slots.begin(); it != set.slots.end();) {
-    if (auto r = slots_.erase(sl_slot_key{setId, it->first}); !r) return r;
+    if (auto r = del(slots_, kSlots, sl_slot_key{setId, it->first}); !r) return r;
     it = set.slots.erase(it);
   }
   if (set.maglevFd.valid()) {
-    if (auto r = maglev_.erase(setId); !r) return r;
+    if (auto r = del(maglev_, kMaglevOuter, setId); !r) return r;
     set.maglevFd = FileDescriptor();
     set.maglevIds.clear();
     set.maglevTable.reset();
@@ -401,7 +394,7 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
     const sl_backend value = bpf::backendValue(b, st.svcId);
     auto cur = st.backends.find(id);
     if (cur == st.backends.end() || !bytesEqual(cur->second, value)) {
-      if (auto r = backends_.update(id, value); !r) return r.error().wrap(where);
+      if (auto r = put(backends_, kBackends, id, value); !r) return r.error().wrap(where);
       st.backends[id] = value;
     }
     st.backendIds[ek] = id;
@@ -470,7 +463,7 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
     auto owner = frontendOwner_.find(k);
     const bool owned = owner != frontendOwner_.end() && owner->second == key;
     if (owned && cur != st.frontends.end() && bytesEqual(cur->second, v)) continue;
-    if (auto r = services_.update(k, v); !r) return r.error().wrap(where);
+    if (auto r = put(services_, kFrontends, k, v); !r) return r.error().wrap(where);
     st.frontends[k] = v;
     frontendOwner_[k] = key;
   }
@@ -483,7 +476,7 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
     // service's now: leave its entry alone.
     auto owner = frontendOwner_.find(it->first);
     if (owner == frontendOwner_.end() || owner->second == key) {
-      if (auto r = services_.erase(it->first); !r) return r.error().wrap(where);
+      if (auto r = del(services_, kFrontends, it->first); !r) return r.error().wrap(where);
       if (owner != frontendOwner_.end()) frontendOwner_.erase(owner);
     }
     it = st.frontends.erase(it);
@@ -504,13 +497,15 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
                               ? uint32_t{c->second.active} + c->second.terminating
                               : 0;
     for (auto s = set.slots.lower_bound(used); s != set.slots.end();) {
-      if (auto r = slots_.erase(sl_slot_key{sid, s->first}); !r) return r.error().wrap(where);
+      if (auto r = del(slots_, kSlots, sl_slot_key{sid, s->first}); !r) {
+        return r.error().wrap(where);
+      }
       s = set.slots.erase(s);
     }
     const bool maglevUsed = svc.algorithm == LbAlgorithm::kMaglev &&
                             (c->second.active > 0 || c->second.terminating > 0);
     if (!maglevUsed && set.maglevFd.valid()) {
-      if (auto r = maglev_.erase(sid); !r) return r.error().wrap(where);
+      if (auto r = del(maglev_, kMaglevOuter, sid); !r) return r.error().wrap(where);
       set.maglevFd = FileDescriptor();
       set.maglevIds.clear();
       set.maglevTable.reset();
@@ -524,7 +519,11 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
       ++it;
       continue;
     }
-    if (auto r = backends_.erase(it->first); !r) return r.error().wrap(where);
+    if (auto r = del(backends_, kBackends, it->first); !r) return r.error().wrap(where);
+    queueSocketTermination(st, it->second, st.svcId);
+    // Also sockets whose frontend this change removed (svc id 0 matches
+    // a frontend no longer in sl_services): stale for certain.
+    queueSocketTermination(st, it->second, 0);
     it = st.backends.erase(it);
   }
   for (auto it = st.backendIds.begin(); it != st.backendIds.end();) {
@@ -538,6 +537,8 @@ Result<void> EbpfMode::remove(const ServiceKey& key) {
   if (it == programmed_.end()) return okResult();
   ServiceState& st = it->second;
   const std::string where = "service " + key.toString();
+  // Before the frontends go: they say whether the service had UDP ones.
+  for (const auto& [id, be] : st.backends) queueSocketTermination(st, be, 0);
   for (auto f = st.frontends.begin(); f != st.frontends.end();) {
     auto owner = frontendOwner_.find(f->first);
     if (owner == frontendOwner_.end() || owner->second == key) {
@@ -680,24 +681,37 @@ Result<void> EbpfMode::adopt(const ServiceTable& table) {
   }
   for (const auto& [k, v] : pinned) {
     if (frontendOwner_.count(k)) continue;
-    if (auto r = services_.erase(k); !r && result.ok()) result = r;
+    if (auto r = del(services_, kFrontends, k); !r && result.ok()) result = r;
   }
   for (const auto& k : staleSlots) {
-    if (auto r = slots_.erase(k); !r && result.ok()) result = r;
+    if (auto r = del(slots_, kSlots, k); !r && result.ok()) result = r;
   }
   for (uint32_t sid : staleMaglev) {
-    if (auto r = maglev_.erase(sid); !r && result.ok()) result = r;
+    if (auto r = del(maglev_, kMaglevOuter, sid); !r && result.ok()) result = r;
   }
   for (uint32_t id : staleBackends) {
-    if (auto r = backends_.erase(id); !r && result.ok()) result = r;
+    if (auto r = del(backends_, kBackends, id); !r && result.ok()) result = r;
   }
   return result;
 }
 
 Result<void> EbpfMode::sync(const ServiceTable& table) {
   std::lock_guard lock(mu_);
+  // Every write of the sync goes out in batches at the end (map_batch.h):
+  // at 100,000 services x 10 backends (2.1M entries) ~260 syscalls, not 2.1M.
+  bpf::PendingWrites batch;
+  batch_ = &batch;
   auto r = adopt(table);
-  synced_ = true;
+  batch_ = nullptr;
+  // Flushed even when a service failed: the other services' entries stand.
+  auto flushed = batch.flush();
+  if (!flushed && r) r = flushed.error().wrap("ebpf sync");
+  // A failed flush leaves the mirror holding writes the kernel never got:
+  // only another sync() (which re-reads the maps) may follow, not apply().
+  synced_ = flushed.ok();
+  // Backends the table no longer has (removed while no agent ran): their
+  // sockets too, once the maps no longer name them.
+  (void)terminateSockets();
   if (r) {
     ++applies_;
   } else {
@@ -714,23 +728,30 @@ Result<void> EbpfMode::apply(const ServiceDiff& diff) {
     ++applyErrors_;
     return Error{ErrorCode::kFailedPrecondition, "ebpf: apply() before the start-up sync()"};
   }
+  auto r = applyChanges(diff);
+  // After the maps, failed or not: a destroyed socket's reconnect must find
+  // only live backends, and a backend already erased is not queued again by
+  // a retry. A sweep's failure is reported by lastSocketTermination().
+  (void)terminateSockets();
+  if (r) {
+    ++applies_;
+  } else {
+    ++applyErrors_;
+  }
+  return r;
+}
+
+Result<void> EbpfMode::applyChanges(const ServiceDiff& diff) {
   // Removals first, as applyDiff() does: a frontend moving between services
   // is free before its new owner writes it.
   for (const ServiceChange& c : diff.changes) {
     if (!c.removed()) continue;
-    if (auto r = remove(c.key()); !r) {
-      ++applyErrors_;
-      return r;
-    }
+    if (auto r = remove(c.key()); !r) return r;
   }
   for (const ServiceChange& c : diff.changes) {
     if (c.removed()) continue;
-    if (auto r = program(c.key(), programmed_[c.key()], *c.after); !r) {
-      ++applyErrors_;
-      return r;
-    }
+    if (auto r = program(c.key(), programmed_[c.key()], *c.after); !r) return r;
   }
-  ++applies_;
   return okResult();
 }
 
@@ -763,35 +784,6 @@ Result<EbpfDump> EbpfMode::dump() const {
   if (!sockRev) return sockRev.error();
   d.sockReverse.insert(sockRev->begin(), sockRev->end());
   return d;
-}
-
-uint64_t EbpfMode::sumCounter(const MapRef& map, uint32_t index) const {
-  const int cpus = libbpf_num_possible_cpus();
-  if (cpus <= 0) return 0;
-  std::vector<sl_counter> values(static_cast<size_t>(cpus));
-  if (bpf_map_lookup_elem(map.fd(), &index, values.data()) < 0) return 0;
-  uint64_t sum = 0;
-  for (const sl_counter& c : values) sum += c.packets;
-  return sum;
-}
-
-ProxyStats EbpfMode::stats() const {
-  std::lock_guard lock(mu_);
-  ProxyStats s;
-  s.services = programmed_.size();
-  s.frontends = frontendOwner_.size();
-  for (const auto& [key, st] : programmed_) s.backends += st.backends.size();
-  s.applies = applies_;
-  s.applyErrors = applyErrors_;
-  for (uint32_t i = 1; i < SL_DROP_MAX; ++i) {
-    s.counters[std::string("drop.") + kDropNames[i]] = sumCounter(drops_, i);
-  }
-  for (uint32_t i = 0; i < SL_EV_MAX; ++i) {
-    s.counters[std::string("event.") + kEventNames[i]] = sumCounter(events_, i);
-  }
-  s.counters["map.writes"] = ops_.writes;
-  s.counters["map.deletes"] = ops_.deletes;
-  return s;
 }
 
 }  // namespace sluice

@@ -40,6 +40,7 @@
 #include "bpf/abi/sock.h"
 #include "bpf/loader/bpf_map.h"
 #include "bpf/loader/lb_layout.h"
+#include "bpf/loader/map_batch.h"
 #include "dataplane/ip_address.h"
 #include "dataplane/maglev.h"
 #include "dataplane/proxy_mode.h"
@@ -47,6 +48,7 @@
 struct host_bpf;
 struct lxc_bpf;
 struct sock_bpf;
+struct sock_term_bpf;
 struct xdp_bpf;
 
 namespace sluice {
@@ -91,7 +93,9 @@ class EbpfMode final : public ProxyMode {
   std::string_view name() const override { return "ebpf"; }
   // Reads the pinned maps, then converges them on `table`: writes only what
   // differs, deletes entries no service of `table` owns. Must run before
-  // apply(); may run again at any time as a full resync.
+  // apply(); may run again at any time as a full resync. Reads and writes
+  // go through the batch syscalls (O(entries / 8192) of them); if a batch
+  // write fails, apply() is refused until a sync() succeeds.
   Result<void> sync(const ServiceTable& table) override;
   // Touches only the services in `diff`. On an error the failing service
   // may be partly written (maps have no transactions); the mirror records
@@ -154,6 +158,21 @@ class EbpfMode final : public ProxyMode {
   // id, never reused while the system runs).
   Result<std::string> cgroupLinkDir(const std::string& cgroupPath) const;
 
+  // Stale connected UDP sockets (bpf/sock_term.bpf.c): after apply()
+  // removes backends from a service with a UDP frontend, the sockets
+  // bpf_sock connected to those backends through that service are
+  // destroyed (their next recv()/send() fails with ECONNABORTED, so the
+  // application reconnects to a live backend). Sockets are found in the
+  // network namespace of the thread that calls apply() (the node's, for
+  // the agent): pods' own namespaces are not searched. apply() does not
+  // fail when this does: the maps are programmed either way.
+  //
+  // OK when the iterator is loaded; otherwise the error says why (needs
+  // Linux 6.5 for the bpf_sock_destroy kfunc, 5.9 for iter/udp).
+  Result<void> socketTermination() const;
+  // The last sweep's error, or OK (also OK before any sweep).
+  Result<void> lastSocketTermination() const;
+
   const Options& options() const { return options_; }
 
  private:
@@ -162,6 +181,7 @@ class EbpfMode final : public ProxyMode {
     void operator()(sock_bpf* skel) const;
     void operator()(host_bpf* skel) const;
     void operator()(xdp_bpf* skel) const;
+    void operator()(sock_term_bpf* skel) const;
   };
   template <typename Skel>
   using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter>;
@@ -201,7 +221,29 @@ class EbpfMode final : public ProxyMode {
                           const std::vector<uint32_t>& maglevIds);
   Result<void> eraseSet(uint32_t setId, SetState& set);
   Result<void> remove(const ServiceKey& key);
+  Result<void> applyChanges(const ServiceDiff& diff);
+  // Queues the socket-termination target of a backend leaving service st
+  // (svcId 0: the service itself is gone), if the service has UDP frontends.
+  void queueSocketTermination(const ServiceState& st, const sl_backend& be, uint32_t svcId);
+  // Runs bpf/sock_term.bpf.c over the queued targets and clears the queue.
+  Result<void> terminateSockets();
+  // Loads bpf/sock_term.bpf.o, or records in sockTermError_ why it cannot.
+  void loadSocketTerminator();
   Result<void> adopt(const ServiceTable& table);
+  // Map writes of program() and friends: straight to the kernel, or, while
+  // sync() runs, into batch_ (one batch syscall per 8192 entries at the end,
+  // see map_batch.h). Maglev inner maps are the phase kMaglevInner target
+  // of their set id.
+  enum Phase : int { kBackends, kSlots, kMaglevInner, kMaglevOuter, kFrontends };
+  template <typename K, typename V>
+  Result<void> put(bpf::MapRef& map, Phase phase, const K& key, const V& value,
+                   uint64_t id = 0) {
+    return batch_ ? batch_->update({phase, id}, map, key, value) : map.update(key, value);
+  }
+  template <typename K>
+  Result<void> del(bpf::MapRef& map, Phase phase, const K& key) {
+    return batch_ ? batch_->erase({phase, 0}, map, key) : map.erase(key);
+  }
   uint32_t allocateServiceId();
   uint32_t allocateBackendId();
   uint64_t sumCounter(const bpf::MapRef& map, uint32_t index) const;
@@ -213,6 +255,12 @@ class EbpfMode final : public ProxyMode {
   // the uplinks it is attached to (by ifindex).
   SkeletonPtr<host_bpf> host_;
   SkeletonPtr<xdp_bpf> xdp_;  // loaded with host_, never reloaded (no config)
+  // The UDP socket terminator; null with the reason in sockTermError_ when
+  // this kernel cannot load it.
+  SkeletonPtr<sock_term_bpf> sockTerm_;
+  std::string sockTermError_;
+  std::vector<sl_sock_term_key> pendingTerm_;  // filled by program()/remove()
+  std::optional<Error> lastTermError_;
   std::vector<IpAddress> hostAddresses_;
   std::set<int> uplinks_;
   mutable std::mutex mu_;
@@ -228,6 +276,7 @@ class EbpfMode final : public ProxyMode {
   uint32_t nextBackendId_ = 1;
   bool backendIdsWrapped_ = false;
   bool synced_ = false;  // apply() needs the pinned state sync() adopts
+  bpf::PendingWrites* batch_ = nullptr;  // set while sync() runs
   uint64_t applies_ = 0;
   uint64_t applyErrors_ = 0;
 };

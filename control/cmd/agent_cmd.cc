@@ -3,9 +3,18 @@
 #include <filesystem>
 #include <iostream>
 
+#include "control/agent/runtime/pod_streams.h"
 #include "control/cmd/server_cmd.h"
 
 namespace sluice::cmd {
+namespace {
+
+// How long an agent without --pod-cidr waits for the server's node IPAM.
+// The controller answers within a second once it runs; this also covers a
+// server still starting (informers syncing) when both start together.
+constexpr std::chrono::seconds kPodCidrWait{120};
+
+}  // namespace
 
 void addAgentFlags(CLI::App& app, AgentFlags& f, bool forUp) {
   if (!forUp) {
@@ -17,9 +26,17 @@ void addAgentFlags(CLI::App& app, AgentFlags& f, bool forUp) {
     app.add_option("--node-name", f.nodeName, "this node's name (default: the host name)");
   }
   app.add_option("--cni-bin-dir", f.cniBinDirs, "CNI plugin directory (repeatable)");
-  app.add_option("--pod-cidr", f.podCidr, "this node's pod CIDR")->capture_default_str();
+  app.add_option("--pod-cidr", f.podCidr,
+                 "this node's pod CIDR (default: the one the server assigns to the Node, see --cluster-cidr)");
   app.add_option("--node-ip", f.nodeIp, "InternalIP and pods' hostIP");
   app.add_flag("--cleanup", f.cleanup, "kill every pod recorded under the data directory and exit");
+  app.add_option("--pod-cgroup-parent", f.podCgroupParent,
+                 "pods' cgroup parent: relative to the agent's cgroup, or absolute (/kubepods)")
+      ->capture_default_str();
+  app.add_option("--metric-resolution", f.metricResolutionSeconds,
+                 "seconds between PodMetrics/NodeMetrics writes (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--mode", f.mode, "service proxy: ebpf, ipvs, dpdk, or none (pods only)")->capture_default_str();
   app.add_option("--node-address", f.nodeAddresses, "address NodePorts are served on (repeatable; default --node-ip)");
   app.add_option("--uplink", f.uplink, "uplink interface for NodePort/LoadBalancer traffic from outside");
@@ -28,6 +45,12 @@ void addAgentFlags(CLI::App& app, AgentFlags& f, bool forUp) {
   app.add_option("--cgroup", f.cgroupPath, "cgroup v2 directory for socket load balancing (default: the cgroup2 root)");
   app.add_option("--metrics-bind-address", f.metricsAddr, "Prometheus /metrics ADDR:PORT")->capture_default_str();
   app.add_option("--debug-socket", f.debugSocket, "unix socket of the debug gRPC API")->capture_default_str();
+  app.add_option("--streaming-address", f.streamingAddress,
+                 "listen address of the logs/exec/port-forward API the server proxies to")
+      ->capture_default_str();
+  app.add_option("--streaming-port", f.streamingPort, "its port (kubelet's 10250; 0 picks a free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
 }
 
 agent::PodRuntimeOptions runtimeOptions(const AgentFlags& f) {
@@ -45,16 +68,27 @@ agent::PodRuntimeOptions runtimeOptions(const AgentFlags& f) {
       ro.cniPluginDirs.insert(ro.cniPluginDirs.begin(), std::filesystem::canonical(built, ec).string());
     }
   }
-  ro.podCidr = f.podCidr;
+  // Without --pod-cidr, start() fills in the Node's. --cleanup keeps the
+  // default: DEL releases addresses by container ID, the subnet only has
+  // to parse.
+  if (!f.podCidr.empty()) ro.podCidr = f.podCidr;
   ro.nodeNetnsPath = f.nodeNetns;
   ro.hostIp = f.nodeIp;
   ro.echoCommand = {selfExe(), "echo"};
+  ro.cgroupParent = f.podCgroupParent;
+  ro.metricsResolution = std::chrono::seconds(f.metricResolutionSeconds);
   return ro;
 }
 
 Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& client, const AgentFlags& f) {
   std::unique_ptr<AgentProcess> a(new AgentProcess());
   agent::PodRuntimeOptions ro = runtimeOptions(f);
+  if (f.podCidr.empty()) {
+    // Before anything else starts: without a CIDR no pod can get an address.
+    auto cidr = agent::NodeAgent::awaitPodCidr(client, f.nodeName, kPodCidrWait);
+    if (!cidr) return cidr.error();
+    ro.podCidr = *cidr;
+  }
   if (f.mode != "none") {
     agent::ProxyAgentOptions po;
     po.nodeName = f.nodeName;
@@ -85,16 +119,33 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& cli
   auto runtime = agent::PodRuntime::start(client, ro);
   if (!runtime) return runtime.error();
   a->runtime_ = std::move(*runtime);
+  agent::streaming::StreamingServerOptions so;
+  so.address = f.streamingAddress;
+  so.port = static_cast<uint16_t>(f.streamingPort);
+  so.tlsDir = f.dataDir + "/streaming-tls";
+  if (!f.nodeIp.empty()) so.sans.push_back(f.nodeIp);
+  // The API server proxies with its own token; an agent given a token
+  // kubeconfig (sluice's) expects that one.
+  so.token = client.config().token;
+  if (so.token.empty()) {
+    std::cerr << "sluice agent: warning: the kubeconfig has no token, so the streaming API "
+                 "(logs/exec/port-forward) accepts unauthenticated requests\n";
+  }
+  auto streaming = agent::streaming::StreamingServer::start(so, agent::podStreamingBackend(f.dataDir));
+  if (!streaming) return streaming.error();
+  a->streaming_ = std::move(*streaming);
   agent::NodeAgentOptions no;
+  no.streamingPort = a->streaming_->port();
   no.nodeName = f.nodeName;
   no.internalIp = f.nodeIp.empty() ? a->runtime_->hostIp() : f.nodeIp;
-  no.podCidr = f.podCidr;
+  // The CIDR pods use, so a Node deleted under us comes back with it.
+  no.podCidr = ro.podCidr;
   auto node = agent::NodeAgent::start(client, no);
   if (!node) return node.error();
   a->node_ = std::move(*node);
   if (a->node_->podCidr() != ro.podCidr) {
     std::cerr << "sluice agent: warning: Node " << f.nodeName << " has podCIDR " << a->node_->podCidr()
-              << " but pods get addresses from --pod-cidr " << ro.podCidr << "\n";
+              << " but pods get addresses from " << ro.podCidr << " (--pod-cidr)\n";
   }
   return a;
 }
@@ -103,9 +154,11 @@ AgentProcess::~AgentProcess() { stop(); }
 
 void AgentProcess::stop() {
   if (node_) node_->stop();
+  if (streaming_) streaming_->stop();  // ends exec / port-forward sessions
   if (runtime_) runtime_->stop();
   if (proxy_) proxy_->stop();  // the datapath stays programmed for the next start
   node_.reset();
+  streaming_.reset();
   runtime_.reset();
   proxy_.reset();
 }

@@ -13,6 +13,7 @@
 #include "control/agent/proxy/proxy_agent.h"
 #include "control/agent/runtime/node_agent.h"
 #include "control/agent/runtime/pod_runtime.h"
+#include "control/agent/streaming/streaming_server.h"
 #include "control/client/api_client.h"
 
 namespace sluice::cmd {
@@ -22,10 +23,13 @@ struct AgentFlags {
   std::string nodeName;
   std::string dataDir = "/var/lib/sluice/agent";
   std::vector<std::string> cniBinDirs;
-  std::string podCidr = "10.244.0.0/24";
+  // Empty: the pod CIDR the server's node IPAM sets on this Node.
+  std::string podCidr;
   std::string nodeNetns;
   std::string nodeIp;
   bool cleanup = false;
+  std::string podCgroupParent = "sluice";  // PodRuntimeOptions::cgroupParent
+  int metricResolutionSeconds = 15;        // PodMetrics/NodeMetrics period; 0: off
   // The service proxy (ProxyAgent).
   std::string mode = "ebpf";  // ebpf | ipvs | dpdk | none (pods only)
   std::vector<std::string> nodeAddresses;
@@ -35,6 +39,9 @@ struct AgentFlags {
   std::string cgroupPath;
   std::string metricsAddr = "127.0.0.1:10249";
   std::string debugSocket = agent::kDefaultDebugSocket;
+  // kubelet's streaming API (logs, exec, port-forward) the server proxies to.
+  std::string streamingAddress = "0.0.0.0";
+  int streamingPort = 10250;  // 0: pick a free port (published on the Node)
 };
 
 // `forUp`: the flags `sluice up` shares (no --kubeconfig, --data-dir).
@@ -57,6 +64,7 @@ class AgentProcess {
  private:
   std::unique_ptr<agent::ProxyAgent> proxy_;
   std::unique_ptr<agent::PodRuntime> runtime_;
+  std::unique_ptr<agent::streaming::StreamingServer> streaming_;
   std::unique_ptr<agent::NodeAgent> node_;
 };
 

@@ -122,36 +122,8 @@ std::string defaultNodeName() {
   return n.empty() ? "node" : n;
 }
 
-// The IPv4 address of the interface holding the default route (else the
-// first non-loopback one): the node's InternalIP and NodePort address.
-std::string primaryIpv4() {
-  std::string defaultIf;
-  std::ifstream routes("/proc/net/route");
-  std::string line;
-  std::getline(routes, line);  // header
-  while (std::getline(routes, line)) {
-    std::istringstream ss(line);
-    std::string iface, dest;
-    ss >> iface >> dest;
-    if (dest == "00000000") {
-      defaultIf = iface;
-      break;
-    }
-  }
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return "";
-  std::string first, onDefault;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    if ((a->ifa_flags & IFF_LOOPBACK) != 0 || (a->ifa_flags & IFF_UP) == 0) continue;
-    char text[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
-    if (first.empty()) first = text;
-    if (a->ifa_name == defaultIf && onDefault.empty()) onDefault = text;
-  }
-  ::freeifaddrs(list);
-  return onDefault.empty() ? first : onDefault;
-}
+// The node's InternalIP and NodePort address.
+using sluice::cmd::primaryIpv4;
 
 // Whether a.b.c.d/len overlaps any IPv4 network on this host's interfaces.
 bool overlapsHostNetwork(const std::string& cidr) {
@@ -189,6 +161,11 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     return 0;
   }
   if (af.nodeIp.empty()) af.nodeIp = primaryIpv4();
+  if (af.podCidr.empty() && (sf.noControllers || sf.clusterCidr.empty())) {
+    // No node IPAM in this process to wait for: the single node takes the
+    // first block of the usual cluster CIDR, as before node IPAM existed.
+    af.podCidr = "10.244.0.0/24";
+  }
   if (!lbPoolGiven) {
     // LoadBalancer addresses must not shadow addresses this host already
     // reaches (its own network, its gateway): take the first documentation

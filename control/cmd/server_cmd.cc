@@ -1,9 +1,16 @@
 #include "control/cmd/server_cmd.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <iostream>
 #include <optional>
+#include <sstream>
 
 namespace sluice::cmd {
 
@@ -42,6 +49,14 @@ void addServerFlags(CLI::App& app, ServerFlags& f) {
   app.add_option("--service-cluster-ip-range,--service-cidr", f.serviceCidr, "ClusterIP range")->capture_default_str();
   app.add_option("--service-node-port-range", f.nodePorts, "NodePort range FIRST-LAST")->capture_default_str();
   app.add_option("--lb-pool", f.lbPool, "LoadBalancer ingress address pool (CIDR)")->capture_default_str();
+  app.add_option("--cluster-cidr", f.clusterCidr,
+                 "pod CIDRs for Nodes without spec.podCIDR are cut from this (empty: no allocation)")
+      ->capture_default_str();
+  app.add_option("--node-cidr-mask-size", f.nodeCidrMaskSize, "prefix length of each Node's pod CIDR")
+      ->capture_default_str();
+  app.add_option("--advertise-address", f.advertiseAddress,
+                 "address in the `kubernetes` Service's endpoints (default: the listen address unless a wildcard "
+                 "or loopback, else the default-route IPv4)");
   app.add_option("--compact-interval", f.compactSeconds, "seconds of history kept for watches (0: keep all)")
       ->capture_default_str();
   app.add_option("-v,--v", f.verbosity, "log level (1: every request)");
@@ -59,6 +74,28 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f
   o.network.serviceCidr = f.serviceCidr;
   o.network.loadBalancerPool = f.lbPool;
   o.logRequests = f.verbosity > 0;
+  controllers::ManagerOptions mo;
+  if (!f.noControllers && !f.clusterCidr.empty()) {
+    // Checked before anything starts, so a bad flag leaves nothing behind.
+    if (auto r = controllers::NodeCidrSet::create(f.clusterCidr, f.nodeCidrMaskSize); !r) return r.error();
+    mo.nodeIpam.clusterCidr = f.clusterCidr;
+    mo.nodeIpam.nodeCidrMaskSize = f.nodeCidrMaskSize;
+  }
+  o.advertiseAddress = f.advertiseAddress.empty() ? defaultAdvertiseAddress(addr->host) : f.advertiseAddress;
+  {
+    in_addr v4{};
+    in6_addr v6{};
+    if (::inet_pton(AF_INET, o.advertiseAddress.c_str(), &v4) != 1 &&
+        ::inet_pton(AF_INET6, o.advertiseAddress.c_str(), &v6) != 1) {
+      return flagError("--advertise-address", o.advertiseAddress, "an IPv4 or IPv6 address");
+    }
+  }
+  if (addr->host != "0.0.0.0" && addr->host != "::" && addr->host != o.advertiseAddress) {
+    // Not an error (a proxy or NAT may forward it), but usually a mistake.
+    std::cerr << "sluice server: warning: --advertise-address " << o.advertiseAddress
+              << " is not the listen address " << addr->host
+              << "; the `kubernetes` Service's endpoint may refuse connections (listen on 0.0.0.0?)\n";
+  }
   o.compactInterval = std::chrono::seconds(f.compactSeconds);
   size_t dash = f.nodePorts.find('-');
   if (dash == std::string::npos) return flagError("--service-node-port-range", f.nodePorts, "FIRST-LAST");
@@ -75,7 +112,7 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f
     auto c = client::ApiClient::create(*kc, "sluice-controller-manager");
     if (!c) return c.error();
     p->client_ = std::move(*c);
-    auto m = controllers::ControllerManager::start(*p->client_);
+    auto m = controllers::ControllerManager::start(*p->client_, mo);
     if (!m) return m.error();
     p->controllers_ = std::move(*m);
   }
@@ -113,6 +150,45 @@ std::string selfExe() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("/proc/self/exe");
+}
+
+std::string primaryIpv4() {
+  std::string defaultIf;
+  std::ifstream routes("/proc/net/route");
+  std::string line;
+  std::getline(routes, line);  // header
+  while (std::getline(routes, line)) {
+    std::istringstream ss(line);
+    std::string iface, dest;
+    ss >> iface >> dest;
+    if (dest == "00000000") {
+      defaultIf = iface;
+      break;
+    }
+  }
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string first, onDefault;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if ((a->ifa_flags & IFF_LOOPBACK) != 0 || (a->ifa_flags & IFF_UP) == 0) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof text);
+    if (first.empty()) first = text;
+    if (a->ifa_name == defaultIf && onDefault.empty()) onDefault = text;
+  }
+  ::freeifaddrs(list);
+  return onDefault.empty() ? first : onDefault;
+}
+
+std::string defaultAdvertiseAddress(const std::string& listenHost) {
+  bool wildcard = listenHost.empty() || listenHost == "0.0.0.0" || listenHost == "::";
+  // A specific address (loopback included) is advertised as it is: with a
+  // loopback listener, host processes reach the `kubernetes` ClusterIP and
+  // pods cannot (they need --listen 0.0.0.0:PORT, the default).
+  if (!wildcard) return listenHost;
+  std::string ip = primaryIpv4();
+  return ip.empty() ? "127.0.0.1" : ip;
 }
 
 }  // namespace sluice::cmd

@@ -17,10 +17,15 @@ constexpr const char* kDefaultDataDir = "/var/lib/sluice";
 
 struct ServerFlags {
   std::string dataDir = kDefaultDataDir;
-  std::string listen = "127.0.0.1:6443";
+  std::string listen = "0.0.0.0:6443";  // all addresses, as kube-apiserver binds
   std::string serviceCidr = "10.96.0.0/12";
   std::string nodePorts = "30000-32767";
   std::string lbPool = "192.0.2.0/24";
+  // Node IPAM (--allocate-node-cidrs in Kubernetes): empty disables it.
+  std::string clusterCidr = "10.244.0.0/16";
+  int nodeCidrMaskSize = 24;
+  // The `kubernetes` Service's endpoint address; empty: defaultAdvertiseAddress().
+  std::string advertiseAddress;
   int verbosity = 0;
   int compactSeconds = 300;
   bool noControllers = false;
@@ -54,5 +59,15 @@ int waitForSignal();
 
 // The path of the running executable.
 std::string selfExe();
+
+// The IPv4 address of the interface holding the default route (else the
+// first non-loopback one), "" if none: `sluice up`'s node IP and the
+// default advertise address.
+std::string primaryIpv4();
+
+// --advertise-address's default, as kube-apiserver's: the listen host
+// unless it is a wildcard or loopback, else primaryIpv4() (else the listen
+// host, so a host without IPv4 still gets an address).
+std::string defaultAdvertiseAddress(const std::string& listenHost);
 
 }  // namespace sluice::cmd

@@ -17,7 +17,7 @@ Result<std::unique_ptr<ControllerManager>> ControllerManager::start(client::ApiC
   ControllerContext ctx{client, m->informers_, clock, m->options_.workers};
   std::vector<std::unique_ptr<Controller>> all;
   addWorkloadControllers(ctx, all);
-  addClusterControllers(ctx, all);
+  if (auto r = addClusterControllers(ctx, m->options_.nodeIpam, all); !r) return r.error();
   for (auto& c : all) {
     const auto& off = m->options_.disabled;
     const auto& on = m->options_.only;

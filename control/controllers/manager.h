@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "control/controllers/cluster/node_ipam.h"
 #include "control/controllers/controller.h"
 
 namespace sluice::controllers {
@@ -16,6 +17,8 @@ struct ManagerOptions {
   std::vector<std::string> disabled;
   // When non-empty, run only these controllers (tests of one part).
   std::vector<std::string> only;
+  // Pod CIDRs for Nodes (`sluice server --cluster-cidr`); off when empty.
+  NodeIpamOptions nodeIpam;
 };
 
 class ControllerManager {

@@ -10,6 +10,7 @@
 #include "control/api/object_meta.h"
 #include "control/api/proto/core.pb.h"
 #include "control/server/credentials.h"
+#include "control/server/kubernetes_endpoints.h"
 #include "control/store/sqlite_store.h"
 
 namespace sluice::server {
@@ -78,10 +79,15 @@ Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
   if (auto r = watches_->start(); !r) return r;
   rest_ = std::make_unique<RestHandler>(*objects_, *services_, *watches_);
 
-  auto creds = loadOrCreateCredentials(options_.dataDir, {options_.listenHost});
+  // Pods reach this server as the `kubernetes` Service (its ClusterIP) and,
+  // once translated, at the advertise address: both must be in the cert.
+  auto creds = loadOrCreateCredentials(options_.dataDir,
+                                       {options_.listenHost, advertiseAddress(), services_->firstServiceIp()});
   if (!creds) return creds.error();
   token_ = creds->token;
   caCertPem_ = creds->caCertPem;
+  nodeProxy_ = std::make_unique<NodeProxy>(token_);
+  rest_->setNodeProxy(nodeProxy_.get());
 
   HttpServerOptions http;
   http.host = options_.listenHost;
@@ -100,6 +106,9 @@ Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
   }
   http_->start();
   if (options_.compactInterval.count() > 0) compactor_ = std::thread([this] { compactLoop(); });
+  if (options_.kubernetesEndpointsInterval.count() > 0) {
+    endpointsReconciler_ = std::thread([this] { kubernetesEndpointsLoop(); });
+  }
   return okResult();
 }
 
@@ -113,12 +122,15 @@ void ApiServer::stop() {
   }
   stopCv_.notify_all();
   if (compactor_.joinable()) compactor_.join();
+  if (endpointsReconciler_.joinable()) endpointsReconciler_.join();
   // Streams first: they hold connections the HTTP server owns.
   if (watches_) watches_->stop();
   if (http_) http_->stop();
+  nodeProxy_.reset();  // closes proxied exec / port-forward connections
 }
 
 std::string ApiServer::advertiseAddress() const {
+  if (!options_.advertiseAddress.empty()) return options_.advertiseAddress;
   const std::string& h = options_.listenHost;
   if (h.empty() || h == "0.0.0.0" || h == "::") return "127.0.0.1";
   return h;
@@ -167,32 +179,23 @@ Result<void> ApiServer::bootstrap() {
       if (auto r = objects_->update(*svcType, s, (*existing)->modRevision); !r) return r.error();
     }
   }
-  // Endpoints: this server's address and port, rewritten on every start.
-  const api::ResourceType* epType = reg.findKind("v1", "Endpoints");
-  api::Endpoints ep;
-  api::setTypeMeta(ep, "v1", "Endpoints");
-  ep.mutable_metadata()->set_name("kubernetes");
-  ep.mutable_metadata()->set_namespace_("default");
-  (*ep.mutable_metadata()->mutable_labels())["endpointslice.kubernetes.io/skip-mirror"] = "true";
-  auto* subset = ep.add_subsets();
-  subset->add_addresses()->set_ip(advertiseAddress());
-  auto* port = subset->add_ports();
-  port->set_name("https");
-  port->set_port(port_);
-  port->set_protocol("TCP");
-  auto current = objects_->get(*epType, "default", "kubernetes");
-  if (!current) return current.error();
-  if (!current->has_value()) {
-    Response r = rest_->createObject(*epType, "default", api::encodeJson(ep));
-    if (r.status != 201 && r.status != 409) return Error::internal("creating endpoints default/kubernetes: " + r.body);
-  } else {
-    auto& old = static_cast<api::Endpoints&>(*(*current)->msg);
-    if (old.subsets_size() != 1 || old.subsets(0).SerializeAsString() != subset->SerializeAsString()) {
-      *old.mutable_subsets() = ep.subsets();
-      if (auto r = objects_->update(*epType, old, (*current)->modRevision); !r) return r.error();
+  // Endpoints and EndpointSlice: this server's address and port.
+  return reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
+}
+
+void ApiServer::kubernetesEndpointsLoop() {
+  std::unique_lock lock(stopMu_);
+  while (!stopped_) {
+    stopCv_.wait_for(lock, options_.kubernetesEndpointsInterval, [this] { return stopped_; });
+    if (stopped_) break;
+    lock.unlock();
+    auto r = reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
+    // A lost compare-and-swap is someone's concurrent edit: the next pass.
+    if (!r && r.error().code != ErrorCode::kAborted) {
+      std::cerr << "sluice server: default/kubernetes endpoints: " << r.error().message << "\n";
     }
+    lock.lock();
   }
-  return okResult();
 }
 
 void ApiServer::compactLoop() {

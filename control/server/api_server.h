@@ -5,7 +5,8 @@
 //           -> /api/v1/..., /apis/<group>/<version>/... -> RestHandler
 // On start it creates what a fresh cluster has: the default, kube-system,
 // kube-public and kube-node-lease namespaces, and the `kubernetes` Service
-// (first service IP, port 443) with Endpoints pointing at this server.
+// (first service IP, port 443) with Endpoints and an EndpointSlice pointing
+// at this server (kubernetes_endpoints.h), kept so while it runs.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "control/server/discovery.h"
 #include "control/server/http_server.h"
 #include "control/server/object_store.h"
+#include "control/server/node_proxy.h"
 #include "control/server/rest_handler.h"
 #include "control/server/service_allocations.h"
 #include "control/server/watch_manager.h"
@@ -39,6 +41,12 @@ struct ApiServerOptions {
   std::chrono::seconds compactInterval{300};
   bool writeKubeconfig = true;
   bool logRequests = false;
+  // The address in the `kubernetes` Service's endpoints (--advertise-address);
+  // empty: the listen host, or 127.0.0.1 when that is a wildcard.
+  std::string advertiseAddress;
+  // How often those endpoints are checked and repaired (kube-apiserver's
+  // endpoint reconciler runs every 10 s).
+  std::chrono::milliseconds kubernetesEndpointsInterval{10000};
 };
 
 class ApiServer final : public HttpHandler {
@@ -68,6 +76,7 @@ class ApiServer final : public HttpHandler {
   Result<void> restoreAllocations();
   Result<void> bootstrap();
   void compactLoop();
+  void kubernetesEndpointsLoop();
   std::optional<Response> route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer);
   bool authorized(const HttpRequest& req) const;
   std::string advertiseAddress() const;
@@ -78,6 +87,7 @@ class ApiServer final : public HttpHandler {
   std::unique_ptr<ServiceAllocations> services_;
   std::unique_ptr<WatchManager> watches_;
   std::unique_ptr<RestHandler> rest_;
+  std::unique_ptr<NodeProxy> nodeProxy_;  // pods/log, exec, portforward -> agents
   std::unique_ptr<Discovery> discovery_;
   std::unique_ptr<HttpServer> http_;
   std::string token_;
@@ -88,6 +98,7 @@ class ApiServer final : public HttpHandler {
   std::condition_variable stopCv_;
   bool stopped_ = false;
   std::thread compactor_;
+  std::thread endpointsReconciler_;
 };
 
 }  // namespace sluice::server

@@ -4,6 +4,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
@@ -12,8 +13,16 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "control/server/tls_splice.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <future>
 #include <deque>
 #include <iostream>
 #include <optional>
@@ -151,6 +160,43 @@ class Session : public ResponseWriter, public std::enable_shared_from_this<Sessi
 
   bool closed() const override { return closed_.load(std::memory_order_acquire); }
   size_t pendingBytes() const override { return pending_.load(std::memory_order_relaxed); }
+
+  Result<int> hijack() override {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return Error::internal(std::string("socketpair: ") + std::strerror(errno));
+    }
+    auto ready = std::make_shared<std::promise<bool>>();
+    auto future = ready->get_future();
+    // The stream and the parser's buffer belong to the strand; no operation
+    // is pending on them while a request is with its handler.
+    net::post(stream_.get_executor(), [self = shared_from_this(), fd = sv[0], ready] {
+      if (self->closed()) {
+        ::close(fd);
+        ready->set_value(false);
+        return;
+      }
+      beast::error_code ec;
+      self->plain_.emplace(self->stream_.get_executor());
+      self->plain_->assign(net::local::stream_protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+        ready->set_value(false);
+        return;
+      }
+      std::string first(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      self->buffer_.consume(self->buffer_.size());
+      self->closed_.store(true, std::memory_order_release);  // no more HTTP on it
+      using Splice = TlsSplice<decltype(self->stream_), net::local::stream_protocol::socket>;
+      std::make_shared<Splice>(self->stream_, *self->plain_, std::move(first), [self] {})->start();
+      ready->set_value(true);
+    });
+    if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready || !future.get()) {
+      ::close(sv[1]);
+      return Error::unavailable("connection closed before it could be taken over");
+    }
+    return sv[1];
+  }
 
  private:
   struct StreamHeader {
@@ -312,6 +358,7 @@ class Session : public ResponseWriter, public std::enable_shared_from_this<Sessi
   beast::ssl_stream<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<net::local::stream_protocol::socket> plain_;  // after hijack()
   std::deque<Item> queue_;
   bool writing_ = false;
   bool keepAlive_ = true;

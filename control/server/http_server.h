@@ -53,6 +53,13 @@ class ResponseWriter {
   virtual bool closed() const = 0;
   // Bytes queued but not yet written: a stream's back-pressure signal.
   virtual size_t pendingBytes() const = 0;
+  // Takes the connection over, for a protocol switch (exec / port-forward
+  // upgrades) or a raw proxy to a node agent. Nothing may have been sent for
+  // this request. Returns a plain full-duplex stream socket (the caller owns
+  // it) carrying the connection's bytes after TLS, both ways, including
+  // anything the client sent past the request; a splice on the I/O threads
+  // runs until both sides closed. The other methods must not be used after.
+  virtual Result<int> hijack() = 0;
 };
 
 class HttpHandler {

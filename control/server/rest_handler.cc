@@ -22,10 +22,7 @@ std::optional<Response> RestHandler::handle(const ResourceRequest& req,
     if (req.subresource == "binding" && t.kind == "Pod") return bind(req);
     if (t.kind == "Pod" && (req.subresource == "log" || req.subresource == "exec" || req.subresource == "attach" ||
                             req.subresource == "portforward")) {
-      // Served by the node agent, which proxies through the API server once
-      // it exists (a later issue).
-      return statusResponse(503, "ServiceUnavailable",
-                            "pods/" + req.subresource + " needs the sluice agent on the pod's node, which is not running");
+      return podProxy(req, writer);
     }
     return statusResponse(404, "NotFound", "the server could not find the requested resource");
   }

@@ -16,6 +16,7 @@
 
 #include "control/api/registry.h"
 #include "control/server/http_server.h"
+#include "control/server/node_proxy.h"
 #include "control/server/object_store.h"
 #include "control/server/output.h"
 #include "control/server/responses.h"
@@ -41,6 +42,10 @@ class RestHandler {
   // directly and return nullopt.
   std::optional<Response> handle(const ResourceRequest& req, const std::shared_ptr<ResponseWriter>& writer);
 
+  // Where pods/log, exec, attach and portforward go (the pod's node agent);
+  // without one they answer 503.
+  void setNodeProxy(NodeProxy* proxy) { nodeProxy_ = proxy; }
+
   // Used at start-up to create built-in objects through the full pipeline.
   Response createObject(const api::ResourceType& type, const std::string& ns, const api::Json& body);
 
@@ -55,6 +60,9 @@ class RestHandler {
   Response removeCollection(const ResourceRequest& req);
   Response scale(const ResourceRequest& req);
   Response bind(const ResourceRequest& req);
+  // pods/{log,exec,attach,portforward}: checks the pod, container and node,
+  // then proxies to the agent; returns a Response only when it answers itself.
+  std::optional<Response> podProxy(const ResourceRequest& req, const std::shared_ptr<ResponseWriter>& writer);
 
   // Shared steps.
   struct Decoded {
@@ -85,6 +93,7 @@ class RestHandler {
   ObjectStore& objects_;
   ServiceAllocations& services_;
   WatchManager& watches_;
+  NodeProxy* nodeProxy_ = nullptr;
 };
 
 bool isDryRun(const HttpRequest& req);

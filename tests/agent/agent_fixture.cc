@@ -121,6 +121,8 @@ PodRuntimeOptions AgentTest::options() const {
   o.backoffBase = std::chrono::seconds(1);
   o.backoffMax = std::chrono::seconds(8);
   o.syncPeriod = std::chrono::milliseconds(100);
+  o.cgroupParent = cgroupParent_;
+  o.metricsResolution = metricsResolution_;
   auto* self = const_cast<AgentTest*>(this);
   o.podInterfaceHook = [self](const std::string& ifname, bool up) {
     std::lock_guard<std::mutex> lock(self->eventsMu_);

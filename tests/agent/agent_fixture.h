@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include <unistd.h>
+
 #include "control/agent/runtime/pod_runtime.h"
 #include "tests/cni/cni_test_util.h"
 #include "tests/control/controllers/control_plane.h"
@@ -65,6 +67,11 @@ class AgentTest : public ::testing::Test {
   cni::testing::ScopedDir data_;
   std::unique_ptr<PodRuntime> runtime_;
   std::string podCidr_ = "10.250.1.0/24";
+  // Pod cgroups under the test process's own cgroup, named after its pid
+  // (removed by TearDown's teardownAll); metrics off unless a test sets a
+  // period before SetUp.
+  std::string cgroupParent_ = "sluice-test-" + std::to_string(::getpid());
+  std::chrono::milliseconds metricsResolution_{0};
   std::mutex eventsMu_;
   std::string interfaceEvents_;
 };

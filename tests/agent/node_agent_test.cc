@@ -138,5 +138,45 @@ TEST_F(NodeAgentTest, KeepsExistingPodCidr) {
   EXPECT_EQ((*r)["status"], "True");
 }
 
+// Without --pod-cidr: the agent registers its Node without one and waits;
+// when the server (here the test, standing in for node IPAM) sets
+// spec.podCIDR, that is what it returns.
+TEST_F(NodeAgentTest, AwaitPodCidrReturnsTheServerAssignedCidr) {
+  std::thread ipam([&] {
+    for (int i = 0; i < 250; ++i) {  // up to 5 s for the agent's Node to appear
+      if (!node().is_null()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(node().value("/spec/podCIDR"_json_pointer, std::string()), "") << "registered without a CIDR";
+    auto r = client().patch(client::resources::kNodes, "", name_,
+                            Json{{"spec", {{"podCIDR", "10.251.7.0/24"}, {"podCIDRs", {"10.251.7.0/24"}}}}});
+    EXPECT_TRUE(r) << r.error().message;
+  });
+  auto cidr = NodeAgent::awaitPodCidr(client(), name_, seconds(30));
+  ipam.join();
+  ASSERT_TRUE(cidr) << cidr.error().message;
+  EXPECT_EQ(*cidr, "10.251.7.0/24");
+  // The full registration that follows keeps it.
+  NodeAgentOptions o = options();
+  o.podCidr = *cidr;
+  auto agent = NodeAgent::start(client(), o);
+  ASSERT_TRUE(agent) << agent.error().message;
+  EXPECT_EQ((*agent)->podCidr(), "10.251.7.0/24");
+  EXPECT_NE(ready(node()), nullptr);
+}
+
+// Nobody assigns a CIDR: the wait ends at its bound with an error that
+// says what to check.
+TEST_F(NodeAgentTest, AwaitPodCidrTimesOutWithAClearError) {
+  auto cidr = NodeAgent::awaitPodCidr(client(), name_, std::chrono::milliseconds(600));
+  ASSERT_FALSE(cidr);
+  EXPECT_EQ(cidr.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(cidr.error().message.find("node " + name_ + ": no spec.podCIDR after"), std::string::npos)
+      << cidr.error().message;
+  EXPECT_NE(cidr.error().message.find("--cluster-cidr"), std::string::npos) << cidr.error().message;
+  EXPECT_NE(cidr.error().message.find("--pod-cidr"), std::string::npos) << cidr.error().message;
+  EXPECT_FALSE(node().is_null()) << "the Node is registered while waiting";
+}
+
 }  // namespace
 }  // namespace sluice::agent

@@ -19,6 +19,7 @@
 #include "bpf/loader/abi_layout.h"
 #include "lxc.skel.h"
 #include "sock.skel.h"
+#include "sock_term.skel.h"
 
 namespace sluice {
 namespace {
@@ -89,15 +90,25 @@ std::vector<Layout> cxxLayouts() {
   };
 }
 
+// Keys private to one object (not in bpf/lib/maps.h).
+std::vector<Layout> sockTermLayouts() {
+  return {{"sl_sock_term_key",
+           sizeof(sl_sock_term_key),
+           {SL_FIELD(sl_sock_term_key, addr), SL_FIELD(sl_sock_term_key, port),
+            SL_FIELD(sl_sock_term_key, family), SL_FIELD(sl_sock_term_key, pad),
+            SL_FIELD(sl_sock_term_key, svc_id)}}};
+}
+
 #undef SL_FIELD
 
 struct SkelDeleter {
   void operator()(lxc_bpf* s) const { lxc_bpf__destroy(s); }
   void operator()(sock_bpf* s) const { sock_bpf__destroy(s); }
+  void operator()(sock_term_bpf* s) const { sock_term_bpf__destroy(s); }
 };
 
-void expectLayoutsMatch(const btf* types) {
-  for (const Layout& want : cxxLayouts()) {
+void expectLayoutsMatch(const btf* types, const std::vector<Layout>& layouts = cxxLayouts()) {
+  for (const Layout& want : layouts) {
     SCOPED_TRACE("struct " + want.name);
     const int id = btf__find_by_name_kind(types, want.name.c_str(), BTF_KIND_STRUCT);
     ASSERT_GT(id, 0) << "not in the object's BTF: is it used by a map?";
@@ -133,6 +144,15 @@ TEST(AbiLayoutTest, SockObjectAgreesToo) {
   const btf* types = bpf_object__btf(skel->obj);
   ASSERT_NE(types, nullptr) << "sock.bpf.o has no BTF (built without -g?)";
   expectLayoutsMatch(types);
+}
+
+TEST(AbiLayoutTest, SockTermObjectAgreesOnItsKeyAndTheSharedStructs) {
+  std::unique_ptr<sock_term_bpf, SkelDeleter> skel(sock_term_bpf__open());
+  ASSERT_TRUE(skel);
+  const btf* types = bpf_object__btf(skel->obj);
+  ASSERT_NE(types, nullptr) << "sock_term.bpf.o has no BTF (built without -g?)";
+  expectLayoutsMatch(types);
+  expectLayoutsMatch(types, sockTermLayouts());
 }
 
 TEST(AbiLayoutTest, CounterMapsHaveOneSlotPerEnumValue) {

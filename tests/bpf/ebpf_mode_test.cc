@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -597,6 +599,66 @@ TEST_F(EbpfModeTest, CgroupAttachOutsideCgroupV2SaysSo) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(r.error().message.find("cgroup v2"), std::string::npos) << r.error().message;
+}
+
+// The UDP socket terminator (bpf/sock_term.bpf.c) must pass the verifier
+// wherever the kernel has what it needs; only where the kfunc is missing
+// may it be absent, and then the loader says so.
+TEST_F(EbpfModeTest, SocketTerminatorLoadsWhereTheKernelHasBpfSockDestroy) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  ASSERT_NE(vmlinux, nullptr) << "no kernel BTF";
+  const bool kfunc = btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  auto r = mode_->socketTermination();
+  if (kfunc) {
+    EXPECT_TRUE(r.ok()) << r.error().message;
+  } else {
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message.find("bpf_sock_destroy"), std::string::npos)
+        << r.error().message;
+  }
+}
+
+// Removing a backend of a UDP service runs the terminator over this
+// thread's network namespace; a socket of this process connected to the
+// removed backend's address directly (no socket LB here) is not touched.
+TEST_F(EbpfModeTest, RemovingAUdpBackendLeavesSocketsTheSocketLbNeverTranslated) {
+  if (!mode_->socketTermination().ok()) GTEST_SKIP() << mode_->socketTermination().error().message;
+  ServiceTable table;
+  ASSERT_TRUE(table.upsert(service("dns", Protocol::kUdp,
+                                   {frontend("10.96.5.53", 53, Protocol::kUdp)},
+                                   {backend("127.0.5.1", 5353), backend("127.0.5.2", 5353)}))
+                  .ok());
+  program(table);
+  // Connected, never sent on: loopback, no traffic.
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(5353);
+  ::inet_pton(AF_INET, "127.0.5.2", &to.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+
+  ServiceTable next;
+  ASSERT_TRUE(next.upsert(service("dns", Protocol::kUdp,
+                                  {frontend("10.96.5.53", 53, Protocol::kUdp)},
+                                  {backend("127.0.5.1", 5353)}))
+                  .ok());
+  const uint64_t terminated = counter("event.sock_term");
+  auto r = mode_->apply(ServiceDiff::between(table, next));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto swept = mode_->lastSocketTermination();
+  EXPECT_TRUE(swept.ok()) << swept.error().message;
+  EXPECT_EQ(counter("event.sock_term"), terminated);
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+  EXPECT_EQ(err, 0) << std::strerror(err);
+  sockaddr_in peer{};
+  socklen_t peerLen = sizeof(peer);
+  EXPECT_EQ(::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerLen), 0)
+      << "the socket was disconnected: " << std::strerror(errno);
+  ::close(fd);
 }
 
 }  // namespace

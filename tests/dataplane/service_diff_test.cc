@@ -105,6 +105,27 @@ TEST(ServiceDiffTest, FailedApplyLeavesTableUntouched) {
   EXPECT_EQ(t, copy);
 }
 
+TEST(ServiceDiffTest, FailedApplyUndoesRemovalsUpdatesAndMovedFrontends) {
+  // The failure comes last, after a removal, a frontend taken over from the
+  // removed service and an update: all three are undone.
+  ServiceTable t;
+  ASSERT_TRUE(t.upsert(clusterIpService("a", "10.96.0.10")).ok());
+  ASSERT_TRUE(t.upsert(clusterIpService("b", "10.96.0.11")).ok());
+  ASSERT_TRUE(t.upsert(clusterIpService("c", "10.96.0.12")).ok());
+  ServiceDiff diff;
+  diff.changes.push_back({*t.find(clusterIpService("a", "10.96.0.10").key), std::nullopt});
+  diff.changes.push_back({*t.find(clusterIpService("b", "10.96.0.11").key),
+                          clusterIpService("b", "10.96.0.21")});
+  diff.changes.push_back({std::nullopt, clusterIpService("d", "10.96.0.10")});
+  diff.changes.push_back({std::nullopt, clusterIpService("e", "10.96.0.12")});  // c's: fails
+  const ServiceTable copy = t;
+  ASSERT_FALSE(applyDiff(t, diff).ok());
+  EXPECT_EQ(t, copy);
+  ASSERT_NE(t.findByFrontend(IpAddress::parse("10.96.0.10").value(), 80, Protocol::kTcp), nullptr);
+  EXPECT_EQ(t.findByFrontend(IpAddress::parse("10.96.0.10").value(), 80, Protocol::kTcp)->key.name,
+            "a");
+}
+
 TEST(ServiceDiffTest, RandomEditsRoundTrip) {
   // Property: for random edit sequences, applying between(a, b) to a gives b.
   std::mt19937 rng(20261121);

@@ -50,6 +50,8 @@ class Up:
 
     def start(self, timeout=60):
         self.log_path = os.path.join(self.data_dir, "up.log")
+        # The log is appended to across restarts: readiness is this run's line.
+        since = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.sluice, "up", "--listen", "127.0.0.1:0"] + self.args(),
                                      stdout=log, stderr=log, start_new_session=True)
@@ -57,8 +59,10 @@ class Up:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise Failure("sluice up exited with %s; log:\n%s" % (self.proc.returncode, self.read_log()))
-            if "sluice up: ready" in self.read_log():
-                return
+            with open(self.log_path, errors="replace") as f:
+                f.seek(since)
+                if "sluice up: ready" in f.read():
+                    return
             time.sleep(0.1)
         raise Failure("sluice up not ready in %ss; log:\n%s" % (timeout, self.read_log()))
 

@@ -355,4 +355,186 @@ Answer StreamClient::ping() {
   return decode(line);
 }
 
+namespace {
+
+// One connected UDP socket: send a line, read the answer.
+Answer udpPing(int fd) {
+  Answer a;
+  char buf[512] = {};
+  if (fd < 0) return failed("socket");
+  if (::send(fd, "hello\n", 6, 0) != 6) return failed("send");
+  const ssize_t n = ::recv(fd, buf, sizeof(buf) - 1, 0);
+  if (n < 0) return failed("recv");
+  parseReply(std::string(buf, static_cast<size_t>(n)), &a);
+  return peerOf(fd, a);
+}
+
+int udpConnect(const Target& t) {
+  const int fd = ::socket(t.family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  setTimeouts(fd);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+// The child's loop: one command line in, one encoded Answer line out.
+[[noreturn]] void udpSessionChild(const Target& service, int cmdFd, int resultFd) {
+  auto report = [&](const Answer& a) {
+    const std::string s = encode(a);
+    (void)!::write(resultFd, s.data(), s.size());
+  };
+  int fd = udpConnect(service);
+  const int connectErr = fd < 0 ? errno : 0;
+  int other = -1;
+  std::string line;
+  char c;
+  while (::read(cmdFd, &c, 1) == 1) {
+    if (c != '\n') {
+      line.push_back(c);
+      continue;
+    }
+    std::istringstream in(line);
+    std::string verb;
+    in >> verb;
+    line.clear();
+    Answer a;
+    if (verb == "ping") {
+      if (fd < 0) {
+        a.err = connectErr;
+        a.failedAt = "connect";
+      } else {
+        a = udpPing(fd);
+      }
+    } else if (verb == "error") {
+      char buf[512];
+      if (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) < 0) {
+        a = failed("recv");
+      } else {
+        a.failedAt = "recv: a datagram was waiting";
+      }
+    } else if (verb == "reconnect") {
+      if (fd >= 0) ::close(fd);
+      fd = udpConnect(service);
+      a = fd < 0 ? failed("connect") : udpPing(fd);
+    } else if (verb == "other") {
+      std::string addr;
+      int port = 0;
+      in >> addr >> port;
+      Target t;
+      if (other < 0 && parseTarget(addr, static_cast<uint16_t>(port), &t)) other = udpConnect(t);
+      int soErr = 0;
+      socklen_t len = sizeof(soErr);
+      if (other < 0) {
+        a = failed("connect");
+      } else if (::getsockopt(other, SOL_SOCKET, SO_ERROR, &soErr, &len) == 0 && soErr != 0) {
+        a.err = soErr;
+        a.failedAt = "SO_ERROR";
+      } else {
+        a = udpPing(other);
+      }
+    } else {
+      break;
+    }
+    report(a);
+  }
+  ::_exit(0);
+}
+
+}  // namespace
+
+UdpSession::UdpSession(const Placement& where, const std::string& addr, uint16_t port) {
+  Target t;
+  if (!parseTarget(addr, port, &t)) {
+    first_.err = EINVAL;
+    first_.failedAt = "parse " + addr;
+    return;
+  }
+  int cmd[2], result[2];
+  if (::pipe2(cmd, O_CLOEXEC) != 0) return;
+  if (::pipe2(result, O_CLOEXEC) != 0) {
+    ::close(cmd[0]);
+    ::close(cmd[1]);
+    return;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(cmd[1]);
+    ::close(result[0]);
+    // Placed before the socket exists: a socket belongs to its creator's
+    // cgroup and network namespace.
+    if (where.netnsFd >= 0 && ::setns(where.netnsFd, CLONE_NEWNET) != 0) ::_exit(1);
+    if (!where.cgroupProcs.empty()) {
+      const int fd = ::open(where.cgroupProcs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0\n", 2) != 2) ::_exit(1);
+      ::close(fd);
+    }
+    udpSessionChild(t, cmd[0], result[1]);
+  }
+  ::close(cmd[0]);
+  ::close(result[1]);
+  if (pid < 0) {
+    ::close(cmd[1]);
+    ::close(result[0]);
+    first_.err = errno;
+    first_.failedAt = "fork";
+    return;
+  }
+  child_ = ChildProcess(pid);
+  cmd_ = cmd[1];
+  result_ = result[0];
+  first_ = ping();
+}
+
+UdpSession::~UdpSession() {
+  if (cmd_ >= 0) {
+    (void)!::write(cmd_, "quit\n", 5);
+    ::close(cmd_);
+  }
+  if (result_ >= 0) ::close(result_);
+}
+
+Answer UdpSession::command(const std::string& text) {
+  Answer a;
+  if (cmd_ < 0) {
+    a.err = -1;
+    a.failedAt = "no session child";
+    return a;
+  }
+  const std::string line = text + "\n";
+  if (::write(cmd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+    return failed("write to session child");
+  }
+  std::string out;
+  for (;;) {
+    pollfd p{result_, POLLIN, 0};
+    if (::poll(&p, 1, (kIoTimeoutS + 5) * 1000) <= 0) {
+      a.err = -1;
+      a.failedAt = "session child did not answer";
+      return a;
+    }
+    char c;
+    if (::read(result_, &c, 1) != 1) {
+      a.err = -1;
+      a.failedAt = "session child exited";
+      return a;
+    }
+    if (c == '\n') break;
+    out.push_back(c);
+  }
+  return decode(out);
+}
+
+Answer UdpSession::ping() { return command("ping"); }
+Answer UdpSession::pendingError() { return command("error"); }
+Answer UdpSession::reconnect() { return command("reconnect"); }
+Answer UdpSession::pingOther(const std::string& addr, uint16_t port) {
+  return command("other " + addr + " " + std::to_string(port));
+}
+
 }  // namespace sluice::netns

@@ -60,4 +60,38 @@ class StreamClient {
   Answer first_;
 };
 
+// A connected UDP socket held by a child process for as long as this object
+// lives (stale-socket tests): connect() to addr:port once, then commands.
+// Each returns what the application saw.
+class UdpSession {
+ public:
+  UdpSession(const Placement& where, const std::string& addr, uint16_t port);
+  ~UdpSession();
+  UdpSession(const UdpSession&) = delete;
+  UdpSession& operator=(const UdpSession&) = delete;
+
+  // send() + recv() on the session socket.
+  Answer ping();
+  // recv(MSG_DONTWAIT) on the session socket without sending: the error
+  // the socket holds (err, failedAt "recv"), EAGAIN when it holds none.
+  Answer pendingError();
+  // Closes the session socket and connects a fresh one to the same
+  // address, then ping()s on it: what an application does after an error.
+  Answer reconnect();
+  // A second, independent socket connected to addr:port (created on the
+  // first call): SO_ERROR first (failedAt "SO_ERROR" if set), then
+  // send() + recv() on it.
+  Answer pingOther(const std::string& addr, uint16_t port);
+  // What connecting gave (the first ping's answer: which backend).
+  const Answer& first() const { return first_; }
+
+ private:
+  Answer command(const std::string& line);
+
+  ChildProcess child_;
+  int cmd_ = -1;
+  int result_ = -1;
+  Answer first_;
+};
+
 }  // namespace sluice::netns

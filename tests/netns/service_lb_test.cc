@@ -464,6 +464,120 @@ TEST_P(ServiceLbTest, NodePortOnTheNodeAddressIsBalanced) {
   }
 }
 
+uint64_t counter(const std::string& name) {
+  const auto stats = node->mode->stats();
+  auto it = stats.counters.find(name);
+  EXPECT_NE(it, stats.counters.end()) << "no counter " << name;
+  return it == stats.counters.end() ? 0 : it->second;
+}
+
+// A backend leaves a UDP service while a client holds a connected socket
+// to it. From the host (socket LB: the socket itself is connected to the
+// backend) the socket is destroyed: the application's next recv() fails
+// with ECONNABORTED and a reconnect reaches a live backend. From a pod
+// (per-packet LB: the socket is connected to the ClusterIP) the flow moves
+// at once and nothing is destroyed. Either way, another socket connected
+// to the same backend's own address, not through the service, and a
+// socket of another service that keeps that backend, are left alone.
+TEST_P(ServiceLbTest, ConnectedUdpSocketToARemovedBackendIsAbortedOrRebalanced) {
+  if (fromHost()) {
+    auto available = node->mode->socketTermination();
+    if (!available) GTEST_SKIP() << available.error().message;
+  }
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const std::string vip = v6 ? vip6() : vip4();
+    const std::string name = std::string("stale-udp") + (v6 ? "6" : "4");
+    put(web(name, Protocol::kUdp, {frontend(vip.c_str(), 53, Protocol::kUdp)},
+            webBackends(kWebPods, v6)));
+
+    UdpSession session(client(), vip, 53);
+    ASSERT_EQ(session.first().err, 0) << session.first().describe();
+    EXPECT_EQ(session.first().peer, hostPort(vip, 53));
+    const std::string held = session.first().backend;
+    const Pod& heldPod = node->topo->pod(held);
+    const std::string heldIp = v6 ? heldPod.ip6 : heldPod.ip4;
+    const Answer direct = session.pingOther(heldIp, kBackendPort);
+    ASSERT_EQ(direct.err, 0) << direct.describe();
+    ASSERT_EQ(direct.backend, held);
+    // Another service whose only backend is the same pod: its socket
+    // keeps that backend, which it still has.
+    const std::string otherVip = v6 ? vip6() : vip4();
+    put(web(name + "-other", Protocol::kUdp, {frontend(otherVip.c_str(), 53, Protocol::kUdp)},
+            webBackends({held}, v6)));
+    UdpSession otherService(client(), otherVip, 53);
+    ASSERT_EQ(otherService.first().err, 0) << otherService.first().describe();
+
+    const uint64_t terminated = counter("event.sock_term");
+    std::vector<std::string> rest;
+    for (const std::string& pod : kWebPods) {
+      if (pod != held) rest.push_back(pod);
+    }
+    put(web(name, Protocol::kUdp, {frontend(vip.c_str(), 53, Protocol::kUdp)},
+            webBackends(rest, v6)));
+
+    if (fromHost()) {
+      auto swept = node->mode->lastSocketTermination();
+      EXPECT_TRUE(swept.ok()) << swept.error().message;
+      const Answer aborted = session.pendingError();
+      EXPECT_EQ(aborted.err, ECONNABORTED) << aborted.describe();
+      EXPECT_EQ(counter("event.sock_term"), terminated + 1);
+      const Answer again = session.reconnect();
+      ASSERT_EQ(again.err, 0) << again.describe();
+      EXPECT_NE(again.backend, held);
+      EXPECT_EQ(again.peer, hostPort(vip, 53));
+    } else {
+      const Answer moved = session.ping();
+      ASSERT_EQ(moved.err, 0) << moved.describe();
+      EXPECT_NE(moved.backend, held);
+      EXPECT_EQ(counter("event.sock_term"), terminated);
+    }
+    const Answer still = session.pingOther(heldIp, kBackendPort);
+    EXPECT_EQ(still.err, 0) << "the unrelated socket was touched: " << still.describe();
+    EXPECT_EQ(still.backend, held);
+    EXPECT_EQ(otherService.pendingError().err, EAGAIN) << "another service's socket was aborted";
+    const Answer kept = otherService.ping();
+    EXPECT_EQ(kept.err, 0) << kept.describe();
+    EXPECT_EQ(kept.backend, held);
+  }
+}
+
+// The backend's port is closed: its kernel answers with ICMP port
+// unreachable, which must reach the client's socket connected to the
+// service (ClusterIP and NodePort, IPv4 and IPv6) as ECONNREFUSED rather
+// than a timeout. From a pod the error is translated by bpf_lxc (the
+// socket is connected to the frontend); from the host the socket is
+// connected to the backend itself and the error matches as it is.
+TEST_P(ServiceLbTest, UdpToAClosedBackendPortIsRefusedNotTimedOut) {
+  constexpr uint16_t kClosedPort = 9;  // the web pods listen on kBackendPort only
+  const uint16_t nodePort = fromHost() ? 30053 : 30054;
+  const std::string vip = vip4();
+  const std::string vip6text = vip6();
+  const Pod& pod = node->topo->pod("web-b");
+  put(web("closed-udp", Protocol::kUdp,
+          {frontend(vip.c_str(), 53, Protocol::kUdp), frontend(vip6text.c_str(), 53, Protocol::kUdp),
+           frontend(Topology::kNodeIp4, nodePort, Protocol::kUdp, FrontendScope::kNodePort)},
+          {backend(pod.ip4.c_str(), kClosedPort, BackendState::kActive, true),
+           backend(pod.ip6.c_str(), kClosedPort, BackendState::kActive, true)}));
+
+  const uint64_t translated = counter("event.icmp_err_rev");
+  struct Target {
+    std::string addr;
+    uint16_t port;
+  };
+  for (const Target& t : {Target{vip, 53}, Target{vip6text, 53},
+                          Target{Topology::kNodeIp4, nodePort}}) {
+    const auto answers = request(client(), Transport::kUdpConnected, t.addr, t.port);
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(answers[0].err, ECONNREFUSED) << hostPort(t.addr, t.port) << ": "
+                                            << answers[0].describe();
+    EXPECT_EQ(answers[0].failedAt, "recv");
+  }
+  if (!fromHost()) {
+    EXPECT_EQ(counter("event.icmp_err_rev"), translated + 3);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Clients, ServiceLbTest, ::testing::Values(ClientAt::kPod, ClientAt::kHost),
                          clientName);
 

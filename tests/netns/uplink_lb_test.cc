@@ -287,5 +287,23 @@ TEST_F(UplinkLbTest, ExternalTrafficPolicyLocalWithoutLocalBackendsDropsOnTheUpl
   EXPECT_EQ(counter("drop.no_local_backend"), drops + 1);
 }
 
+// The backend's port is closed: its port unreachable, about a datagram
+// bpf_host DNATed and SNATed to the node address, leaves the pod veth
+// through bpf_lxc, which restores the outside client and the NodePort in
+// the quote and routes it out of the uplink: the client's connected socket
+// gets ECONNREFUSED instead of waiting for a timeout.
+TEST_F(UplinkLbTest, NodePortUdpToAClosedBackendPortIsRefused) {
+  constexpr uint16_t kClosedPort = 9;  // the web pods listen on kBackendPort only
+  put(service("np-closed", Protocol::kUdp, {nodePort(30105, Protocol::kUdp)},
+              {backend(node->topo->pod("web-a").ip4.c_str(), kClosedPort, BackendState::kActive,
+                       true)}));
+  const uint64_t translated = counter("event.icmp_err_rev");
+  const auto answers = request(outside(), Transport::kUdpConnected, kUplinkIp, 30105, 1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].err, ECONNREFUSED) << answers[0].describe();
+  EXPECT_EQ(answers[0].failedAt, "recv");
+  EXPECT_EQ(counter("event.icmp_err_rev"), translated + 1);
+}
+
 }  // namespace
 }  // namespace sluice

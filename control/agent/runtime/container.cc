@@ -20,6 +20,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "control/agent/runtime/cgroups.h"
+
 namespace sluice::agent {
 namespace {
 
@@ -53,6 +55,8 @@ struct Prepared {
   int netnsFd = -1;
   int logFd = -1;
   int syncWrite = -1;
+  int cgroupFds[kMaxCgroupFiles] = {-1, -1, -1, -1};
+  size_t cgroupCount = 0;
   long maxFd = 1024;
 };
 
@@ -98,6 +102,14 @@ size_t formatInt(int64_t v, char* buf) {
 int containerMain(void* arg) {
   const Prepared& p = *static_cast<const Prepared*>(arg);
   const ContainerLaunch& l = *p.launch;
+  // "0": the writing process itself (its pid in this new PID namespace would
+  // mean nothing to the cgroup's owner).
+  for (size_t i = 0; i < p.cgroupCount; ++i) {
+    if (::write(p.cgroupFds[i], "0", 1) != 1) {
+      if (::dup2(p.logFd, 2) >= 0) childFail("join the container's cgroup");
+      _exit(127);
+    }
+  }
   if (::dup2(p.logFd, 1) < 0 || ::dup2(p.logFd, 2) < 0) _exit(127);
   int devNull = ::open("/dev/null", O_RDONLY);
   if (devNull >= 0) ::dup2(devNull, 0);
@@ -165,7 +177,9 @@ int containerMain(void* arg) {
   // Keep only what the container needs; the agent's sockets must not
   // outlive it in here.
   for (long fd = 3; fd < p.maxFd; ++fd) {
-    if (fd != p.logFd && fd != p.netnsFd && fd != p.syncWrite) ::close(static_cast<int>(fd));
+    bool keep = fd == p.logFd || fd == p.netnsFd || fd == p.syncWrite;
+    for (size_t i = 0; i < p.cgroupCount; ++i) keep = keep || fd == p.cgroupFds[i];
+    if (!keep) ::close(static_cast<int>(fd));
   }
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -185,6 +199,7 @@ int containerMain(void* arg) {
   ::close(p.syncWrite);
   ::close(p.logFd);
   ::close(p.netnsFd);
+  for (size_t i = 0; i < p.cgroupCount; ++i) ::close(p.cgroupFds[i]);
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
@@ -292,23 +307,46 @@ Result<ProcessIdentity> launchContainer(const ContainerLaunch& launch) {
     p.maxFd = static_cast<long>(std::min<rlim_t>(rl.rlim_cur, 65536));
   }
 
+  if (launch.cgroupProcs.size() > kMaxCgroupFiles)
+    return Error{ErrorCode::kInvalidArgument, "too many cgroups to join"};
+  auto closeCgroups = [&] {
+    for (size_t i = 0; i < p.cgroupCount; ++i) ::close(p.cgroupFds[i]);
+    p.cgroupCount = 0;
+  };
+  for (const std::string& f : launch.cgroupProcs) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::string err = errnoText("open " + f);
+      closeCgroups();
+      return Error{ErrorCode::kInternal, err};
+    }
+    p.cgroupFds[p.cgroupCount++] = fd;
+  }
   p.netnsFd = ::open(launch.netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
-  if (p.netnsFd < 0) return Error{ErrorCode::kNotFound, errnoText("open " + launch.netnsPath)};
+  if (p.netnsFd < 0) {
+    std::string err = errnoText("open " + launch.netnsPath);
+    closeCgroups();
+    return Error{ErrorCode::kNotFound, err};
+  }
   p.logFd = ::open(launch.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (p.logFd < 0) {
+    std::string err = errnoText("open " + launch.logPath);
     ::close(p.netnsFd);
-    return Error{ErrorCode::kInternal, errnoText("open " + launch.logPath)};
+    closeCgroups();
+    return Error{ErrorCode::kInternal, err};
   }
   int sync[2];
   if (::pipe2(sync, O_CLOEXEC) != 0) {
     ::close(p.netnsFd);
     ::close(p.logFd);
+    closeCgroups();
     return Error{ErrorCode::kInternal, errnoText("pipe")};
   }
   p.syncWrite = sync[1];
   void* stack = ::mmap(nullptr, kCloneStackBytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   auto closeAll = [&] {
+    closeCgroups();
     ::close(p.netnsFd);
     ::close(p.logFd);
     ::close(sync[0]);
@@ -446,6 +484,17 @@ Result<ExecOutput> execInContainer(pid_t containerPid, const std::vector<std::st
     closeFds();
     return Error{ErrorCode::kNotFound, errnoText("container root")};
   }
+  // The container's cgroups too, so what runs in it is limited and
+  // accounted like the container (as the kubelet's exec is).
+  std::vector<int> cgroupFds;
+  for (const std::string& f : cgroupProcsOf(containerPid)) {
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) cgroupFds.push_back(fd);
+  }
+  auto closeCgroupFds = [&] {
+    for (int fd : cgroupFds) ::close(fd);
+    cgroupFds.clear();
+  };
   std::vector<std::string> args = argv;
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
@@ -453,12 +502,16 @@ Result<ExecOutput> execInContainer(pid_t containerPid, const std::vector<std::st
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
     closeFds();
+    closeCgroupFds();
     return Error{ErrorCode::kInternal, errnoText("pipe")};
   }
   pid_t child = ::fork();
   if (child == 0) {
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
+    for (int fd : cgroupFds) {
+      if (::write(fd, "0", 1) != 1) childFail("join the container's cgroup");
+    }
     for (int i = 0; i < 4; ++i) {
       if (::setns(fds[i], types[i]) != 0) childFail("setns into container");
     }
@@ -472,6 +525,7 @@ Result<ExecOutput> execInContainer(pid_t containerPid, const std::vector<std::st
   }
   ::close(out[1]);
   closeFds();
+  closeCgroupFds();
   if (child < 0) {
     ::close(out[0]);
     return Error{ErrorCode::kInternal, errnoText("fork")};

@@ -14,6 +14,12 @@
 // without touching the host's /. A fresh /proc is mounted for the new PID
 // namespace.
 //
+// When the launch names cgroups, the container's first process writes "0" to
+// their cgroup.procs (descriptors opened by the agent beforehand) as its very
+// first step, before namespaces, mounts or exec: a failure ends it (exit 127)
+// instead of letting it run outside its limits. The shim stays outside, so
+// the OOM killer of a container's cgroup never takes the exit recorder.
+//
 // Everything between fork() and exec() uses only async-signal-safe calls: the
 // agent is multi-threaded, so all strings are prepared before forking.
 #pragma once
@@ -47,7 +53,11 @@ struct ContainerLaunch {
   std::vector<VolumeMount> mounts;
   std::string logPath;   // stdout and stderr, appended
   std::string exitPath;  // written by the shim when the container ends
+  // cgroup.procs files the container joins before anything else runs in it
+  // (so it never runs unconfined); at most kMaxCgroupFiles.
+  std::vector<std::string> cgroupProcs;
 };
+constexpr size_t kMaxCgroupFiles = 4;
 
 // A process named by pid and kernel start time (clock ticks since boot,
 // /proc/<pid>/stat field 22), so a recycled pid is never mistaken for it.

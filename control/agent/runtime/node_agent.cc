@@ -66,7 +66,58 @@ Json nodeInfo() {
           {"architecture", std::string(u.machine) == "x86_64" ? "amd64" : u.machine}};
 }
 
+Json newNode(const std::string& name, const std::string& podCidr) {
+  Json node = {{"apiVersion", "v1"},
+               {"kind", "Node"},
+               {"metadata",
+                {{"name", name},
+                 {"labels",
+                  {{"kubernetes.io/hostname", name}, {"kubernetes.io/os", "linux"}, {"kubernetes.io/arch", "amd64"}}}}},
+               {"spec", Json::object()}};
+  if (!podCidr.empty()) {
+    node["spec"]["podCIDR"] = podCidr;
+    node["spec"]["podCIDRs"] = Json::array({podCidr});
+  }
+  return node;
+}
+
 }  // namespace
+
+Result<std::string> NodeAgent::awaitPodCidr(client::ApiClient& client, const std::string& nodeName,
+                                            std::chrono::milliseconds timeout) {
+  // The IPAM controller reacts to the Node's creation within milliseconds;
+  // polling at this period costs the server nothing noticeable.
+  constexpr auto kPoll = std::chrono::milliseconds(200);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool announced = false;
+  while (true) {
+    auto node = client.get(client::resources::kNodes, "", nodeName);
+    if (!node && node.error().code == ErrorCode::kNotFound) {
+      auto created = client.create(client::resources::kNodes, "", newNode(nodeName, ""));
+      if (!created && created.error().code != ErrorCode::kAlreadyExists) {
+        return Error{created.error().code, "register node " + nodeName + ": " + created.error().message};
+      }
+      if (created) node = *created;
+    }
+    if (node) {
+      std::string cidr = node->value("/spec/podCIDR"_json_pointer, std::string());
+      if (!cidr.empty()) return cidr;
+    } else if (node.error().code != ErrorCode::kNotFound) {
+      return Error{node.error().code, "get node " + nodeName + ": " + node.error().message};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (!announced) {
+      std::cerr << "sluice agent: waiting for the server to assign Node " << nodeName << " a pod CIDR\n";
+      announced = true;
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  return Error::unavailable("node " + nodeName + ": no spec.podCIDR after " + std::to_string(secs) +
+                            " s; the server assigns one when its node IPAM is on (`sluice server --cluster-cidr`, "
+                            "on by default) and the cluster CIDR is not exhausted (see the server's log); "
+                            "otherwise pass --pod-cidr");
+}
 
 Result<std::unique_ptr<NodeAgent>> NodeAgent::start(client::ApiClient& client,
                                                     NodeAgentOptions options) {
@@ -98,6 +149,7 @@ Result<void> NodeAgent::registerNode() {
       {"allocatable", capacity()},
       {"addresses", addresses},
       {"nodeInfo", nodeInfo()},
+      {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", options_.streamingPort}}}}},
       {"conditions", Json::array({{{"type", "Ready"},
                                    {"status", "True"},
                                    {"lastHeartbeatTime", readySince_},
@@ -109,19 +161,7 @@ Result<void> NodeAgent::registerNode() {
   if (existing) {
     node = *existing;
   } else if (existing.error().code == ErrorCode::kNotFound) {
-    node = {{"apiVersion", "v1"},
-            {"kind", "Node"},
-            {"metadata",
-             {{"name", name},
-              {"labels",
-               {{"kubernetes.io/hostname", name},
-                {"kubernetes.io/os", "linux"},
-                {"kubernetes.io/arch", "amd64"}}}}},
-            {"spec", Json::object()}};
-    if (!options_.podCidr.empty()) {
-      node["spec"]["podCIDR"] = options_.podCidr;
-      node["spec"]["podCIDRs"] = Json::array({options_.podCidr});
-    }
+    node = newNode(name, options_.podCidr);
     auto created = client_.create(client::resources::kNodes, "", node);
     if (!created && created.error().code != ErrorCode::kAlreadyExists) {
       return Error{created.error().code, "register node " + name + ": " + created.error().message};

@@ -22,6 +22,9 @@ struct NodeAgentOptions {
   std::string nodeName;
   std::string internalIp;  // NodeAddress InternalIP
   std::string podCidr;     // spec.podCIDR (set at creation; kept if the server set one)
+  // status.daemonEndpoints.kubeletEndpoint.Port: the streaming server the API
+  // server proxies kubectl logs/exec/port-forward to (0: none published).
+  int streamingPort = 0;
   std::chrono::milliseconds heartbeat = std::chrono::seconds(10);
   int64_t leaseDurationSeconds = 40;
 };
@@ -31,6 +34,12 @@ class NodeAgent {
   // Registers the node (synchronously: an error is returned), then beats.
   static Result<std::unique_ptr<NodeAgent>> start(client::ApiClient& client,
                                                   NodeAgentOptions options);
+  // For an agent without --pod-cidr: creates the Node without a podCIDR if
+  // it does not exist (its status comes with start()), then waits until it
+  // has spec.podCIDR (the server's node IPAM sets it) and returns that.
+  // kUnavailable after `timeout`, saying what to check.
+  static Result<std::string> awaitPodCidr(client::ApiClient& client, const std::string& nodeName,
+                                          std::chrono::milliseconds timeout);
   ~NodeAgent();
   NodeAgent(const NodeAgent&) = delete;
   NodeAgent& operator=(const NodeAgent&) = delete;

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <iostream>
 
+#include "control/agent/runtime/metrics_reporter.h"
 #include "control/agent/runtime/pod_worker.h"
 
 namespace sluice::agent {
@@ -67,6 +69,12 @@ Result<std::unique_ptr<PodEnv>> makeEnv(client::ApiClient* client,
                                                                       : options.cniConfig);
   if (!list) return Error{ErrorCode::kInvalidArgument, "CNI config: " + list.error().msg};
   env->network = std::move(*list);
+  auto cgroups = CgroupManager::detect(options.cgroupParent);
+  if (cgroups) {
+    env->cgroups.emplace(std::move(*cgroups));
+  } else {
+    env->cgroupError = cgroups.error().message;
+  }
   env->hostIp = options.hostIp;
   if (env->hostIp.empty()) {
     if (env->nodeNetns) {
@@ -137,6 +145,22 @@ Result<std::unique_ptr<PodRuntime>> PodRuntime::start(client::ApiClient& client,
     cleanupPod(*rt->env_, *p);
   }
   rt->housekeeper_ = std::thread([self] { self->housekeeping(); });
+  if (!rt->env_->cgroups) {
+    std::cerr << "sluice agent: warning: " << rt->env_->cgroupError
+              << ": containers with resource limits will not start, and pods report no metrics\n";
+  }
+  if (options.metricsResolution.count() > 0) {
+    MetricsReporterOptions mo;
+    mo.nodeName = options.nodeName;
+    mo.resolution = options.metricsResolution;
+    const CgroupManager* cg = rt->env_->cgroups ? &*rt->env_->cgroups : nullptr;
+    rt->metrics_ = std::make_unique<MetricsReporter>(client, cg, mo, [self] {
+      std::vector<PodWorker::Snapshot> out;
+      std::lock_guard<std::mutex> lock(self->mu_);
+      for (const auto& [uid, w] : self->workers_) out.push_back(w->snapshot());
+      return out;
+    });
+  }
   return rt;
 }
 
@@ -184,6 +208,7 @@ void PodRuntime::housekeeping() {
 
 void PodRuntime::stop() {
   if (stop_.exchange(true)) return;
+  if (metrics_) metrics_->stop();
   cv_.notify_all();
   if (informer_) informer_->stop();
   if (housekeeper_.joinable()) housekeeper_.join();
@@ -202,6 +227,12 @@ void PodRuntime::teardownAll(const PodRuntimeOptions& options) {
     return;
   }
   for (const PersistedPod& p : loadAll(options.dataDir)) cleanupPod(**env, p);
+  // The parent goes too once no pod uses it (another agent's pods keep it).
+  if ((*env)->cgroups) {
+    for (const std::string& dir : (*env)->cgroups->parentDirs().unique()) {
+      (void)::rmdir(dir.c_str());
+    }
+  }
 }
 
 }  // namespace sluice::agent

@@ -6,7 +6,8 @@
 //
 // State lives under the data directory so a restarted agent adopts running
 // pods instead of killing them:
-//   DATA/pods/<uid>/state.json                    netns, pod IP, per-container pid + start time
+//   DATA/pods/<uid>/state.json                    netns, pod IP, cgroup dirs,
+//                                                 per-container pid + start time
 //   DATA/pods/<uid>/logs/<container>/<restartCount>.log
 //   DATA/pods/<uid>/containers/<container>/<restartCount>.exit   (written by the shim)
 //   DATA/pods/<uid>/volumes/<volume>/             emptyDir
@@ -16,6 +17,10 @@
 // Threading: one informer thread, one worker thread per pod, one
 // housekeeping thread. stop() leaves pods running (that is what adoption
 // relies on); teardownAll() removes everything the data directory records.
+//
+// Each pod gets a cgroup, <cgroupParent>/pod<uid>/<container>, holding the
+// container's limits (cgroups.h), recorded in state.json and removed with
+// the pod; a MetricsReporter thread writes PodMetrics/NodeMetrics from them.
 #pragma once
 
 #include <atomic>
@@ -60,9 +65,16 @@ struct PodRuntimeOptions {
   // ProxyAgent::onPodInterface / onPodInterfaceRemoved. Runs on a pod
   // worker's thread.
   std::function<void(const std::string& hostIfName, bool up)> podInterfaceHook;
+  // Where pod cgroups go (cgroups.h): relative to the agent's own cgroup in
+  // each hierarchy, or absolute from the hierarchy's root ("/kubepods").
+  std::string cgroupParent = "sluice";
+  // How often PodMetrics/NodeMetrics are written (metrics-server's
+  // --metric-resolution); zero: not at all.
+  std::chrono::milliseconds metricsResolution = std::chrono::seconds(15);
 };
 
 class PodWorker;
+class MetricsReporter;
 struct PodEnv;
 struct PersistedPod;
 
@@ -98,6 +110,7 @@ class PodRuntime {
   std::atomic<bool> stop_{false};
   std::condition_variable cv_;
   std::thread housekeeper_;
+  std::unique_ptr<MetricsReporter> metrics_;
 };
 
 }  // namespace sluice::agent

@@ -36,7 +36,8 @@ Json PersistedPod::toJson() const {
               {"ready", c.ready},
               {"pid", c.proc.pid},
               {"startTime", c.proc.startTime},
-              {"startedAtMs", c.startedAtMs}};
+              {"startedAtMs", c.startedAtMs},
+              {"oomKillsAtStart", c.oomKillsAtStart}};
     if (c.terminated) j["terminated"] = terminatedJson(*c.terminated);
     if (c.last) j["last"] = terminatedJson(*c.last);
     cs.push_back(j);
@@ -51,6 +52,7 @@ Json PersistedPod::toJson() const {
           {"initDone", initDone},
           {"initFailed", initFailed},
           {"startTimeMs", startTimeMs},
+          {"cgroup", {{"cpu", cgroup.cpu}, {"cpuacct", cgroup.cpuacct}, {"memory", cgroup.memory}}},
           {"containers", cs}};
 }
 
@@ -68,6 +70,10 @@ std::optional<PersistedPod> PersistedPod::fromJson(const Json& j) {
     p.initDone = j.value("initDone", false);
     p.initFailed = j.value("initFailed", false);
     p.startTimeMs = j.value("startTimeMs", int64_t{0});
+    if (j.contains("cgroup") && j["cgroup"].is_object()) {
+      const Json& g = j["cgroup"];
+      p.cgroup = {g.value("cpu", ""), g.value("cpuacct", ""), g.value("memory", "")};
+    }
     for (const Json& c : j.value("containers", Json::array())) {
       ContainerRecord r;
       r.name = c.value("name", "");
@@ -79,6 +85,7 @@ std::optional<PersistedPod> PersistedPod::fromJson(const Json& j) {
       r.proc.pid = c.value("pid", 0);
       r.proc.startTime = c.value("startTime", uint64_t{0});
       r.startedAtMs = c.value("startedAtMs", int64_t{0});
+      r.oomKillsAtStart = c.value("oomKillsAtStart", uint64_t{0});
       if (c.contains("terminated")) r.terminated = terminatedFrom(c["terminated"]);
       if (c.contains("last")) r.last = terminatedFrom(c["last"]);
       p.containers.push_back(r);

@@ -162,6 +162,7 @@ void PodWorker::sync() {
   ensureRecords(pod);
   if (gone || pod["metadata"].contains("deletionTimestamp")) {
     terminate(pod, gone, now);
+    takeSnapshot(pod);  // terminating: no longer reported
     return;
   }
   if (!state_.networkReady && now >= networkRetryAtMs_ && !setUpNetwork(pod)) {
@@ -182,6 +183,7 @@ void PodWorker::sync() {
   // container's pid) is then always recorded for adoption.
   persist();
   publish(pod);
+  takeSnapshot(pod);
 }
 
 void PodWorker::ensureRecords(const Json& pod) {
@@ -350,6 +352,14 @@ bool PodWorker::start(const Json& pod, ContainerRecord& rec) {
   l.exitPath = cdir + "/" + std::to_string(instance) + ".exit";
   fs::remove(l.exitPath, ec);
 
+  if (auto cg = prepareCgroup(*spec, rec, l); !cg) {
+    live.waitingReason = cg.error().code == ErrorCode::kInvalidArgument
+                             ? "CreateContainerConfigError"
+                             : "CreateContainerError";
+    live.waitingMessage = cg.error().message;
+    return false;
+  }
+
   const int64_t now = nowUnixMs();
   rec.started = true;
   rec.startedAtMs = now;
@@ -400,6 +410,12 @@ bool PodWorker::checkRunning(ContainerRecord& rec, int64_t nowMs) {
     t.signal = record->signal;
     t.finishedAtMs = record->finishedAtMs;
     t.reason = t.exitCode == 0 ? "Completed" : "Error";
+    // The kernel's OOM killer ended it (the counter of its own cgroup rose
+    // while it ran): the kubelet's "OOMKilled", exit code 137 (SIGKILL).
+    if (env_.cgroups && !state_.cgroup.empty() && t.exitCode != 0) {
+      auto u = env_.cgroups->usage(state_.cgroup.child(rec.name));
+      if (u && u->oomKills > rec.oomKillsAtStart) t.reason = "OOMKilled";
+    }
   } else {
     t.exitCode = 137;
     t.finishedAtMs = nowMs;
@@ -579,6 +595,10 @@ void cleanupPod(PodEnv& env, const PersistedPod& pod) {
     if (!r) logLine(pod.ns + "/" + pod.name, "CNI DEL: " + r.error().msg);
   }
   (void)cni::Netns::remove(PodEnv::netnsName(pod.uid));
+  if (!pod.cgroup.empty()) {
+    auto r = CgroupManager::remove(pod.cgroup);
+    if (!r) logLine(pod.ns + "/" + pod.name, r.error().message);
+  }
   std::error_code ec;
   fs::remove_all(env.podDir(pod.uid), ec);
 }

@@ -19,6 +19,7 @@
 
 #include "cni/netns.h"
 #include "cni/runtime.h"
+#include "control/agent/runtime/cgroups.h"
 #include "control/agent/runtime/container.h"
 #include "control/agent/runtime/pod_runtime.h"
 #include "control/agent/runtime/probes.h"
@@ -36,6 +37,10 @@ struct PodEnv {
   cni::NetworkConfigList network;
   std::mutex cniMu;  // one plugin chain at a time
   std::string hostIp;
+  // Absent when this machine has no usable cgroups (cgroupError says why):
+  // pods without limits then run unconfined and report no metrics.
+  std::optional<CgroupManager> cgroups;
+  std::string cgroupError;
 
   std::string podDir(const std::string& uid) const { return options.dataDir + "/pods/" + uid; }
   static std::string netnsName(const std::string& uid) { return "sluice-" + uid; }
@@ -63,6 +68,9 @@ struct ContainerRecord {
   int64_t startedAtMs = 0;
   std::optional<TerminatedInfo> terminated;
   std::optional<TerminatedInfo> last;
+  // The container cgroup's OOM-kill counter when this instance started: a
+  // higher count at its exit means the OOM killer ended it.
+  uint64_t oomKillsAtStart = 0;
 };
 
 struct PersistedPod {
@@ -73,6 +81,7 @@ struct PersistedPod {
   bool initDone = false;
   bool initFailed = false;
   int64_t startTimeMs = 0;
+  CgroupDirs cgroup;  // the pod's cgroup (containers below it); empty: none made
   std::vector<ContainerRecord> containers;  // init containers first
 
   Json toJson() const;
@@ -96,6 +105,15 @@ class PodWorker {
   void gone();
   bool finished() const { return finished_.load(); }
 
+  // What the metrics reporter samples: the pod and its running (non-init)
+  // containers' cgroups, as of the last sync. Any thread.
+  struct Snapshot {
+    std::string uid, ns, name;
+    Json labels;
+    std::vector<std::pair<std::string, CgroupDirs>> containers;
+  };
+  Snapshot snapshot() const;
+
  private:
   // Per-container state that is not persisted.
   struct Live {
@@ -108,6 +126,9 @@ class PodWorker {
 
   void run();
   void sync();
+  // Creates the container's cgroup with its limits; the launch then joins it.
+  Result<void> prepareCgroup(const Json& spec, ContainerRecord& rec, ContainerLaunch& l);
+  void takeSnapshot(const Json& pod);
   bool setUpNetwork(const Json& pod);
   void ensureRecords(const Json& pod);
   const Json* containerSpec(const Json& pod, const ContainerRecord& rec) const;
@@ -140,8 +161,9 @@ class PodWorker {
   bool terminating_ = false;
   int64_t killDeadlineMs_ = 0;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
+  Snapshot snapshot_;  // guarded by mu_
   client::ObjectPtr pod_;
   bool gone_ = false;
   bool wake_ = false;

@@ -8,12 +8,19 @@
 
 namespace sluice::controllers {
 
-void addClusterControllers(const ControllerContext& ctx, std::vector<std::unique_ptr<Controller>>& out) {
+Result<void> addClusterControllers(const ControllerContext& ctx, const NodeIpamOptions& nodeIpam,
+                                   std::vector<std::unique_ptr<Controller>>& out) {
   out.push_back(std::make_unique<EndpointsController>(ctx));
   out.push_back(std::make_unique<EndpointSliceController>(ctx));
   out.push_back(std::make_unique<Scheduler>(ctx));
   out.push_back(std::make_unique<NodeLifecycleController>(ctx));
   out.push_back(std::make_unique<HpaController>(ctx));
+  if (!nodeIpam.clusterCidr.empty()) {
+    auto ipam = NodeIpamController::create(ctx, nodeIpam);
+    if (!ipam) return ipam.error();
+    out.push_back(std::move(*ipam));
+  }
+  return okResult();
 }
 
 }  // namespace sluice::controllers

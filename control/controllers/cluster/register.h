@@ -4,10 +4,13 @@
 #include <memory>
 #include <vector>
 
+#include "control/controllers/cluster/node_ipam.h"
 #include "control/controllers/controller.h"
 
 namespace sluice::controllers {
 
-void addClusterControllers(const ControllerContext& ctx, std::vector<std::unique_ptr<Controller>>& out);
+// Errors: invalid node IPAM options (naming the flag).
+Result<void> addClusterControllers(const ControllerContext& ctx, const NodeIpamOptions& nodeIpam,
+                                   std::vector<std::unique_ptr<Controller>>& out);
 
 }  // namespace sluice::controllers

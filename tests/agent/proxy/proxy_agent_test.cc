@@ -463,34 +463,100 @@ TEST_F(ProxyAgentTest, LoadBalancerIpIsAnnouncedOnTheUplinkAndServed) {
   EXPECT_EQ(node->agent->lbAddresses().count(lbAddr), 0u);
 }
 
-// The agent restarts (stop, a new ProxyAgent adopting the pinned maps):
-// an established TCP connection keeps working while it is down and after,
-// and changes made while it was down are programmed when it returns.
-TEST_F(ProxyAgentTest, EstablishedConnectionSurvivesAgentRestarts) {
+// 20 agent restarts (stop, a new ProxyAgent adopting the pinned maps)
+// while the service scales 3 -> 1 -> 3, some changes made while the agent is
+// down, some while it runs. A TCP stream from a pod (bpf_lxc: per-packet
+// NAT through the pinned conntrack) answers from its backend throughout;
+// that backend stays, the other two turn terminating (ready=false,
+// serving=true, terminating=true) and are then removed; a second stream,
+// from the host (socket hooks), joins once only the held backend takes new
+// connections. New connections see exactly the current ready set.
+TEST_F(ProxyAgentTest, StreamSurvivesTwentyAgentRestartsAndAScaleDownAndUp) {
   const Json svc = createService("web-rst");
   const std::string vip = svc["spec"]["clusterIP"];
-  createSlice("web-rst", {"web-a", "web-b", "web-c"});
-  ASSERT_TRUE(answeredBy(host(), vip, 80, {"web-a", "web-b", "web-c"}));
+  const ServiceKey key{"default", "web-rst", "http"};
+  createSlice("web-rst", kWebPods);
+  const std::set<std::string> all(kWebPods.begin(), kWebPods.end());
+  ASSERT_TRUE(answeredBy(pod(), vip, 80, all));
 
-  StreamClient stream(host(), vip, 80);
+  StreamClient stream(pod(), vip, 80);
   ASSERT_EQ(stream.first().err, 0) << stream.first().describe();
   const std::string held = stream.first().backend;
-  for (int i = 0; i < 5; ++i) {
+  std::vector<std::string> others;
+  for (const std::string& p : kWebPods) {
+    if (p != held) others.push_back(p);
+  }
+  ASSERT_EQ(others.size(), 2u) << "held backend " << held;
+  std::unique_ptr<StreamClient> hostStream;
+
+  // Both streams answer, from the backend each connected to.
+  auto pingAll = [&](const std::string& when) {
+    Answer a = stream.ping();
+    EXPECT_EQ(a.err, 0) << when << ": pod stream: " << a.describe();
+    EXPECT_EQ(a.backend, held) << when << ": pod stream";
+    if (hostStream) {
+      a = hostStream->ping();
+      EXPECT_EQ(a.err, 0) << when << ": host stream: " << a.describe();
+      EXPECT_EQ(a.backend, held) << when << ": host stream";
+    }
+    return !::testing::Test::HasFailure();
+  };
+  // The backends the running agent has programmed for the service.
+  auto programmed = [&] {
+    const ServiceTable t = node->agent->sync().table();
+    const Service* s = t.find(key);
+    return s ? s->backends.size() : size_t{0};
+  };
+
+  constexpr int kRestarts = 20;
+  constexpr int kTerminatingAt = 4;  // while the agent is down
+  constexpr int kRemovedAt = 8;      // while it runs
+  constexpr int kScaledUpAt = 13;    // while it is down
+  for (int i = 0; i < kRestarts; ++i) {
+    const std::string when = "restart " + std::to_string(i);
+    ASSERT_TRUE(pingAll(when + ", before stop"));
     node->agent->stop();
     node->agent.reset();
-    Answer a = stream.ping();
-    ASSERT_EQ(a.err, 0) << "restart " << i << ", agent down: " << a.describe();
-    EXPECT_EQ(a.backend, held);
-    if (i == 2) updateSlice("web-rst", {held});  // changed while the agent is down
+    ASSERT_TRUE(pingAll(when + ", agent down"));
+    if (i == kTerminatingAt) {
+      // Scale-down begins: the other two pods are being deleted.
+      Json patch = {
+          {"metadata", {{"annotations", {{kLastChangeTriggerTimeAnnotation, nowRfc3339()}}}}},
+          {"endpoints", sliceEndpoints({held})}};
+      for (const Json& e : sliceEndpoints(others, /*ready=*/false)) patch["endpoints"].push_back(e);
+      auto r = api().patch(kEndpointSlices, "default", "web-rst-manual", patch);
+      ASSERT_TRUE(r.ok()) << r.error().message;
+    }
+    if (i == kScaledUpAt) updateSlice("web-rst", kWebPods);
     auto r = node->startAgent();
-    ASSERT_TRUE(r.ok()) << "restart " << i << ": " << r.error().message;
-    a = stream.ping();
-    ASSERT_EQ(a.err, 0) << "restart " << i << ": " << a.describe();
-    EXPECT_EQ(a.backend, held);
+    ASSERT_TRUE(r.ok()) << when << ": " << r.error().message;
+    ASSERT_TRUE(pingAll(when + ", agent back"));
+
+    if (i == kTerminatingAt) {
+      // Programmed at start-up: terminating endpoints get no new connections.
+      EXPECT_EQ(programmed(), 3u) << "terminating endpoints stay programmed";
+      ASSERT_TRUE(answeredBy(pod(), vip, 80, {held}, 10)) << when;
+      ASSERT_TRUE(answeredBy(host(), vip, 80, {held}, 10)) << when;
+      hostStream = std::make_unique<StreamClient>(host(), vip, 80);
+      ASSERT_EQ(hostStream->first().err, 0) << hostStream->first().describe();
+      ASSERT_EQ(hostStream->first().backend, held);
+    }
+    if (i == kRemovedAt) {
+      updateSlice("web-rst", {held});
+      ASSERT_TRUE(ControlPlane::eventually([&] { return programmed() == 1; }, kDeadline))
+          << when << ": the two terminating endpoints were not removed";
+      ASSERT_TRUE(answeredBy(pod(), vip, 80, {held}, 10)) << when;
+      ASSERT_TRUE(answeredBy(host(), vip, 80, {held}, 10)) << when;
+    }
+    if (i == kScaledUpAt) {
+      // Applied by the restarted agent's full sync.
+      ASSERT_TRUE(answeredBy(pod(), vip, 80, all)) << when;
+      ASSERT_TRUE(answeredBy(host(), vip, 80, all)) << when;
+    }
   }
-  // The change made while down was applied by the restarted agent.
-  EXPECT_TRUE(answeredBy(host(), vip, 80, {held}, 10));
-  EXPECT_EQ(stream.ping().backend, held);
+  ASSERT_TRUE(hostStream);
+  EXPECT_TRUE(pingAll("after the last restart"));
+  EXPECT_TRUE(answeredBy(pod(), vip, 80, all));
 }
 
 }  // namespace
