@@ -3,7 +3,10 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "bpf/loader/libbpf_opts.h"
@@ -36,6 +39,32 @@ bpf_tc_opts ourFilter() {
   return opts;
 }
 
+// libbpf prints the kernel's extack for every failed netlink request. The
+// first attach attempt on a device without a clsact qdisc fails by design
+// ("Parent Qdisc doesn't exists"), so that one attempt runs with libbpf's
+// output muted on this thread; everything else reaches the previous
+// printer (libbpf's default: warnings and info to stderr).
+thread_local bool tMuted = false;
+libbpf_print_fn_t gPrevious = nullptr;
+
+int mutablePrint(enum libbpf_print_level level, const char* format, va_list args) {
+  if (tMuted) return 0;
+  if (gPrevious != nullptr) return gPrevious(level, format, args);
+  if (level == LIBBPF_DEBUG) return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+// Runs `attempt` (a libbpf call expected to fail sometimes) without output.
+template <typename F>
+int quietly(F&& attempt) {
+  static std::once_flag once;
+  std::call_once(once, [] { gPrevious = libbpf_set_print(mutablePrint); });
+  tMuted = true;
+  int r = attempt();
+  tMuted = false;
+  return r;
+}
+
 }  // namespace
 
 Result<void> tcAttach(int ifindex, TcDirection dir, int progFd) {
@@ -46,7 +75,7 @@ Result<void> tcAttach(int ifindex, TcDirection dir, int progFd) {
   // Re-attaching (an agent restart) finds the qdisc in place: try that
   // first, so the common case is one netlink request and the kernel does
   // not log "Exclusivity flag on" for a qdisc that already exists.
-  if (bpf_tc_attach(&hook, &opts) == 0) return okResult();
+  if (quietly([&] { return bpf_tc_attach(&hook, &opts); }) == 0) return okResult();
   int r = bpf_tc_hook_create(&hook);
   if (r < 0 && r != -EEXIST) {
     return Error::internal(where(ifindex, dir) + ": create clsact: " + std::strerror(-r));

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "control/controllers/manager.h"
 #include "tests/agent/agent_fixture.h"
 
 namespace sluice::agent::testing {
@@ -168,26 +169,65 @@ TEST_F(AgentTest, FailingLivenessProbeRestartsContainer) {
 }
 
 // Readiness (exec) flips Ready and ContainersReady both ways without
-// restarting anything.
+// restarting anything, and the Endpoints controller follows it: the pod's IP
+// moves between the Service's ready and not-ready addresses.
 TEST_F(AgentTest, FailingReadinessProbeFlipsReady) {
+  controllers::ManagerOptions mo;
+  mo.only = {"endpoints"};
+  auto manager = controllers::ControllerManager::start(client(), mo);
+  ASSERT_TRUE(manager.ok()) << manager.error().message;
+  auto svc = client().create(client::resources::kServices, "default",
+                             Json{{"apiVersion", "v1"},
+                                  {"kind", "Service"},
+                                  {"metadata", {{"name", "ready"}}},
+                                  {"spec", {{"selector", {{"app", "ready"}}}, {"ports", {{{"port", 80}}}}}}});
+  ASSERT_TRUE(svc.ok()) << svc.error().message;
+  // The pod's IP in the Service's Endpoints: "ready", "notReady" or "".
+  auto endpointsState = [&](const std::string& ip) -> std::string {
+    auto ep = client().get(client::resources::kEndpoints, "default", "ready");
+    if (!ep.ok() || !ep->contains("subsets")) return "";
+    for (const auto& subset : (*ep)["subsets"]) {
+      for (const char* kind : {"addresses", "notReadyAddresses"}) {
+        if (!subset.contains(kind)) continue;
+        for (const auto& a : subset[kind]) {
+          if (a.value("ip", "") == ip) return kind == std::string("addresses") ? "ready" : "notReady";
+        }
+      }
+    }
+    return "";
+  };
+
   const std::string ready = tmpFile("ready");
   std::filesystem::remove(ready);
   Json main = shell("sleep 1000");
   main["readinessProbe"] = {{"exec", {{"command", {"test", "-f", ready}}}}, {"periodSeconds", 1}};
   createPod("ready", {{"containers", {main}}});
+  ASSERT_TRUE(client()
+                  .patch(client::resources::kPods, "default", "ready",
+                         Json{{"metadata", {{"labels", {{"app", "ready"}}}}}})
+                  .ok());
   Json pod = waitPod("ready", [](const Json& p) { return running(p, "main"); });
   std::this_thread::sleep_for(seconds(2));
   pod = *getPod("ready");
   EXPECT_EQ(condition(pod, "Ready"), "False");
   EXPECT_EQ(condition(pod, "ContainersReady"), "False");
+  const std::string ip = pod["status"].value("podIP", "");
+  ASSERT_FALSE(ip.empty());
+  EXPECT_TRUE(sluice::testing::ControlPlane::eventually([&] { return endpointsState(ip) == "notReady"; }))
+      << "an unready pod is listed under notReadyAddresses";
   { std::ofstream(ready) << "ok"; }
   pod = waitPod("ready", [](const Json& p) { return condition(p, "Ready") == "True"; });
   EXPECT_EQ(condition(pod, "Ready"), "True");
   EXPECT_EQ((*containerStatus(pod, "main"))["ready"], true);
+  EXPECT_TRUE(sluice::testing::ControlPlane::eventually([&] { return endpointsState(ip) == "ready"; }))
+      << "a ready pod serves the Service";
   std::filesystem::remove(ready);
   pod = waitPod("ready", [](const Json& p) { return condition(p, "Ready") == "False"; });
   EXPECT_EQ(condition(pod, "Ready"), "False");
   EXPECT_EQ((*containerStatus(pod, "main"))["restartCount"], 0);
+  EXPECT_TRUE(sluice::testing::ControlPlane::eventually([&] { return endpointsState(ip) == "notReady"; }))
+      << "a failing readiness probe takes the pod out of the Service's ready addresses";
+  (*manager)->stop();
 }
 
 // The seed's example: init containers run in order and write into an

@@ -7,21 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "control/agent/streaming/fd_io.h"
+
 namespace sluice::agent::streaming {
 
 namespace {
 
 enum Channel : uint8_t { kStdin = 0, kStdout = 1, kStderr = 2, kError = 3, kResize = 4, kClose = 255 };
-
-bool writeAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
 
 // Copies `fd` to `channel` until EOF (a pty master reports EIO once the
 // terminal's last holder exited: also the end).

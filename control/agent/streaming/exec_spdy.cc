@@ -1,4 +1,5 @@
 #include "control/agent/streaming/exec_spdy.h"
+#include "control/agent/streaming/fd_io.h"
 
 #include <unistd.h>
 
@@ -33,18 +34,6 @@ std::optional<Channel> channelOf(const std::string& type) {
   return std::nullopt;
 }
 
-bool writeAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
 
 // Process output -> stream until EOF (EIO on a pty master once the
 // terminal's last holder exited), then FIN.
@@ -189,7 +178,7 @@ class ExecServer {
         for (;;) {
           auto n = in->read(buf.data(), buf.size());
           if (!n.ok() || *n == 0) break;
-          if (writable && !writeAll(proc->stdinFd(), buf.data(), *n)) writable = false;
+          if (writable && !writeAll(proc->stdinFd(), std::string_view(buf.data(), *n))) writable = false;
         }
         proc->closeStdin();  // the client's FIN is the process's EOF
       });

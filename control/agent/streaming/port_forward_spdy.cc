@@ -1,4 +1,5 @@
 #include "control/agent/streaming/port_forward_spdy.h"
+#include "control/agent/streaming/fd_io.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -64,18 +65,6 @@ class PodSocket {
   bool open_ = true;
 };
 
-bool sendAll(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
 
 class PortForwardServer {
  public:
@@ -267,7 +256,7 @@ class PortForwardServer {
       auto n = data.read(buf.data(), buf.size());
       if (!n.ok() || *n == 0) break;
       // A pod that stopped reading: drain the client's data until it stops.
-      if (podWritable && !sendAll(sock->fd(), buf.data(), *n)) podWritable = false;
+      if (podWritable && !sendAll(sock->fd(), std::string_view(buf.data(), *n))) podWritable = false;
     }
     // The client's FIN half-closes the pod socket so the pod sees EOF and
     // answers; its RST aborts both ways.
