@@ -245,6 +245,93 @@ std::vector<std::pair<std::string, int>> backendsOf(const std::vector<Answer>& a
 
 // ---------------------------------------------------------------------------
 
+namespace {
+
+// The pipes to a session child (StreamClient, UdpSession): commands go down
+// `cmd`, one encoded Answer line per command comes back on `result`.
+struct SessionChild {
+  pid_t pid = -1;
+  int cmd = -1;
+  int result = -1;
+  Answer error;  // why there is no child (pid < 0)
+};
+
+// Forks a child placed like `where` — network namespace and cgroup joined
+// before `serve` creates its socket, since a socket belongs to its
+// creator's — that runs serve(cmdFd, resultFd) and exits. A placement
+// failure is the child's first (and only) answer.
+template <typename Serve>
+SessionChild forkSession(const Placement& where, Serve&& serve) {
+  SessionChild s;
+  int cmd[2], result[2];
+  if (::pipe2(cmd, O_CLOEXEC) != 0) {
+    s.error = failed("pipe");
+    return s;
+  }
+  if (::pipe2(result, O_CLOEXEC) != 0) {
+    s.error = failed("pipe");
+    ::close(cmd[0]);
+    ::close(cmd[1]);
+    return s;
+  }
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(cmd[1]);
+    ::close(result[0]);
+    auto fail = [&](const char* stage) {
+      const std::string line = encode(failed(stage));
+      (void)!::write(result[1], line.data(), line.size());
+      ::_exit(1);
+    };
+    if (where.netnsFd >= 0 && ::setns(where.netnsFd, CLONE_NEWNET) != 0) fail("setns");
+    if (!where.cgroupProcs.empty()) {
+      const int fd = ::open(where.cgroupProcs.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0\n", 2) != 2) fail("join cgroup");
+      ::close(fd);
+    }
+    serve(cmd[0], result[1]);
+    ::_exit(0);
+  }
+  ::close(cmd[0]);
+  ::close(result[1]);
+  if (pid < 0) {
+    s.error = failed("fork");
+    ::close(cmd[1]);
+    ::close(result[0]);
+    return s;
+  }
+  s.pid = pid;
+  s.cmd = cmd[1];
+  s.result = result[0];
+  return s;
+}
+
+// The session child's next answer line; `who` names it in failures.
+Answer readAnswer(int fd, const std::string& who) {
+  Answer a;
+  std::string line;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, (kIoTimeoutS + 5) * 1000) <= 0) {
+      a.err = -1;
+      a.failedAt = who + " did not answer";
+      return a;
+    }
+    char c;
+    if (::read(fd, &c, 1) != 1) {
+      a.err = -1;
+      a.failedAt = who + " exited";
+      return a;
+    }
+    if (c == '\n') break;
+    line.push_back(c);
+  }
+  return decode(line);
+}
+
+}  // namespace
+
 StreamClient::StreamClient(const Placement& where, const std::string& addr, uint16_t port) {
   Target t;
   if (!parseTarget(addr, port, &t)) {
@@ -252,41 +339,18 @@ StreamClient::StreamClient(const Placement& where, const std::string& addr, uint
     first_.failedAt = "parse " + addr;
     return;
   }
-  int cmd[2], result[2];
-  if (::pipe2(cmd, O_CLOEXEC) != 0) return;
-  if (::pipe2(result, O_CLOEXEC) != 0) {
-    ::close(cmd[0]);
-    ::close(cmd[1]);
-    return;
-  }
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(cmd[1]);
-    ::close(result[0]);
+  SessionChild c = forkSession(where, [&](int cmdFd, int resultFd) {
     auto report = [&](const Answer& a) {
-      const std::string s = encode(a);
-      (void)!::write(result[1], s.data(), s.size());
+      const std::string line = encode(a);
+      (void)!::write(resultFd, line.data(), line.size());
     };
-    if ((where.netnsFd >= 0 && ::setns(where.netnsFd, CLONE_NEWNET) != 0)) {
-      report(failed("setns"));
-      ::_exit(1);
-    }
-    if (!where.cgroupProcs.empty()) {
-      const int fd = ::open(where.cgroupProcs.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || ::write(fd, "0\n", 2) != 2) {
-        report(failed("join cgroup"));
-        ::_exit(1);
-      }
-      ::close(fd);
-    }
     const int fd = ::socket(t.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     setTimeouts(fd);
     const bool connected =
         ::connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.len) == 0;
     const int connectErr = connected ? 0 : errno;
-    char c;
-    while (::read(cmd[0], &c, 1) == 1 && c == 'p') {
+    char ch;
+    while (::read(cmdFd, &ch, 1) == 1 && ch == 'p') {
       Answer a;
       std::string line;
       if (!connected) {
@@ -302,20 +366,14 @@ StreamClient::StreamClient(const Placement& where, const std::string& addr, uint
       }
       report(a);
     }
-    ::_exit(0);
-  }
-  ::close(cmd[0]);
-  ::close(result[1]);
-  if (pid < 0) {
-    ::close(cmd[1]);
-    ::close(result[0]);
-    first_.err = errno;
-    first_.failedAt = "fork";
+  });
+  if (c.pid < 0) {
+    first_ = c.error;
     return;
   }
-  child_ = ChildProcess(pid);
-  cmd_ = cmd[1];
-  result_ = result[0];
+  child_ = ChildProcess(c.pid);
+  cmd_ = c.cmd;
+  result_ = c.result;
   first_ = ping();
 }
 
@@ -335,24 +393,7 @@ Answer StreamClient::ping() {
     return a;
   }
   if (::write(cmd_, "p", 1) != 1) return failed("write to stream child");
-  std::string line;
-  for (;;) {
-    pollfd p{result_, POLLIN, 0};
-    if (::poll(&p, 1, (kIoTimeoutS + 5) * 1000) <= 0) {
-      a.err = -1;
-      a.failedAt = "stream child did not answer";
-      return a;
-    }
-    char c;
-    if (::read(result_, &c, 1) != 1) {
-      a.err = -1;
-      a.failedAt = "stream child exited";
-      return a;
-    }
-    if (c == '\n') break;
-    line.push_back(c);
-  }
-  return decode(line);
+  return readAnswer(result_, "stream child");
 }
 
 namespace {
@@ -454,40 +495,14 @@ UdpSession::UdpSession(const Placement& where, const std::string& addr, uint16_t
     first_.failedAt = "parse " + addr;
     return;
   }
-  int cmd[2], result[2];
-  if (::pipe2(cmd, O_CLOEXEC) != 0) return;
-  if (::pipe2(result, O_CLOEXEC) != 0) {
-    ::close(cmd[0]);
-    ::close(cmd[1]);
+  SessionChild c = forkSession(where, [&](int cmdFd, int resultFd) { udpSessionChild(t, cmdFd, resultFd); });
+  if (c.pid < 0) {
+    first_ = c.error;
     return;
   }
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(cmd[1]);
-    ::close(result[0]);
-    // Placed before the socket exists: a socket belongs to its creator's
-    // cgroup and network namespace.
-    if (where.netnsFd >= 0 && ::setns(where.netnsFd, CLONE_NEWNET) != 0) ::_exit(1);
-    if (!where.cgroupProcs.empty()) {
-      const int fd = ::open(where.cgroupProcs.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || ::write(fd, "0\n", 2) != 2) ::_exit(1);
-      ::close(fd);
-    }
-    udpSessionChild(t, cmd[0], result[1]);
-  }
-  ::close(cmd[0]);
-  ::close(result[1]);
-  if (pid < 0) {
-    ::close(cmd[1]);
-    ::close(result[0]);
-    first_.err = errno;
-    first_.failedAt = "fork";
-    return;
-  }
-  child_ = ChildProcess(pid);
-  cmd_ = cmd[1];
-  result_ = result[0];
+  child_ = ChildProcess(c.pid);
+  cmd_ = c.cmd;
+  result_ = c.result;
   first_ = ping();
 }
 
@@ -510,24 +525,7 @@ Answer UdpSession::command(const std::string& text) {
   if (::write(cmd_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     return failed("write to session child");
   }
-  std::string out;
-  for (;;) {
-    pollfd p{result_, POLLIN, 0};
-    if (::poll(&p, 1, (kIoTimeoutS + 5) * 1000) <= 0) {
-      a.err = -1;
-      a.failedAt = "session child did not answer";
-      return a;
-    }
-    char c;
-    if (::read(result_, &c, 1) != 1) {
-      a.err = -1;
-      a.failedAt = "session child exited";
-      return a;
-    }
-    if (c == '\n') break;
-    out.push_back(c);
-  }
-  return decode(out);
+  return readAnswer(result_, "session child");
 }
 
 Answer UdpSession::ping() { return command("ping"); }
