@@ -58,9 +58,10 @@ const std::set<std::string>* LabelIndex::find(const std::string& ns, const std::
   return it == byPair_.end() ? nullptr : &it->second;
 }
 
-std::optional<TimePoint> TriggerTimeTracker::compute(const std::string& serviceKey, const Json& service,
-                                                     const std::vector<client::ObjectPtr>& pods) {
-  State next;
+TriggerTimeTracker::Change TriggerTimeTracker::compute(const std::string& serviceKey, const Json& service,
+                                                       const std::vector<client::ObjectPtr>& pods) const {
+  Change change{serviceKey, std::nullopt, {}};
+  State& next = change.next;
   for (const auto& p : pods) {
     const Json* ready = findCondition(*p, "Ready");
     if (ready == nullptr) continue;
@@ -70,20 +71,23 @@ std::optional<TimePoint> TriggerTimeTracker::compute(const std::string& serviceK
   std::lock_guard lock(mu_);
   auto it = states_.find(serviceKey);
   if (it == states_.end()) {
-    states_[serviceKey] = next;
-    return next.service;
+    change.trigger = next.service;
+    return change;
   }
-  std::optional<TimePoint> earliest;
   auto consider = [&](TimePoint t) {
-    if (!earliest || t < *earliest) earliest = t;
+    if (!change.trigger || t < *change.trigger) change.trigger = t;
   };
   for (const auto& [name, t] : next.pods) {
     auto old = it->second.pods.find(name);
     if (old == it->second.pods.end() || t > old->second) consider(t);
   }
   if (next.service && (!it->second.service || *next.service > *it->second.service)) consider(*next.service);
-  it->second = std::move(next);
-  return earliest;
+  return change;
+}
+
+void TriggerTimeTracker::publish(Change change) {
+  std::lock_guard lock(mu_);
+  states_[change.serviceKey] = std::move(change.next);
 }
 
 void TriggerTimeTracker::forget(const std::string& serviceKey) {

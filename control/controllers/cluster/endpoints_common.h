@@ -37,21 +37,34 @@ class LabelIndex {
 // EndpointsLastChangeTriggerTime, as Kubernetes' TriggerTimeTracker: a pod's
 // trigger time is its Ready condition's lastTransitionTime, the Service's
 // its creationTimestamp; a sync stamps the earliest trigger time that
-// changed since the previous sync of that Service (the start of the oldest
-// change not yet published), the creation time on a Service's first sync,
-// and nothing when no tracked time changed (a pod deletion, say).
+// changed since the last *published* sync of that Service (the start of the
+// oldest change not yet published), the creation time on a Service's first
+// sync, and nothing when no tracked time changed (a pod deletion, say).
+//
+// Two phases, so a failed write publishes nothing: compute() only reads the
+// tracker, and the caller hands the result to publish() once its writes
+// succeeded (or nothing had to be written). Kubernetes records the state in
+// compute itself, so a write that loses a conflict and is retried drops the
+// annotation from the object it finally writes; a client then sees a change
+// with no trigger time.
 class TriggerTimeTracker {
  public:
-  std::optional<TimePoint> compute(const std::string& serviceKey, const Json& service,
-                                   const std::vector<client::ObjectPtr>& pods);
-  void forget(const std::string& serviceKey);
-
- private:
   struct State {
     std::map<std::string, TimePoint> pods;
     std::optional<TimePoint> service;
   };
-  std::mutex mu_;
+  struct Change {
+    std::string serviceKey;
+    std::optional<TimePoint> trigger;  // what to stamp; nullopt: clear it
+    State next;                        // the tracker's state once published
+  };
+  Change compute(const std::string& serviceKey, const Json& service,
+                 const std::vector<client::ObjectPtr>& pods) const;
+  void publish(Change change);
+  void forget(const std::string& serviceKey);
+
+ private:
+  mutable std::mutex mu_;
   std::unordered_map<std::string, State> states_;
 };
 

@@ -114,13 +114,15 @@ Result<void> EndpointsController::reconcile(const std::string& key) {
   Json labels = desiredLabels(*service);
   // Computed on every sync, as Kubernetes does, so a sync that writes
   // nothing still marks the changes it saw as published.
-  auto trigger = triggers_.compute(key, *service, pods);
+  auto change = triggers_.compute(key, *service, pods);
+  const std::optional<TimePoint> trigger = change.trigger;
 
   if (current) {
     const Json& md = (*current)["metadata"];
     bool annotated = md.contains("annotations") && md["annotations"].contains(kOverCapacityAnnotation);
     if (arrayOf(*current, "subsets") == desired && labelsOf(*current) == labels &&
         annotated == overCapacity) {
+      triggers_.publish(std::move(change));
       return okResult();
     }
   }
@@ -144,8 +146,11 @@ Result<void> EndpointsController::reconcile(const std::string& key) {
                    : ctx_.client.create(client::resources::kEndpoints, ns, ep);
   // Created or changed meanwhile and the informer has not caught up: retry
   // quietly from the newer state.
+  // The trigger time stays unpublished until the write lands, so the retry
+  // stamps it again.
   if (!r && r.error().code == ErrorCode::kAlreadyExists) return Error::aborted(r.error().message);
   if (!r) return r.error();
+  triggers_.publish(std::move(change));
   return okResult();
 }
 

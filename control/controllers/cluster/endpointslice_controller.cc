@@ -143,7 +143,10 @@ Result<void> EndpointSliceController::reconcile(const std::string& key) {
   std::string uid = client::uidOf(*service);
   auto families = serviceFamilies(*service);
   auto pods = selectedPods(*service);
-  auto trigger = triggers_.compute(key, *service, pods);
+  // Published only once every slice write below succeeded (see
+  // TriggerTimeTracker): a failed round is retried with the same trigger.
+  auto change = triggers_.compute(key, *service, pods);
+  const std::optional<TimePoint> trigger = change.trigger;
   const Json svcPorts = arrayOf((*service)["spec"], "ports");
 
   // Desired endpoints by (addressType, ports), each by its identity.
@@ -282,6 +285,7 @@ Result<void> EndpointSliceController::reconcile(const std::string& key) {
   for (const auto& s : stale) {
     if (auto r = removeSlice(*s); !r) return r;
   }
+  triggers_.publish(std::move(change));
   return okResult();
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "control/controllers/cluster/endpoints_common.h"
 #include "tests/control/controllers/cluster/cluster_fixture.h"
 
 namespace sluice::testing {
@@ -33,6 +34,34 @@ class EndpointsTest : public ClusterTest {
 };
 
 Json webPort() { return Json::array({{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}}); }
+
+client::ObjectPtr readyPod(const std::string& name, const std::string& transition) {
+  return std::make_shared<const Json>(Json{
+      {"metadata", {{"name", name}}},
+      {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}, {"lastTransitionTime", transition}}}}}}});
+}
+
+// A sync whose write failed publishes nothing: its retry stamps the same
+// trigger time (the write used to lose the annotation after a conflict,
+// which made ReadyAndNotReadyPodsInBothObjects fail about 1 run in 10).
+TEST(TriggerTimeTrackerTest, UnpublishedChangeIsStampedAgainOnRetry) {
+  controllers::TriggerTimeTracker tracker;
+  const Json svc = {{"metadata", {{"creationTimestamp", "2024-01-01T00:00:00Z"}}}};
+  auto first = tracker.compute("default/web", svc, {});
+  ASSERT_TRUE(first.trigger.has_value());
+  EXPECT_EQ(controllers::formatApiTime(*first.trigger), "2024-01-01T00:00:00Z");
+  tracker.publish(std::move(first));
+
+  const std::vector<client::ObjectPtr> pods = {readyPod("a", "2024-01-01T00:00:07Z")};
+  auto failed = tracker.compute("default/web", svc, pods);  // its write fails: not published
+  ASSERT_TRUE(failed.trigger.has_value());
+  auto retry = tracker.compute("default/web", svc, pods);
+  ASSERT_TRUE(retry.trigger.has_value());
+  EXPECT_EQ(*retry.trigger, *failed.trigger);
+  tracker.publish(std::move(retry));
+  // Published: the same pods again are no new change.
+  EXPECT_FALSE(tracker.compute("default/web", svc, pods).trigger.has_value());
+}
 
 // Ready pods are addresses, not-ready ones notReadyAddresses, pods without
 // an IP nowhere; the slice carries conditions, labels, owner and ports.
