@@ -1,4 +1,5 @@
-// CniError and CniResult<T>: the errors the CNI protocol carries to a runtime.
+// CniError and CniResult<T> (= Result<T, CniError>): the errors the CNI
+// protocol carries to a runtime.
 // sluice::Error's ErrorCode cannot say "incompatible CNI version" or carry a
 // delegated plugin's numeric code through, so the protocol layer (skel, the
 // plugins' command handlers, delegation) uses this pair; the libraries below it
@@ -6,12 +7,10 @@
 // CniError::from() where the protocol code is decided.
 #pragma once
 
-#include <cassert>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <variant>
 
 #include "dataplane/result.h"
 
@@ -53,42 +52,8 @@ struct CniError {
   }
 };
 
+// The project's Result with the protocol's error (dataplane/result.h).
 template <typename T>
-class [[nodiscard]] CniResult {
- public:
-  CniResult(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
-  CniResult(CniError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  const CniError& error() const { assert(!ok()); return std::get<1>(v_); }
-
- private:
-  std::variant<T, CniError> v_;
-};
-
-template <>
-class [[nodiscard]] CniResult<void> {
- public:
-  CniResult() = default;
-  CniResult(CniError error) : error_(std::move(error)), ok_(false) {}  // NOLINT
-
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  const CniError& error() const { assert(!ok_); return error_; }
-
- private:
-  CniError error_;
-  bool ok_ = true;
-};
+using CniResult = Result<T, CniError>;
 
 }  // namespace sluice::cni

@@ -14,17 +14,26 @@ std::string ServiceKey::toString() const {
   return s;
 }
 
-std::vector<Backend> Service::eligibleBackends(FrontendScope scope) const {
-  const TrafficPolicy policy =
-      scope == FrontendScope::kClusterIp ? internalPolicy : externalPolicy;
-  std::vector<Backend> active;
-  std::vector<Backend> terminating;
-  for (const Backend& b : backends) {
-    if (policy == TrafficPolicy::kLocal && !b.nodeLocal) continue;
-    if (b.state == BackendState::kActive) active.push_back(b);
-    if (b.state == BackendState::kTerminating) terminating.push_back(b);
+Service::BackendSet Service::backendSet(bool local, std::optional<IpFamily> family) const {
+  BackendSet set;
+  for (size_t i = 0; i < backends.size(); ++i) {
+    const Backend& b = backends[i];
+    if ((family && b.address.family() != *family) || (local && !b.nodeLocal)) continue;
+    if (b.state == BackendState::kActive) set.active.push_back(i);
+    if (b.state == BackendState::kTerminating) set.terminating.push_back(i);
   }
-  return active.empty() ? terminating : active;
+  return set;
+}
+
+bool Service::isLocal(FrontendScope scope) const {
+  return (scope == FrontendScope::kClusterIp ? internalPolicy : externalPolicy) == TrafficPolicy::kLocal;
+}
+
+std::vector<Backend> Service::eligibleBackends(FrontendScope scope) const {
+  const BackendSet set = backendSet(isLocal(scope));
+  std::vector<Backend> out;
+  for (size_t i : set.forNewFlows()) out.push_back(backends[i]);
+  return out;
 }
 
 namespace {

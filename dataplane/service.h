@@ -86,9 +86,24 @@ struct Service {
   LbAlgorithm algorithm = LbAlgorithm::kRandom;
   uint32_t maglevTableSize = kDefaultMaglevTableSize;
 
-  // Backends a *new* flow from `scope` may go to, by Kubernetes rules: the
-  // Local policy of that scope keeps node-local ones only; active ones win;
-  // terminating ones are the fallback when nothing is active.
+  // The one home of the rules for which backends take new flows, used by
+  // every mode. A backend set is the backends of one address family (all
+  // families when unset), node-local ones only under a Local policy, split
+  // into active and terminating (as indices into `backends`, in order);
+  // quarantined backends are in neither. New flows go to the active ones,
+  // or to the terminating ones when none is active (Kubernetes' terminating
+  // fallback); existing flows to a terminating backend keep it.
+  struct BackendSet {
+    std::vector<size_t> active;
+    std::vector<size_t> terminating;
+    const std::vector<size_t>& forNewFlows() const { return active.empty() ? terminating : active; }
+  };
+  BackendSet backendSet(bool local, std::optional<IpFamily> family = std::nullopt) const;
+  // Whether the Local traffic policy applies to frontends of `scope`: the
+  // internal policy for ClusterIPs, the external one for every other scope.
+  bool isLocal(FrontendScope scope) const;
+
+  // Backends a *new* flow from `scope` may go to (backendSet().forNewFlows()).
   std::vector<Backend> eligibleBackends(FrontendScope scope) const;
 
   friend bool operator==(const Service&, const Service&) = default;

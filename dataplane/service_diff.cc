@@ -8,26 +8,44 @@
 
 namespace sluice {
 
-ServiceDiff ServiceDiff::between(const ServiceTable& from, const ServiceTable& to) {
-  // Both maps are ordered by key: one merge pass, O(n) comparisons of keys;
-  // whole-service equality is compared only for keys present in both.
+namespace {
+
+// Both maps are ordered by key: one merge pass, O(n) comparisons of keys;
+// whole-service equality is compared only for keys present in both.
+// value(it) gives the Service an iterator holds.
+template <typename FromMap, typename ToMap, typename FromValue, typename ToValue>
+ServiceDiff mergeDiff(const FromMap& from, const ToMap& to, FromValue fromValue, ToValue toValue) {
   ServiceDiff diff;
   auto a = from.begin();
   auto b = to.begin();
   while (a != from.end() || b != to.end()) {
     if (b == to.end() || (a != from.end() && a->first < b->first)) {
-      diff.changes.push_back({a->second, std::nullopt});
+      diff.changes.push_back({fromValue(a), std::nullopt});
       ++a;
     } else if (a == from.end() || b->first < a->first) {
-      diff.changes.push_back({std::nullopt, b->second});
+      diff.changes.push_back({std::nullopt, toValue(b)});
       ++b;
     } else {
-      if (!(a->second == b->second)) diff.changes.push_back({a->second, b->second});
+      if (!(fromValue(a) == toValue(b))) diff.changes.push_back({fromValue(a), toValue(b)});
       ++a;
       ++b;
     }
   }
   return diff;
+}
+
+}  // namespace
+
+ServiceDiff ServiceDiff::between(const ServiceTable& from, const ServiceTable& to) {
+  auto value = [](auto it) -> const Service& { return it->second; };
+  return mergeDiff(from, to, value, value);
+}
+
+ServiceDiff ServiceDiff::between(const std::map<ServiceKey, const Service*>& from,
+                                 const std::map<ServiceKey, Service>& to) {
+  return mergeDiff(
+      from, to, [](auto it) -> const Service& { return *it->second; },
+      [](auto it) -> const Service& { return it->second; });
 }
 
 ServiceDiff ServiceDiff::fullSync(const ServiceTable& table) {

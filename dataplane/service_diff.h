@@ -3,6 +3,7 @@
 // what lets every ProxyMode apply changes incrementally.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct ServiceDiff {
 
   // Services present and unequal in `from` and `to`.
   static ServiceDiff between(const ServiceTable& from, const ServiceTable& to);
+  // The same over part of a table: the services of some keys before (as
+  // held in a table) and after (recomputed), e.g. the agent's dirty ones.
+  static ServiceDiff between(const std::map<ServiceKey, const Service*>& from,
+                             const std::map<ServiceKey, Service>& to);
   // Every service of `table` as an addition: the start-up full sync.
   static ServiceDiff fullSync(const ServiceTable& table);
 };

@@ -1,10 +1,12 @@
-// ebpf: sluice's EbpfMode driven directly through the dataplane model (no
-// control plane). bpf_lxc goes on the node side of the client's veth (DNAT
-// of the client's packets to services) and of every backend veth (reverse
-// NAT of the replies through conntrack), as sluice-cni wires pods. Maps are
-// pinned in a private bpffs mount, so the lab never meets a running agent's.
+// The lab's adapter for sluice's own modes (ebpf; ipvs and dpdk as they
+// arrive): the Datapath the agent's mode factory creates, driven through
+// the same interfaces the agent uses (dataplane/datapath.h) — pod interfaces
+// attached as sluice-cni wires pods (the client's veth and every backend
+// veth), sync() and apply() of the dataplane model, cleanup() after. No
+// control plane. The only per-mode knowledge here is labFlags(): where a
+// mode keeps its state for the lab (a private bpffs, so the lab never meets
+// a running agent's maps) and how large its tables must be at this scale.
 #include <dirent.h>
-#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,62 +16,60 @@
 #include <string>
 
 #include "bench/lab/lab_mode.h"
-#include "bpf/loader/ebpf_mode.h"
+#include "control/agent/proxy/mode_factory.h"
 #include "dataplane/service_diff.h"
 #include "tests/bpf/bpffs.h"
 
 namespace sluice::lab {
 namespace {
 
-class EbpfLabMode final : public LabMode {
+// Map capacities for an ebpf point: what S services x E endpoints need, plus
+// a quarter and 1,024 entries of headroom (a change adds the new backend
+// before the old one goes; an agent would size for growth too). Hash maps
+// are preallocated at max_entries, so this is what the kernel memory column
+// sees grow with S. Flow state (conntrack, affinity, socket reverse NAT)
+// depends on traffic, not S: those keep the defaults. Maglev
+// (--maglev-table-size): one inner map of M slots per service, and no
+// sl_slots entries; with random selection sl_maglev keeps its default.
+ModeFlagValues ebpfLabFlags(LabScale scale, const std::string& pinDir) {
+  const auto withHeadroom = [](uint64_t n) {
+    return std::to_string(std::min<uint64_t>(n + n / 4 + 1024, 1u << 26));
+  };
+  const uint64_t endpoints = static_cast<uint64_t>(scale.services) * std::max(1u, scale.endpoints);
+  ModeFlagValues f = {{"pin-dir", pinDir},
+                      {"socket-lb", "false"},  // the lab's client is a pod: per-packet path
+                      {"max-frontends", withHeadroom(scale.services)},
+                      {"max-slots", withHeadroom(endpoints)},
+                      {"max-backends", withHeadroom(endpoints)}};
+  if (scale.maglevTableSize > 0) f["max-maglev-tables"] = withHeadroom(scale.services);
+  return f;
+}
+
+class DatapathLabMode final : public LabMode {
  public:
-  explicit EbpfLabMode(LabScale scale) : scale_(scale) {}
+  DatapathLabMode(std::string name, LabScale scale) : name_(std::move(name)), scale_(scale) {}
 
-  // Map capacities for this point: what S services x E endpoints need, plus
-  // a quarter and 1,024 entries of headroom (a change adds the new backend
-  // before the old one goes; an agent would size for growth too). Hash maps
-  // are preallocated at max_entries, so this is what the kernel memory
-  // column sees grow with S. Flow state (conntrack, affinity, socket
-  // reverse NAT) depends on traffic, not S: those keep EbpfOptions'
-  // defaults. Maglev (--maglev-table-size): one inner map of M slots per
-  // service, and no sl_slots entries; with random selection sl_maglev
-  // keeps its default 1,024 sets, unused.
-  static EbpfOptions optionsFor(LabScale scale) {
-    const auto withHeadroom = [](uint64_t n) {
-      return static_cast<uint32_t>(std::min<uint64_t>(n + n / 4 + 1024, 1u << 26));
-    };
-    EbpfOptions o;
-    const uint64_t endpoints =
-        static_cast<uint64_t>(scale.services) * std::max(1u, scale.endpoints);
-    o.maxFrontends = withHeadroom(scale.services);  // one ClusterIP:port per service
-    o.maxSlots = withHeadroom(endpoints);           // one set per service (v4, Cluster)
-    o.maxBackends = withHeadroom(endpoints);
-    if (scale.maglevTableSize > 0) o.maxMaglevTables = withHeadroom(scale.services);
-    return o;
-  }
-
-  std::string_view name() const override { return "ebpf"; }
+  std::string_view name() const override { return name_; }
 
   Result<void> setUp(const LabTopology& topology) override {
-    fs_ = std::make_unique<testing::ScopedBpffs>();
-    if (!fs_->ok()) return Error::unavailable("bpffs: " + fs_->error());
-    EbpfOptions options = optionsFor(scale_);
-    options.pinDir = fs_->pinDir();
-    auto m = EbpfMode::create(options);
-    if (!m) return m.error();
-    mode_ = std::move(*m);
+    auto flags = labFlags();
+    if (!flags) return flags.error();
+    NodeConfig node;
+    node.nodeName = "lab-node";
+    node.instance = "lab-" + std::to_string(::getpid());
+    auto dp = agent::createDatapath(name_, node, {{name_, *flags}});
+    if (!dp) return dp.error();
+    datapath_ = std::move(*dp);
     veths_ = {topology.clientHostVeth()};
     for (const BackendNetns& b : topology.backends()) veths_.push_back(b.hostVeth);
     for (const std::string& v : veths_) {
-      const int ifindex = static_cast<int>(::if_nametoindex(v.c_str()));
-      if (ifindex == 0) return Error::internal("no interface " + v + " in the node netns");
-      if (auto r = mode_->attachLxc(ifindex); !r) return r;
+      if (auto r = datapath_->attachPodInterface(v); !r) return r;
     }
     return {};
   }
 
   Result<void> sync(const ServiceTable& table, Deadline /*deadline*/) override {
-    return mode_->sync(table);
+    return datapath_->mode().sync(table);
   }
 
   // The diff an agent's watch would produce for one EndpointSlice update:
@@ -79,12 +79,12 @@ class EbpfLabMode final : public LabMode {
                                       const Service& changed, Deadline /*deadline*/) override {
     ServiceDiff diff;
     diff.changes.push_back(ServiceChange{before, changed});
-    return mode_->apply(diff);
+    return datapath_->mode().apply(diff);
   }
 
   ModeMemory memory() override {
     ModeMemory m;
-    const ProxyStats st = mode_->stats();
+    const ProxyStats st = datapath_->mode().stats();
     m.objects = st.frontends + st.backends;
     // Kernel memory of every BPF map this process holds (the loader's
     // skeletons): "memlock" in /proc/self/fdinfo, the bytes the kernel
@@ -117,29 +117,37 @@ class EbpfLabMode final : public LabMode {
   }
 
   void tearDown() override {
-    if (mode_) {
-      for (const std::string& v : veths_) {
-        const int ifindex = static_cast<int>(::if_nametoindex(v.c_str()));
-        if (ifindex != 0) (void)mode_->detachLxc(ifindex);
-      }
+    if (datapath_) {
+      for (const std::string& v : veths_) (void)datapath_->detachPodInterface(v);
+      (void)datapath_->cleanup();
     }
-    mode_.reset();
+    datapath_.reset();
     fs_.reset();
   }
 
-  ~EbpfLabMode() override { tearDown(); }
+  ~DatapathLabMode() override { tearDown(); }
 
  private:
+  Result<ModeFlagValues> labFlags() {
+    if (name_ == "ebpf") {
+      fs_ = std::make_unique<testing::ScopedBpffs>();
+      if (!fs_->ok()) return Error::unavailable("bpffs: " + fs_->error());
+      return ebpfLabFlags(scale_, fs_->pinDir());
+    }
+    return ModeFlagValues{};
+  }
+
+  std::string name_;
   LabScale scale_;
   std::unique_ptr<testing::ScopedBpffs> fs_;
-  std::unique_ptr<EbpfMode> mode_;
+  std::unique_ptr<Datapath> datapath_;
   std::vector<std::string> veths_;
 };
 
 }  // namespace
 
-std::unique_ptr<LabMode> makeEbpfLabMode(LabScale scale) {
-  return std::make_unique<EbpfLabMode>(scale);
+std::unique_ptr<LabMode> makeDatapathLabMode(std::string_view name, LabScale scale) {
+  return std::make_unique<DatapathLabMode>(std::string(name), scale);
 }
 
 }  // namespace sluice::lab

@@ -1,5 +1,7 @@
 #include "bench/lab/lab_mode.h"
 
+#include "control/agent/proxy/mode_factory.h"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -16,10 +18,18 @@ extern char** environ;  // posix_spawn's environment (POSIX declares it nowhere)
 
 namespace sluice::lab {
 
-std::vector<std::string> labModeNames() { return {"ebpf", "iptables", "nftables"}; }
+std::vector<std::string> labModeNames() {
+  std::vector<std::string> names;
+  for (const ModeDriver& d : agent::modeDrivers()) names.push_back(d.name);
+  names.push_back("iptables");
+  names.push_back("nftables");
+  return names;
+}
 
 std::unique_ptr<LabMode> makeLabMode(std::string_view name, LabScale scale) {
-  if (name == "ebpf") return makeEbpfLabMode(scale);
+  for (const ModeDriver& d : agent::modeDrivers()) {
+    if (d.name == name) return makeDatapathLabMode(name, scale);
+  }
   if (name == "iptables") return makeIptablesLabMode();
   if (name == "nftables") return makeNftablesLabMode();
   return nullptr;

@@ -1,6 +1,7 @@
-// LabMode: one proxy mode as the lab drives it. A mode is one file
-// (<name>_lab_mode.cc) and one line in labModeNames()/makeLabMode(); ipvs
-// and dpdk join the same way.
+// LabMode: one proxy mode as the lab drives it. sluice's modes come from
+// the agent's mode factory through one adapter (datapath_lab_mode.cc), so a
+// new mode joins the lab with no lab code; the kube-proxy baselines
+// (iptables, nftables) are one file each.
 //
 // Threading: every call comes from the lab's main thread while it sits in
 // the node network namespace (so netlink, tc, iptables-restore and nft
@@ -64,7 +65,9 @@ std::vector<std::string> labModeNames();
 // scale: the table this instance will program (one instance per point).
 std::unique_ptr<LabMode> makeLabMode(std::string_view name, LabScale scale);
 
-std::unique_ptr<LabMode> makeEbpfLabMode(LabScale scale);
+// sluice's own modes (the agent's mode factory), one adapter for all.
+std::unique_ptr<LabMode> makeDatapathLabMode(std::string_view name, LabScale scale);
+// The kube-proxy baselines.
 std::unique_ptr<LabMode> makeIptablesLabMode();
 std::unique_ptr<LabMode> makeNftablesLabMode();
 

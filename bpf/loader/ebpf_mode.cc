@@ -411,10 +411,10 @@ Result<void> EbpfMode::program(const ServiceKey& key, ServiceState& st, const Se
   for (const Frontend& f : svc.frontends) {
     const IpFamily fam = f.address.family();
     counts.try_emplace(bpf::setId(st.svcId, fam, false));
-    if (bpf::frontendIsLocal(svc, f)) counts.try_emplace(bpf::setId(st.svcId, fam, true));
+    if (svc.isLocal(f.scope)) counts.try_emplace(bpf::setId(st.svcId, fam, true));
   }
   for (auto& [sid, c] : counts) {
-    const bpf::SetMembers m = bpf::setMembers(svc, familyOfSet(sid), sid & SL_SVC_ID_LOCAL);
+    const Service::BackendSet m = svc.backendSet((sid & SL_SVC_ID_LOCAL) != 0, familyOfSet(sid));
     if (m.active.size() > UINT16_MAX || m.terminating.size() > UINT16_MAX) {
       return Error::invalid(where + ": more than 65535 backends in one set");
     }

@@ -102,6 +102,11 @@ class EbpfMode final : public ProxyMode {
   // exactly what was written, so retrying the diff, or sync(), converges.
   Result<void> apply(const ServiceDiff& diff) override;
   ProxyStats stats() const override;
+  ModeCapabilities capabilities() const override;
+  // From dump() (ebpf_mode_describe.cc).
+  Result<std::vector<DescribedFrontend>> describeFrontends() const override;
+  Result<DescribedSelection> describeSelection(const ServiceKey& key) const override;
+  Result<std::vector<DescribedFlow>> describeFlows(size_t limit) const override;
 
   // Reads every map (O(entries) syscalls: for debugging, not hot paths).
   Result<EbpfDump> dump() const;

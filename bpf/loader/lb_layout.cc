@@ -56,12 +56,6 @@ sl_backend backendValue(const Backend& b, uint32_t svcId) {
   return v;
 }
 
-bool frontendIsLocal(const Service& svc, const Frontend& f) {
-  const TrafficPolicy p =
-      f.scope == FrontendScope::kClusterIp ? svc.internalPolicy : svc.externalPolicy;
-  return p == TrafficPolicy::kLocal;
-}
-
 uint32_t frontendFlags(const Service& svc, const Frontend& f) {
   uint32_t flags = 0;
   switch (f.scope) {
@@ -71,7 +65,7 @@ uint32_t frontendFlags(const Service& svc, const Frontend& f) {
     case FrontendScope::kExternalIp: flags |= SL_SVC_F_EXTERNAL_IP; break;
   }
   if (svc.affinity.clientIp) flags |= SL_SVC_F_AFFINITY;
-  if (frontendIsLocal(svc, f)) flags |= SL_SVC_F_LOCAL;
+  if (svc.isLocal(f.scope)) flags |= SL_SVC_F_LOCAL;
   if (svc.algorithm == LbAlgorithm::kMaglev) flags |= SL_SVC_F_MAGLEV;
   return flags;
 }
@@ -79,17 +73,6 @@ uint32_t frontendFlags(const Service& svc, const Frontend& f) {
 std::string maglevBackendKey(const Backend& b) {
   const std::string addr = b.address.toString();
   return (b.address.isV6() ? "[" + addr + "]" : addr) + ":" + std::to_string(b.port);
-}
-
-SetMembers setMembers(const Service& svc, IpFamily family, bool local) {
-  SetMembers m;
-  for (size_t i = 0; i < svc.backends.size(); ++i) {
-    const Backend& b = svc.backends[i];
-    if (b.address.family() != family || (local && !b.nodeLocal)) continue;
-    if (b.state == BackendState::kActive) m.active.push_back(i);
-    if (b.state == BackendState::kTerminating) m.terminating.push_back(i);
-  }
-  return m;
 }
 
 std::vector<uint32_t> keepPositions(std::span<const uint32_t> previous,

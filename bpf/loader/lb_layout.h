@@ -30,9 +30,6 @@ IpAddress loadAddress(const __be32 (&addr)[4], uint8_t family);
 sl_svc_key frontendKey(const Frontend& f);
 sl_backend backendValue(const Backend& b, uint32_t svcId);
 
-// Whether the Local traffic policy applies to this frontend: the internal
-// policy for a ClusterIP, the external one for every other scope.
-bool frontendIsLocal(const Service& svc, const Frontend& f);
 // SL_SVC_F_* of one frontend (scope, affinity, Local, Maglev).
 uint32_t frontendFlags(const Service& svc, const Frontend& f);
 
@@ -45,14 +42,8 @@ inline uint32_t setId(uint32_t svcId, IpFamily family, bool local) {
 // "[fd00::1]:8080", so a backend keeps its slots while it lives.
 std::string maglevBackendKey(const Backend& b);
 
-// Backends of one set that new flows may use, as indices into svc.backends
-// in their order: active ones, and terminating ones (used when no active
-// one exists). Quarantined backends are in no set.
-struct SetMembers {
-  std::vector<size_t> active;
-  std::vector<size_t> terminating;
-};
-SetMembers setMembers(const Service& svc, IpFamily family, bool local);
+// Which backends a set holds is Service::backendSet() (dataplane/service.h),
+// the rule every mode shares.
 
 // `wanted` ordered so that every id also in `previous` keeps its position
 // where it can: a removed id's position is taken by the previous last id,

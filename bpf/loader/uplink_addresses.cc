@@ -1,4 +1,4 @@
-#include "control/agent/proxy/lb_addresses.h"
+#include "bpf/loader/uplink_addresses.h"
 
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-namespace sluice::agent {
+namespace sluice::bpf {
 
 namespace {
 
@@ -78,7 +78,7 @@ int transact(const std::vector<char>& msg) {
 
 }  // namespace
 
-Result<void> LbAddresses::addAddress(int ifindex, const IpAddress& a, uint8_t proto) {
+Result<void> UplinkAddresses::addAddress(int ifindex, const IpAddress& a, uint8_t proto) {
   std::vector<char> msg = addrMessage(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, ifindex, a);
   addAttr(msg, IFA_PROTO, &proto, sizeof proto);
   if (a.isV6()) {
@@ -94,7 +94,7 @@ Result<void> LbAddresses::addAddress(int ifindex, const IpAddress& a, uint8_t pr
   return okResult();
 }
 
-Result<void> LbAddresses::deleteAddress(int ifindex, const IpAddress& a) {
+Result<void> UplinkAddresses::deleteAddress(int ifindex, const IpAddress& a) {
   const int r = transact(addrMessage(RTM_DELADDR, 0, ifindex, a));
   if (r < 0 && r != -EADDRNOTAVAIL && r != -ENODEV) {
     return Error::internal("delete " + a.toString() + " from ifindex " + std::to_string(ifindex) +
@@ -103,7 +103,7 @@ Result<void> LbAddresses::deleteAddress(int ifindex, const IpAddress& a) {
   return okResult();
 }
 
-Result<std::set<IpAddress>> LbAddresses::listAddresses(int ifindex, uint8_t proto) {
+Result<std::set<IpAddress>> UplinkAddresses::listAddresses(int ifindex, uint8_t proto) {
   RtSocket s;
   if (s.fd() < 0) return Error::internal(std::string("netlink socket: ") + std::strerror(errno));
   struct {
@@ -152,7 +152,7 @@ Result<std::set<IpAddress>> LbAddresses::listAddresses(int ifindex, uint8_t prot
   }
 }
 
-Result<void> LbAddresses::apply(const ServiceDiff& diff, bool full) {
+Result<void> UplinkAddresses::apply(const ServiceDiff& diff, bool full) {
   std::map<IpAddress, int> before = users_;
   if (full) users_.clear();
   auto count = [this](const Service& s, int delta) {
@@ -194,10 +194,10 @@ Result<void> LbAddresses::apply(const ServiceDiff& diff, bool full) {
   return okResult();
 }
 
-std::set<IpAddress> LbAddresses::addresses() const {
+std::set<IpAddress> UplinkAddresses::addresses() const {
   std::set<IpAddress> out;
   for (const auto& [a, n] : users_) out.insert(a);
   return out;
 }
 
-}  // namespace sluice::agent
+}  // namespace sluice::bpf

@@ -18,14 +18,14 @@
 #include "dataplane/result.h"
 #include "dataplane/service_diff.h"
 
-namespace sluice::agent {
+namespace sluice::bpf {
 
 // IFA_PROTO of the addresses this class adds (0-3 are the kernel's; "S").
 inline constexpr uint8_t kAddressProto = 0x53;
 
-class LbAddresses {
+class UplinkAddresses {
  public:
-  explicit LbAddresses(int ifindex) : ifindex_(ifindex) {}
+  explicit UplinkAddresses(int ifindex) : ifindex_(ifindex) {}
 
   // full: `diff` lists every service (ProxySync's full sync): start over,
   // removing tagged addresses no service wants. Errors are reported per
@@ -46,4 +46,4 @@ class LbAddresses {
   std::map<IpAddress, int> users_;  // LB frontends (service ports) per address
 };
 
-}  // namespace sluice::agent
+}  // namespace sluice::bpf

@@ -37,12 +37,20 @@ void addAgentFlags(CLI::App& app, AgentFlags& f, bool forUp) {
                  "seconds between PodMetrics/NodeMetrics writes (0: none)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--mode", f.mode, "service proxy: ebpf, ipvs, dpdk, or none (pods only)")->capture_default_str();
+  std::string modes;
+  for (const ModeDriver& d : agent::modeDrivers()) modes += d.name + ", ";
+  app.add_option("--mode", f.mode, "service proxy: " + modes + "or none (pods only)")->capture_default_str();
   app.add_option("--node-address", f.nodeAddresses, "address NodePorts are served on (repeatable; default --node-ip)");
   app.add_option("--uplink", f.uplink, "uplink interface for NodePort/LoadBalancer traffic from outside");
-  app.add_flag("--no-xdp", f.noXdp, "no XDP program in front of the uplink");
-  app.add_option("--bpf-pin-dir", f.bpfPinDir, "bpffs directory of the pinned maps")->capture_default_str();
-  app.add_option("--cgroup", f.cgroupPath, "cgroup v2 directory for socket load balancing (default: the cgroup2 root)");
+  // Each mode's own flags, --<mode>-<name>, declared by the mode itself.
+  for (const ModeDriver& d : agent::modeDrivers()) {
+    for (const ModeFlag& flag : d.flags) {
+      std::string& value = f.modeFlags[d.name][flag.name];
+      value = flag.defaultValue;
+      app.add_option("--" + d.name + "-" + flag.name, value, d.name + " mode: " + flag.help)
+          ->capture_default_str();
+    }
+  }
   app.add_option("--metrics-bind-address", f.metricsAddr, "Prometheus /metrics ADDR:PORT")->capture_default_str();
   app.add_option("--debug-socket", f.debugSocket, "unix socket of the debug gRPC API")->capture_default_str();
   app.add_option("--streaming-address", f.streamingAddress,
@@ -80,6 +88,21 @@ agent::PodRuntimeOptions runtimeOptions(const AgentFlags& f) {
   return ro;
 }
 
+Result<NodeConfig> nodeConfig(const AgentFlags& f) {
+  NodeConfig node;
+  node.nodeName = f.nodeName;
+  std::vector<std::string> addrs = f.nodeAddresses;
+  if (addrs.empty() && !f.nodeIp.empty()) addrs.push_back(f.nodeIp);
+  for (const std::string& s : addrs) {
+    auto ip = IpAddress::parse(s);
+    if (!ip) return Error{ErrorCode::kInvalidArgument, "--node-address " + s + ": " + ip.error().message};
+    node.nodeAddresses.push_back(*ip);
+  }
+  node.uplink = f.uplink;
+  node.instance = f.nodeName;
+  return node;
+}
+
 Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& client, const AgentFlags& f) {
   std::unique_ptr<AgentProcess> a(new AgentProcess());
   agent::PodRuntimeOptions ro = runtimeOptions(f);
@@ -91,19 +114,11 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& cli
   }
   if (f.mode != "none") {
     agent::ProxyAgentOptions po;
-    po.nodeName = f.nodeName;
-    std::vector<std::string> addrs = f.nodeAddresses;
-    if (addrs.empty() && !f.nodeIp.empty()) addrs.push_back(f.nodeIp);
-    for (const std::string& s : addrs) {
-      auto ip = IpAddress::parse(s);
-      if (!ip) return Error{ErrorCode::kInvalidArgument, "--node-address " + s + ": " + ip.error().message};
-      po.nodeAddresses.push_back(*ip);
-    }
+    auto node = nodeConfig(f);
+    if (!node) return node.error();
+    po.node = std::move(*node);
     po.mode = f.mode;
-    po.uplink = f.uplink;
-    po.uplinkXdp = !f.noXdp;
-    po.pinDir = f.bpfPinDir;
-    po.cgroupPath = f.cgroupPath;
+    po.modeFlags = f.modeFlags;
     po.metricsAddr = f.metricsAddr;
     po.debugSocket = f.debugSocket;
     auto p = agent::ProxyAgent::start(client, po);

@@ -31,12 +31,11 @@ struct AgentFlags {
   std::string podCgroupParent = "sluice";  // PodRuntimeOptions::cgroupParent
   int metricResolutionSeconds = 15;        // PodMetrics/NodeMetrics period; 0: off
   // The service proxy (ProxyAgent).
-  std::string mode = "ebpf";  // ebpf | ipvs | dpdk | none (pods only)
+  std::string mode = "ebpf";  // a mode of the factory, or none (pods only)
   std::vector<std::string> nodeAddresses;
   std::string uplink;
-  bool noXdp = false;
-  std::string bpfPinDir = "/sys/fs/bpf/sluice";
-  std::string cgroupPath;
+  // --<mode>-<flag> values of every mode, defaults filled in.
+  agent::AllModeFlags modeFlags;
   std::string metricsAddr = "127.0.0.1:10249";
   std::string debugSocket = agent::kDefaultDebugSocket;
   // kubelet's streaming API (logs, exec, port-forward) the server proxies to.
@@ -49,6 +48,8 @@ void addAgentFlags(CLI::App& app, AgentFlags& f, bool forUp);
 
 // The pod runtime's options for these flags (also for --cleanup).
 agent::PodRuntimeOptions runtimeOptions(const AgentFlags& f);
+// The node as the proxy mode sees it, for these flags.
+Result<NodeConfig> nodeConfig(const AgentFlags& f);
 
 class AgentProcess {
  public:

@@ -153,10 +153,15 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     sluice::agent::PodRuntime::teardownAll(sluice::cmd::runtimeOptions(af));
     std::cout << "sluice up: removed the pods recorded under " << af.dataDir << "\n";
     // The datapath outlives `sluice up` on purpose (a restart adopts it);
-    // unpinning its maps and links detaches it.
-    std::error_code ec;
-    if (af.bpfPinDir.rfind("/sys/fs/bpf/", 0) == 0 && std::filesystem::remove_all(af.bpfPinDir, ec) > 0) {
-      std::cout << "sluice up: removed the datapath pinned under " << af.bpfPinDir << "\n";
+    // the mode removes what it left on the node.
+    if (af.mode != "none") {
+      auto node = sluice::cmd::nodeConfig(af);
+      auto r = node ? sluice::agent::cleanupDatapath(af.mode, *node, af.modeFlags) : sluice::Result<void>(node.error());
+      if (!r) {
+        std::cerr << "sluice up: cleanup of the " << af.mode << " datapath: " << r.error().message << "\n";
+        return 1;
+      }
+      std::cout << "sluice up: removed the " << af.mode << " datapath\n";
     }
     return 0;
   }

@@ -53,18 +53,18 @@ TEST(KeepPositionsTest, DuplicatesFromACorruptMapAreDropped) {
   EXPECT_EQ(std::count(after.begin(), after.end(), 5u), 1);
 }
 
-TEST(SetMembersTest, ActiveTerminatingAndLocalityAreSeparated) {
+TEST(BackendSetTest, ActiveTerminatingAndLocalityAreSeparated) {
   Service s;
   s.backends = {backend("10.0.0.1"), backend("10.0.0.2", BackendState::kTerminating),
                 backend("10.0.0.3", BackendState::kQuarantined), backend("10.0.0.4", {}, true),
                 backend("fd00::1")};
-  const SetMembers cluster4 = setMembers(s, IpFamily::kV4, false);
+  const Service::BackendSet cluster4 = s.backendSet(false, IpFamily::kV4);
   EXPECT_EQ(cluster4.active, (std::vector<size_t>{0, 3}));
   EXPECT_EQ(cluster4.terminating, (std::vector<size_t>{1}));
-  const SetMembers local4 = setMembers(s, IpFamily::kV4, true);
+  const Service::BackendSet local4 = s.backendSet(true, IpFamily::kV4);
   EXPECT_EQ(local4.active, (std::vector<size_t>{3}));
   EXPECT_TRUE(local4.terminating.empty());
-  EXPECT_EQ(setMembers(s, IpFamily::kV6, false).active, (std::vector<size_t>{4}));
+  EXPECT_EQ(s.backendSet(false, IpFamily::kV6).active, (std::vector<size_t>{4}));
 }
 
 TEST(FrontendFlagsTest, ScopePolicyAffinityAndAlgorithm) {

@@ -45,7 +45,7 @@ class Up:
         self.proc = None
 
     def args(self):
-        return ["--data-dir", self.data_dir, "--bpf-pin-dir", self.pin_dir, "--debug-socket", self.socket,
+        return ["--data-dir", self.data_dir, "--ebpf-pin-dir", self.pin_dir, "--debug-socket", self.socket,
                 "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port]
 
     def start(self, timeout=60):

@@ -43,7 +43,9 @@ Error fromStatus(const grpc::Status& s, const std::string& socketPath) {
   switch (s.error_code()) {
     case grpc::StatusCode::NOT_FOUND: return Error::notFound(msg);
     case grpc::StatusCode::INVALID_ARGUMENT: return Error::invalid(msg);
-    case grpc::StatusCode::UNIMPLEMENTED: return Error{ErrorCode::kFailedPrecondition, msg};
+    case grpc::StatusCode::FAILED_PRECONDITION: return Error{ErrorCode::kFailedPrecondition, msg};
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return Error{ErrorCode::kFailedPrecondition, "the agent does not serve this call: " + msg};
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return Error::unavailable("agent at unix:" + socketPath + " not reachable (is `sluice agent` "
@@ -73,6 +75,7 @@ std::string renderServices(const debug::ListServicesResponse& r) {
     if (f.flags_size() > 0) info += ", " + join(f.flags());
     if (f.affinity_timeout_s() != 0) info += ", timeout=" + std::to_string(f.affinity_timeout_s()) + "s";
     if (f.maglev_size() != 0) info += ", maglev=" + std::to_string(f.maglev_size());
+    if (!f.scheduler().empty()) info += ", scheduler=" + f.scheduler();
     rows.push_back({f.address() + "/" + f.protocol(), f.service().empty() ? "-" : f.service(),
                     "0.0.0.0:0 (" + std::to_string(f.service_id()) + ") (0) [" + info + "]"});
     for (const debug::Backend& b : f.backends()) {
@@ -80,6 +83,7 @@ std::string renderServices(const debug::ListServicesResponse& r) {
                          std::to_string(b.slot()) + ")";
       if (b.state() != "active") line += " [" + b.state() + "]";
       if (b.node_local()) line += " [local]";
+      if (b.weight() > 1) line += " [weight=" + std::to_string(b.weight()) + "]";
       rows.push_back({"", "", line});
     }
   }
@@ -127,6 +131,22 @@ std::string renderConntrack(const debug::ListConntrackResponse& r) {
   return columns(rows);
 }
 
+std::string renderMode(const debug::GetModeResponse& r) {
+  std::string out = "Mode:   " + r.mode() + "\nEpoch:  " + std::to_string(r.epoch()) + "\n";
+  if (r.fixed_maglev_table_size() != 0) {
+    out += "Maglev: tables of " + std::to_string(r.fixed_maglev_table_size()) + " slots (fixed)\n";
+  }
+  if (r.missing_size() == 0) {
+    out += "Missing features: none\n";
+  } else {
+    out += "Missing features:\n";
+    std::vector<std::vector<std::string>> rows = {{"  FEATURE", "EFFECT"}};
+    for (const debug::MissingFeature& m : r.missing()) rows.push_back({"  " + m.feature(), m.effect()});
+    out += columns(rows);
+  }
+  return out;
+}
+
 Result<debug::ListServicesResponse> fetchServices(const std::string& socketPath) {
   grpc::ClientContext ctx;
   deadline(ctx);
@@ -157,9 +177,23 @@ Result<debug::ListConntrackResponse> fetchConntrack(const std::string& socketPat
   return out;
 }
 
+Result<debug::GetModeResponse> fetchMode(const std::string& socketPath) {
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  debug::GetModeResponse out;
+  grpc::Status s = stub(socketPath)->GetMode(&ctx, debug::GetModeRequest(), &out);
+  if (!s.ok()) return fromStatus(s, socketPath);
+  return out;
+}
+
 Result<std::string> runDebugCommand(const std::string& socketPath,
                                     const std::vector<std::string>& args) {
-  const char* usage = "usage: sluice debug [--socket S] lb list | maglev SERVICE | ct list";
+  const char* usage = "usage: sluice debug [--socket S] lb list | maglev SERVICE | ct list | mode";
+  if (args.size() == 1 && args[0] == "mode") {
+    auto r = fetchMode(socketPath);
+    if (!r) return r.error();
+    return renderMode(*r);
+  }
   if (args.size() == 2 && args[0] == "lb" && args[1] == "list") {
     auto r = fetchServices(socketPath);
     if (!r) return r.error();

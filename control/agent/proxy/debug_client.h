@@ -17,14 +17,16 @@ inline constexpr const char* kDefaultDebugSocket = "/run/sluice/agent.sock";
 std::string renderServices(const debug::ListServicesResponse& r);
 std::string renderMaglev(const debug::GetMaglevResponse& r);
 std::string renderConntrack(const debug::ListConntrackResponse& r);
+std::string renderMode(const debug::GetModeResponse& r);
 
 // The RPCs over unix:socketPath (5 s deadline each).
 Result<debug::ListServicesResponse> fetchServices(const std::string& socketPath);
 Result<debug::GetMaglevResponse> fetchMaglev(const std::string& socketPath,
                                              const std::string& service);
 Result<debug::ListConntrackResponse> fetchConntrack(const std::string& socketPath);
+Result<debug::GetModeResponse> fetchMode(const std::string& socketPath);
 
-// `sluice debug [--socket S] lb list | maglev SERVICE | ct list`: args are
+// `sluice debug [--socket S] lb list | maglev SERVICE | ct list | mode`: args are
 // the words after the options. Returns the text to print.
 Result<std::string> runDebugCommand(const std::string& socketPath,
                                     const std::vector<std::string>& args);

@@ -1,19 +1,20 @@
 // The agent's node-local gRPC API for `sluice debug` (debug.proto): a
-// ProxyDebug server on a unix socket, answering from EbpfMode::dump() (the
-// maps as the kernel holds them) named with the proxy's ServiceTable. The
-// conversion from a dump to responses is a pure function, for tests.
+// ProxyDebug server on a unix socket, answering from the mode's
+// mode-neutral description (ProxyMode::describe*(): what the datapath holds
+// now), so it works unchanged for every mode. The conversions from a
+// description to responses are pure functions, for tests.
 //
-// Threading: gRPC's worker threads call dump() and the table source; both
-// are thread-safe.
+// Threading: gRPC's worker threads call the mode's describe*() and the
+// table source; both are thread-safe.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
 
-#include "bpf/loader/ebpf_mode.h"
 #include "control/agent/proxy/debug.grpc.pb.h"
 #include "control/agent/proxy/debug.pb.h"
+#include "dataplane/proxy_mode.h"
 #include "dataplane/result.h"
 #include "dataplane/service.h"
 
@@ -26,22 +27,24 @@ namespace sluice::agent {
 using TableSource = std::function<ServiceTable()>;
 
 // `cilium bpf lb list`: every frontend with its cluster-wide backend set.
-debug::ListServicesResponse describeServices(const EbpfDump& dump, const ServiceTable& table);
-// The Maglev tables of `service` ("ns/name:port" or "ns/name"); kNotFound if
-// the service or its programmed frontends are unknown.
-Result<debug::GetMaglevResponse> describeMaglev(const EbpfDump& dump, const ServiceTable& table,
-                                                const std::string& service);
-// `cilium bpf ct list`. nowNs: CLOCK_MONOTONIC now, for idle times.
-debug::ListConntrackResponse describeConntrack(const EbpfDump& dump, uint64_t nowNs);
+debug::ListServicesResponse describeServices(std::string_view mode,
+                                             const std::vector<DescribedFrontend>& frontends);
+// The service port `name` names ("ns/name:port", or "ns/name" for a service
+// with one port), by the proxy's table; kNotFound if unknown or ambiguous.
+Result<ServiceKey> findServiceKey(const ServiceTable& table, const std::string& name);
+// The Maglev tables of one service port.
+debug::GetMaglevResponse describeMaglev(const DescribedSelection& selection);
+// `cilium bpf ct list`.
+debug::ListConntrackResponse describeConntrack(const std::vector<DescribedFlow>& flows);
+// The mode, its epoch and its missing features.
+debug::GetModeResponse describeMode(const ProxyMode& mode);
 
 class DebugServer {
  public:
   // Serves on unix:socketPath (replacing a stale socket file; the directory
-  // is created). mode may be null: the RPCs then answer UNIMPLEMENTED,
-  // naming modeName.
+  // is created, the socket is private to root). `mode` must outlive it.
   static Result<std::unique_ptr<DebugServer>> start(const std::string& socketPath,
-                                                    EbpfMode* mode, std::string modeName,
-                                                    TableSource table);
+                                                    const ProxyMode& mode, TableSource table);
   ~DebugServer();
   DebugServer(const DebugServer&) = delete;
   DebugServer& operator=(const DebugServer&) = delete;

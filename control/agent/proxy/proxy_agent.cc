@@ -6,31 +6,32 @@ namespace sluice::agent {
 
 Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
                                                       ProxyAgentOptions options) {
+  auto dp = createDatapath(options.mode, options.node, options.modeFlags);
+  if (!dp) return dp.error();
+  return start(client, std::move(options), std::move(*dp));
+}
+
+Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
+                                                      ProxyAgentOptions options,
+                                                      std::unique_ptr<Datapath> datapath) {
   std::unique_ptr<ProxyAgent> a(new ProxyAgent(std::move(options)));
   const ProxyAgentOptions& o = a->options_;
-
-  ModeOptions mo;
-  mo.mode = o.mode;
-  mo.pinDir = o.pinDir;
-  mo.cgroupPath = o.cgroupPath;
-  mo.uplink = o.uplink;
-  mo.uplinkXdp = o.uplinkXdp;
-  mo.nodeAddresses = o.nodeAddresses;
-  auto dp = createDatapath(mo);
-  if (!dp) return dp.error();
-  a->datapath_ = std::move(*dp);
-  if (a->datapath_->uplinkIfindex() != 0) {
-    a->lb_ = std::make_unique<LbAddresses>(a->datapath_->uplinkIfindex());
+  a->datapath_ = std::move(datapath);
+  ProxyMode& mode = a->datapath_->mode();
+  // What this node's mode cannot do, said once at start (per Service, the
+  // sync loop says it again for each Service that asks for it).
+  for (const auto& [feature, effect] : mode.capabilities().missing) {
+    std::cerr << "sluice agent: proxy: mode " << mode.name() << " on this node lacks "
+              << toString(feature) << ": " << effect << "\n";
   }
 
   ProxySyncOptions so;
-  so.translator.nodeName = o.nodeName;
-  so.translator.nodeAddresses = o.nodeAddresses;
+  so.translator.nodeName = o.node.nodeName;
+  so.translator.nodeAddresses = o.node.nodeAddresses;
   so.minSyncPeriod = o.minSyncPeriod;
   ProxyAgent* self = a.get();
   a->sync_ = std::make_unique<ProxySync>(
-      client, a->datapath_->mode(), so,
-      [self](const ServiceDiff& diff, bool full) { self->onApplied(diff, full); });
+      client, mode, so, [self](const ServiceDiff& diff, bool full) { self->onApplied(diff, full); });
   a->sync_->start();
   if (!a->sync_->waitForInitialSync(o.initialSyncTimeout)) {
     std::string why = a->sync_->lastError();
@@ -48,8 +49,7 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
     a->metrics_ = std::move(*m);
   }
   if (!o.debugSocket.empty()) {
-    auto d = DebugServer::start(o.debugSocket, a->datapath_->ebpf(), o.mode,
-                                [self] { return self->sync_->table(); });
+    auto d = DebugServer::start(o.debugSocket, mode, [self] { return self->sync_->table(); });
     if (!d) {
       a->stop();
       return d.error();
@@ -65,12 +65,11 @@ void ProxyAgent::stop() {
   if (debug_) debug_->stop();
   if (metrics_) metrics_->stop();
   if (sync_) sync_->stop();
+  if (datapath_) datapath_->stop();
 }
 
 void ProxyAgent::onApplied(const ServiceDiff& diff, bool full) {
-  std::lock_guard lock(lbMu_);
-  if (!lb_) return;
-  if (auto r = lb_->apply(diff, full); !r) {
+  if (auto r = datapath_->claimServiceAddresses(diff, full); !r) {
     std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
   }
 }
@@ -81,11 +80,6 @@ Result<void> ProxyAgent::onPodInterface(const std::string& ifname) {
 
 Result<void> ProxyAgent::onPodInterfaceRemoved(const std::string& ifname) {
   return datapath_->detachPodInterface(ifname);
-}
-
-std::set<IpAddress> ProxyAgent::lbAddresses() const {
-  std::lock_guard lock(lbMu_);
-  return lb_ ? lb_->addresses() : std::set<IpAddress>();
 }
 
 }  // namespace sluice::agent

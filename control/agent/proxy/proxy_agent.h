@@ -1,39 +1,38 @@
 // ProxyAgent: the proxy half of `sluice agent` (and of `sluice up`) in one
-// object — the datapath the mode factory chose, ProxySync feeding it from
-// the API, LoadBalancer addresses on the uplink, the Prometheus /metrics
-// endpoint and the node-local gRPC debug API. The pod runtime calls
-// onPodInterface() when a pod's host-side veth appears.
+// object — the Datapath the mode factory chose (or one given, for tests),
+// ProxySync feeding it from the API, the mode claiming service addresses
+// after each change, the Prometheus /metrics endpoint and the node-local
+// gRPC debug API. The pod runtime calls onPodInterface() when a pod's
+// host-side veth appears. Nothing here knows which mode runs.
 //
-// Restart-safe: stop() leaves the datapath programmed (pinned maps, tc
-// filters, pinned cgroup links), and the next start() adopts it, so
-// established connections keep flowing while the agent is down and after.
+// Restart-safe: stop() leaves the datapath programmed, and the next start()
+// adopts it, so established connections keep flowing while the agent is
+// down and after.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "control/agent/proxy/debug_client.h"
 #include "control/agent/proxy/debug_service.h"
-#include "control/agent/proxy/lb_addresses.h"
 #include "control/agent/proxy/metrics.h"
 #include "control/agent/proxy/mode_factory.h"
 #include "control/agent/proxy/proxy_sync.h"
 #include "control/client/api_client.h"
+#include "dataplane/datapath.h"
 
 namespace sluice::agent {
 
 struct ProxyAgentOptions {
-  std::string nodeName;                 // endpoints with this nodeName are node-local
-  std::vector<IpAddress> nodeAddresses;  // NodePort addresses, SNAT source
-  std::string mode = "ebpf";            // ebpf | ipvs | dpdk
-  std::string uplink;                   // "" = no NodePort/LB from outside
-  bool uplinkXdp = true;
-  std::string pinDir = "/sys/fs/bpf/sluice";
-  std::string cgroupPath;                         // "" = the cgroup2 root
+  // nodeName: endpoints with this nodeName are node-local; nodeAddresses:
+  // NodePort addresses and SNAT source; uplink: "" = no NodePort/LB from
+  // outside.
+  NodeConfig node;
+  std::string mode = "ebpf";  // a name modeDrivers() knows
+  AllModeFlags modeFlags;     // --<mode>-<flag> values
   std::string metricsAddr = "127.0.0.1:10249";    // "" = no metrics server
   std::string debugSocket = kDefaultDebugSocket;  // "" = no debug API
   std::chrono::milliseconds minSyncPeriod{20};
@@ -43,10 +42,15 @@ struct ProxyAgentOptions {
 
 class ProxyAgent {
  public:
-  // Creates the datapath, starts syncing, waits for the first full sync,
-  // then serves metrics and the debug API. `client` must outlive the agent.
+  // Creates the datapath (mode factory), starts syncing, waits for the
+  // first full sync, then serves metrics and the debug API. `client` must
+  // outlive the agent.
   static Result<std::unique_ptr<ProxyAgent>> start(client::ApiClient& client,
                                                    ProxyAgentOptions options);
+  // The same with a datapath made by the caller (options.mode is ignored).
+  static Result<std::unique_ptr<ProxyAgent>> start(client::ApiClient& client,
+                                                   ProxyAgentOptions options,
+                                                   std::unique_ptr<Datapath> datapath);
   ~ProxyAgent();
   ProxyAgent(const ProxyAgent&) = delete;
   ProxyAgent& operator=(const ProxyAgent&) = delete;
@@ -63,8 +67,9 @@ class ProxyAgent {
   Datapath& datapath() { return *datapath_; }
   // The metrics server's port (0 without one).
   uint16_t metricsPort() const { return metrics_ ? metrics_->port() : 0; }
-  // LoadBalancer addresses held on the uplink now.
-  std::set<IpAddress> lbAddresses() const;
+  // Service addresses the node answers for now (LoadBalancer IPs on the
+  // uplink in the eBPF mode).
+  std::set<IpAddress> lbAddresses() const { return datapath_->claimedAddresses(); }
   const ProxyAgentOptions& options() const { return options_; }
 
  private:
@@ -73,8 +78,6 @@ class ProxyAgent {
 
   const ProxyAgentOptions options_;
   std::unique_ptr<Datapath> datapath_;
-  mutable std::mutex lbMu_;
-  std::unique_ptr<LbAddresses> lb_;
   std::unique_ptr<ProxySync> sync_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<DebugServer> debug_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 #include <iostream>
 
 namespace sluice::agent {
@@ -83,6 +84,13 @@ void ProxySync::start() {
       [this](const client::ObjectPtr& old, const client::ObjectPtr& o) { onSlice(old, o, false); },
       [this](const client::ObjectPtr& o) { onSlice(nullptr, o, true); },
   });
+  mode_.onStateLost([this] {
+    {
+      std::lock_guard lock(mu_);
+      stateLost_ = true;
+    }
+    cv_.notify_all();
+  });
   services_->start();
   slices_->start();
   thread_ = std::thread([this] { run(); });
@@ -95,6 +103,7 @@ void ProxySync::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  mode_.onStateLost({});  // the listener points at this object
   if (services_) services_->stop();
   if (slices_) slices_->stop();
 }
@@ -213,14 +222,27 @@ bool ProxySync::fullSync() {
       }
     }
   }
+  // Read before the sync: state lost while it runs makes the next round
+  // resync again.
+  const uint64_t epoch = mode_.epoch();
+  {
+    std::lock_guard lock(mu_);
+    stateLost_ = false;
+  }
   const auto began = Clock::now();
   if (auto r = mode_.sync(table); !r) {
     recordError("full sync: " + r.error().message);
     return false;
   }
   syncDuration_.observe(secondsSince(began));
+  std::vector<Service> all;
+  all.reserve(table.size());
+  for (const auto& [k, svc] : table) all.push_back(svc);
+  reportUnmet(all, true);
   {
     std::lock_guard lock(mu_);
+    if (initialSynced_) ++resyncs_;
+    syncedEpoch_ = epoch;
     desired_ = table;
     portsOf_.clear();
     for (const auto& [k, svc] : desired_) portsOf_[k8sKey(k)].insert(k);
@@ -247,17 +269,8 @@ bool ProxySync::applyDirty(std::set<std::string> dirty,
     }
     std::map<ServiceKey, Service> after;
     for (Service& s : translate(key)) after.emplace(s.key, std::move(s));
-    for (const auto& [k, s] : before) {
-      auto it = after.find(k);
-      if (it == after.end()) {
-        diff.changes.push_back({*s, std::nullopt});
-      } else if (!(it->second == *s)) {
-        diff.changes.push_back({*s, std::move(it->second)});
-      }
-    }
-    for (auto& [k, s] : after) {
-      if (!before.count(k)) diff.changes.push_back({std::nullopt, std::move(s)});
-    }
+    ServiceDiff one = ServiceDiff::between(before, after);
+    std::move(one.changes.begin(), one.changes.end(), std::back_inserter(diff.changes));
   }
   std::sort(diff.changes.begin(), diff.changes.end(),
             [](const ServiceChange& a, const ServiceChange& b) { return a.key() < b.key(); });
@@ -305,6 +318,18 @@ bool ProxySync::applyDirty(std::set<std::string> dirty,
   const double took = secondsSince(began);
   const auto now = std::chrono::system_clock::now();
   if (!diff.empty()) syncDuration_.observe(took);
+  {
+    std::vector<Service> changed;
+    for (const ServiceChange& c : diff.changes) {
+      if (c.after) {
+        changed.push_back(*c.after);
+      } else {
+        std::lock_guard lock(mu_);
+        unmet_.erase(c.key());
+      }
+    }
+    reportUnmet(changed, false);
+  }
   for (const auto& [svc, times] : triggers) {
     if (conflicted.count(svc)) continue;
     for (const WallTime& t : times) {
@@ -342,9 +367,12 @@ void ProxySync::run() {
     {
       std::unique_lock lock(mu_);
       if (!needFull) {
-        cv_.wait(lock, [this] { return stop_ || !dirty_.empty(); });
+        cv_.wait(lock, [this] { return stop_ || !dirty_.empty() || stateLost_; });
       }
       if (stop_) return;
+      // The mode lost state the agent cannot see: start over from the
+      // whole table (the contract in dataplane/proxy_mode.h).
+      if (stateLost_) needFull = true;
       // Bounded frequency: at most one run per minSyncPeriod; changes
       // arriving meanwhile join this run.
       const auto earliest = lastRun + options_.minSyncPeriod;
@@ -359,6 +387,7 @@ void ProxySync::run() {
       }
     }
     lastRun = Clock::now();
+    if (!needFull && mode_.epoch() != syncedEpoch_) needFull = true;
     bool ok;
     if (needFull) {
       ok = fullSync();
@@ -375,6 +404,75 @@ void ProxySync::run() {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, options_.retryPeriod, [this] { return stop_; });
     }
+  }
+}
+
+void ProxySync::reportUnmet(const std::vector<Service>& services, bool full) {
+  const ModeCapabilities caps = mode_.capabilities();
+  std::vector<std::pair<ServiceKey, UnmetRequest>> fresh;
+  {
+    std::lock_guard lock(mu_);
+    std::map<ServiceKey, std::vector<UnmetRequest>> kept;
+    for (const Service& s : services) {
+      std::vector<UnmetRequest> now = unmetRequests(s, caps);
+      auto old = unmet_.find(s.key);
+      for (const UnmetRequest& u : now) {
+        bool said = old != unmet_.end() &&
+                    std::find(old->second.begin(), old->second.end(), u) != old->second.end();
+        if (!said) fresh.emplace_back(s.key, u);
+      }
+      if (full) {
+        if (!now.empty()) kept[s.key] = std::move(now);
+      } else if (now.empty()) {
+        unmet_.erase(s.key);
+      } else {
+        unmet_[s.key] = std::move(now);
+      }
+    }
+    if (full) unmet_ = std::move(kept);
+  }
+  for (const auto& [key, u] : fresh) {
+    std::cerr << "sluice agent: proxy: service " << key.toString() << ": mode " << mode_.name()
+              << " cannot honour " << u.message << "\n";
+    postUnsupportedEvent(key, u);
+  }
+}
+
+void ProxySync::postUnsupportedEvent(const ServiceKey& key, const UnmetRequest& u) {
+  client::ObjectPtr svc = services_ ? services_->get(key.ns + "/" + key.name) : nullptr;
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  char stamp[32];
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  Json involved = {{"apiVersion", "v1"}, {"kind", "Service"}, {"namespace", key.ns}, {"name", key.name}};
+  if (svc) involved["uid"] = (*svc)["metadata"].value("uid", "");
+  Json ev = {{"apiVersion", "v1"},
+             {"kind", "Event"},
+             // client-go's recorder names events <object>.<unix nanos in hex>.
+             {"metadata",
+              {{"name", key.name + "." + [&] {
+                  char hex[32];
+                  std::snprintf(hex, sizeof hex, "%llx",
+                                static_cast<unsigned long long>(
+                                    std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch())
+                                        .count()));
+                  return std::string(hex);
+                }()},
+               {"namespace", key.ns}}},
+             {"involvedObject", involved},
+             {"reason", "UnsupportedByProxyMode"},
+             {"message", "port " + (key.port.empty() ? std::string("(unnamed)") : key.port) + ": proxy mode " +
+                             std::string(mode_.name()) + " cannot honour " + u.message},
+             {"type", "Warning"},
+             {"source", {{"component", "sluice-proxy"}, {"host", options_.translator.nodeName}}},
+             {"firstTimestamp", stamp},
+             {"lastTimestamp", stamp},
+             {"count", 1}};
+  if (auto r = client_.create(client::resources::kEvents, key.ns, ev); !r) {
+    std::cerr << "sluice agent: proxy: event for service " << key.toString() << ": " << r.error().message
+              << "\n";
   }
 }
 
@@ -425,6 +523,23 @@ std::string ProxySync::renderMetrics() const {
                "Unix time of the last successful round", last, out);
   renderSample("sluice_proxy_desired_services", "gauge",
                "Service ports the proxy wants programmed", static_cast<double>(desired), out);
+  std::map<std::string, uint64_t> unmetByFeature;
+  uint64_t resyncs;
+  {
+    std::lock_guard lock(mu_);
+    resyncs = resyncs_;
+    for (const auto& [k, list] : unmet_) {
+      for (const UnmetRequest& u : list) ++unmetByFeature[std::string(toString(u.feature))];
+    }
+  }
+  renderSample("sluice_proxy_resyncs_total", "counter",
+               "Full syncs after the first (failed apply, or the mode lost state)",
+               static_cast<double>(resyncs), out);
+  out += "# HELP sluice_proxy_unsupported_requests Service ports asking for what the mode cannot do, by feature\n"
+         "# TYPE sluice_proxy_unsupported_requests gauge\n";
+  for (const auto& [feature, n] : unmetByFeature) {
+    out += "sluice_proxy_unsupported_requests{feature=\"" + feature + "\"} " + std::to_string(n) + "\n";
+  }
 
   const ProxyStats st = mode_.stats();
   const std::string mode(mode_.name());

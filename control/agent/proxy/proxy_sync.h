@@ -4,7 +4,13 @@
 // (ServiceTranslator), turns the difference to what is programmed into a
 // ServiceDiff and hands it to ProxyMode::apply(). The datapath gets one full
 // sync(), at start (adopting what a previous agent left); after that only
-// diffs, except to recover from a failed apply (the next round resyncs).
+// diffs, except to recover from a failed apply (the next round resyncs,
+// dataplane/proxy_mode.h states why) and when the mode's epoch says it lost
+// state (a restarted DPDK process, say).
+//
+// What a Service asks for that the mode cannot do (ModeCapabilities) is said
+// once per service port and feature: a log line, a Warning Event on the
+// Service, and the sluice_proxy_unsupported_requests gauge.
 //
 // Runs are rate-limited like kube-proxy's BoundedFrequencyRunner: at most one
 // per minSyncPeriod, so a burst of changes coalesces into one diff.
@@ -84,6 +90,9 @@ class ProxySync {
   void onSlice(const client::ObjectPtr& old, const client::ObjectPtr& cur, bool deleted);
   void run();
   bool fullSync();
+  // Says what `services` ask for that the mode cannot do, once each.
+  void reportUnmet(const std::vector<Service>& services, bool full);
+  void postUnsupportedEvent(const ServiceKey& key, const UnmetRequest& request);
   bool applyDirty(std::set<std::string> dirty, std::map<std::string, std::vector<WallTime>> triggers);
   // The dataplane Services of Kubernetes service "ns/name" from the caches.
   std::vector<Service> translate(const std::string& key);
@@ -113,6 +122,12 @@ class ProxySync {
   // Services left out because they conflict with another's frontend
   // (retried every run until the other lets go).
   std::set<std::string> conflicted_;
+  bool stateLost_ = false;     // the mode's listener fired: resync
+  uint64_t syncedEpoch_ = 0;   // mode epoch the last full sync programmed
+  uint64_t resyncs_ = 0;       // full syncs after the first
+  // Unmet requests said so far, by service port (sync thread only, read
+  // under mu_ for metrics).
+  std::map<ServiceKey, std::vector<UnmetRequest>> unmet_;
   uint64_t runs_ = 0;
   uint64_t errors_ = 0;
   std::string lastError_;

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "control/agent/proxy/debug_client.h"
-#include "control/agent/proxy/lb_addresses.h"
+#include "bpf/loader/uplink_addresses.h"
 #include "control/agent/proxy/proxy_agent.h"
 #include "tests/bpf/bpffs.h"
 #include "tests/control/controllers/control_plane.h"
@@ -141,12 +141,11 @@ bool Node::start() {
     return fail(std::string("control plane: ") + e.what());
   }
   debugDir = "/tmp/sluice-px-" + suffix;
-  options.nodeName = "node-1";
-  options.nodeAddresses = {IpAddress::parse(kUplinkIp).value()};
+  options.node.nodeName = "node-1";
+  options.node.nodeAddresses = {IpAddress::parse(kUplinkIp).value()};
+  options.node.uplink = uplink;
   options.mode = "ebpf";
-  options.uplink = uplink;
-  options.pinDir = fs->pinDir();
-  options.cgroupPath = cgroup->path();
+  options.modeFlags["ebpf"] = {{"pin-dir", fs->pinDir()}, {"cgroup", cgroup->path()}};
   options.metricsAddr = "127.0.0.1:0";
   options.debugSocket = debugDir + "/agent.sock";
   if (auto r = startAgent(); !r) return fail(r.error().message);
@@ -167,9 +166,7 @@ Node::~Node() {
   if (agent) {
     // Leave nothing behind: the cgroup links are pinned and outlive us.
     agent->stop();
-    if (EbpfMode* m = agent->datapath().ebpf(); m && cgroup && cgroup->ok()) {
-      (void)m->detachCgroup(cgroup->path());
-    }
+    if (cgroup && cgroup->ok()) (void)agent->datapath().cleanup();
     agent.reset();
   }
   cp.reset();
@@ -449,7 +446,7 @@ TEST_F(ProxyAgentTest, LoadBalancerIpIsAnnouncedOnTheUplinkAndServed) {
   const int uplink = node->agent->datapath().uplinkIfindex();
   ASSERT_GT(uplink, 0);
   EXPECT_TRUE(ControlPlane::eventually([&] {
-    auto on = LbAddresses::listAddresses(uplink, kAddressProto);
+    auto on = bpf::UplinkAddresses::listAddresses(uplink, bpf::kAddressProto);
     return on.ok() && on->count(lbAddr) == 1;
   }, kDeadline));
   answeredBy(outside(), lbIp, 80, {"web-c"}, 5);
@@ -457,7 +454,7 @@ TEST_F(ProxyAgentTest, LoadBalancerIpIsAnnouncedOnTheUplinkAndServed) {
 
   ASSERT_TRUE(api().remove(kServices, "default", "web-lb").ok());
   EXPECT_TRUE(ControlPlane::eventually([&] {
-    auto on = LbAddresses::listAddresses(uplink, kAddressProto);
+    auto on = bpf::UplinkAddresses::listAddresses(uplink, bpf::kAddressProto);
     return on.ok() && on->count(lbAddr) == 0;
   }, kDeadline));
   EXPECT_EQ(node->agent->lbAddresses().count(lbAddr), 0u);

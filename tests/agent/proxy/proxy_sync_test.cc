@@ -52,22 +52,40 @@ TEST(EscapeLabelTest, EscapesQuotesBackslashesAndNewlines) {
   EXPECT_EQ(escapeLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
 
-// The mode factory names the modes the agent cannot run yet, and rejects
-// unknown ones, before touching the kernel.
-TEST(ModeFactoryTest, IpvsAndDpdkAreNotBuiltYetAndUnknownModesAreRejected) {
-  for (const char* mode : {"ipvs", "dpdk"}) {
-    ModeOptions o;
-    o.mode = mode;
-    auto d = createDatapath(o);
-    ASSERT_FALSE(d.ok());
-    EXPECT_EQ(d.error().code, ErrorCode::kFailedPrecondition);
-    EXPECT_EQ(d.error().message, std::string("mode ") + mode + " is not built yet (use --mode=ebpf)");
-  }
-  ModeOptions o;
-  o.mode = "iptables";
-  auto d = createDatapath(o);
+// The mode factory rejects unknown modes, naming the ones it has, before
+// touching the kernel.
+TEST(ModeFactoryTest, UnknownModesAreRejectedWithTheKnownOnes) {
+  auto d = createDatapath("iptables", NodeConfig{}, {});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(d.error().message, "unknown mode \"iptables\": this agent has ebpf");
+}
+
+// A mode's own flags are checked by the mode, with the flag's name, before
+// anything is loaded.
+TEST(ModeFactoryTest, BadModeFlagsNameTheFlag) {
+  auto bad = [](ModeFlagValues v) {
+    auto d = createDatapath("ebpf", NodeConfig{}, {{"ebpf", std::move(v)}});
+    EXPECT_FALSE(d.ok());
+    return d.ok() ? std::string() : d.error().message;
+  };
+  EXPECT_EQ(bad({{"xdp", "maybe"}}), "--ebpf-xdp maybe: must be true or false");
+  EXPECT_EQ(bad({{"pin-dir", "relative/dir"}}), "--ebpf-pin-dir relative/dir: must be an absolute path");
+  EXPECT_EQ(bad({{"no-such", "1"}}), "--ebpf-no-such: no such flag of the ebpf mode");
+}
+
+// Every mode declares its flags with help text; defaults are parseable by
+// the mode itself.
+TEST(ModeFactoryTest, EveryModeDeclaresItsFlags) {
+  for (const ModeDriver& d : modeDrivers()) {
+    EXPECT_FALSE(d.name.empty());
+    EXPECT_TRUE(d.create && d.cleanup) << d.name;
+    for (const ModeFlag& f : d.flags) {
+      EXPECT_FALSE(f.name.empty()) << d.name;
+      EXPECT_FALSE(f.help.empty()) << d.name << " " << f.name;
+      EXPECT_EQ(f.name.find(d.name + "-"), std::string::npos) << "flags are prefixed by the factory: " << f.name;
+    }
+  }
 }
 
 }  // namespace
