@@ -56,14 +56,14 @@ class ConntrackClientTest : public NetlinkClientTest {
     // IPVS keeps conntrack entries for its connections only with this sysctl (the mode sets it
     // for nftables masquerade); the ct rule makes conntrack track this namespace at all.
     std::ofstream("/proc/sys/net/ipv4/vs/conntrack") << "1\n";
-    ASSERT_EQ(sh("nft add table ip sluice_ct_test && nft add chain ip sluice_ct_test out "
-                 "'{ type filter hook output priority 0; }' && "
-                 "nft add rule ip sluice_ct_test out ct state new counter"),
+    ASSERT_EQ(feed("nft -f -",
+                   "table ip sluice_ct_test {\n"
+                   "  chain out { type filter hook output priority 0; ct state new counter; }\n"
+                   "}\n"),
               0);
-    link_ = std::make_unique<LocalLink>("slct" + std::to_string(getpid() % 100000));
-    link_->addAddress("10.96.6.10/32");
-    link_->addAddress("10.244.6.1/32");
-    link_->addAddress("10.244.6.2/32");
+    link_ = std::make_unique<LocalLink>("slct" + std::to_string(getpid() % 100000),
+                                        std::vector<std::string>{"10.96.6.10/32", "10.244.6.1/32",
+                                                                 "10.244.6.2/32"});
     ASSERT_TRUE(link_->ok());
     for (uint16_t port : {53, 54}) {
       const auto key = ServiceKey::tuple(ip("10.96.6.10"), port, Protocol::kUdp);

@@ -25,6 +25,15 @@ std::string capture(const std::string& cmd) {
   return out;
 }
 
+int feed(const std::string& cmd, const std::string& input) {
+  FILE* p = popen(cmd.c_str(), "w");
+  if (p == nullptr) return -1;
+  fwrite(input.data(), 1, input.size(), p);
+  const int status = pclose(p);
+  if (status < 0 || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
 std::string squeeze(const std::string& text) {
   std::string out;
   bool blank = false;
@@ -49,14 +58,13 @@ bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds limit)
   }
 }
 
-LocalLink::LocalLink(const std::string& name) : name_(name) {
-  ok_ = sh("ip link add " + name_ + " type dummy && ip link set " + name_ + " up") == 0;
+LocalLink::LocalLink(const std::string& name, const std::vector<std::string>& cidrs)
+    : name_(name) {
+  std::string batch = "link add " + name_ + " type dummy\nlink set " + name_ + " up\n";
+  for (const auto& cidr : cidrs) batch += "addr add " + cidr + " dev " + name_ + "\n";
+  ok_ = feed("ip -batch -", batch) == 0;
 }
 
 LocalLink::~LocalLink() { sh("ip link del " + name_ + " 2>/dev/null"); }
-
-void LocalLink::addAddress(const std::string& cidr) {
-  ok_ = ok_ && sh("ip addr add " + cidr + " dev " + name_) == 0;
-}
 
 }  // namespace sluice::ipvs::testing

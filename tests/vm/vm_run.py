@@ -340,6 +340,16 @@ def write_atomic(path, data):
     os.replace(tmp, path)
 
 
+def prune_cache(cache_dir, max_age_days=7):
+    """Drops initramfs images no run has used for a week (older versions of this runner, other
+    worktrees'): each is ~10 MB, one per kernel, module set and runner revision."""
+    cutoff = time.time() - max_age_days * 86400
+    for f in os.listdir(cache_dir):
+        path = os.path.join(cache_dir, f)
+        if f.startswith("initramfs-") and f.endswith(".cpio") and os.path.getmtime(path) < cutoff:
+            os.remove(path)
+
+
 def prepare_cache(cache_dir, release, kdir, module_set):
     """Paths of the cached vmlinux and initramfs, building them under a lock if missing."""
     with open(__file__, "rb") as f:
@@ -349,6 +359,7 @@ def prepare_cache(cache_dir, release, kdir, module_set):
     initrd = os.path.join(cache_dir, f"initramfs-{release}-{module_set}-{runner_hash}.cpio")
     depmod = os.path.join(cache_dir, f"depmod-{release}")
     if all(os.path.exists(p) for p in (vmlinux, initrd, depmod)):
+        os.utime(initrd)  # marks it in use for prune_cache()
         return vmlinux, initrd, os.path.join(depmod, "lib", "modules", release)
     with open(os.path.join(cache_dir, ".lock"), "w") as lock:
         # Parallel meson tests: one builds, the others wait and reuse.
@@ -362,6 +373,7 @@ def prepare_cache(cache_dir, release, kdir, module_set):
             build_initramfs(order, initrd)
         if not os.path.exists(depmod):
             build_depmod_tree(kdir, release, depmod)
+        prune_cache(cache_dir)
         log(f"cache for {release}/{module_set} built in {time.monotonic() - started:.1f} s")
     return vmlinux, initrd, os.path.join(depmod, "lib", "modules", release)
 
@@ -406,6 +418,18 @@ echo $rc > {GUEST_SHARE}/status.tmp && mv {GUEST_SHARE}/status.tmp {GUEST_SHARE}
 sync
 echo b > /proc/sysrq-trigger
 """
+
+
+def stop(proc):
+    """Ends timeout(1) and the qemu under it: TERM (which timeout forwards), then KILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main():
@@ -453,8 +477,8 @@ def main():
         argv = ["timeout", "--foreground", "-k", "5", str(int(args.timeout)), *qemu]
 
         def on_signal(signum, _frame):
-            if proc and proc.poll() is None:
-                proc.kill()
+            # SIGTERM to timeout(1) is forwarded to qemu; SIGKILL would orphan qemu instead.
+            stop(proc)
             raise SystemExit(128 + signum)
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -476,10 +500,12 @@ def main():
         end = time.monotonic()
 
         status_file = os.path.join(share, "status")
-        boot = marks.get("start", end) - boot_start
-        run = marks.get("exit", end) - marks.get("start", end)
-        log(f"kernel {release}: cache {boot_start - t0:.1f} s, boot to command {boot:.1f} s, "
-            f"command {run:.1f} s, total {end - t0:.1f} s")
+        boot = (f"boot to command {marks['start'] - boot_start:.1f} s" if "start" in marks
+                else "the command never started")
+        run = (f", command {marks['exit'] - marks['start']:.1f} s"
+               if "start" in marks and "exit" in marks else "")
+        log(f"kernel {release}: cache {boot_start - t0:.1f} s, {boot}{run}, "
+            f"total {end - t0:.1f} s")
         if qrc == 124:
             log(f"timed out after {args.timeout:.0f} s")
             return 124
@@ -490,9 +516,7 @@ def main():
             rc = int(f.read().strip() or "1")
         return rc if rc < 256 else 1
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         shutil.rmtree(share, ignore_errors=True)
 
 
