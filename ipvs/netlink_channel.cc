@@ -77,6 +77,16 @@ Ack parseAck(const nlmsghdr* h) {
   return ack;
 }
 
+// The message at `off` in buf[0, len), advancing `off` past it; nullptr at the end or at a
+// malformed length. (NLMSG_OK/NLMSG_NEXT do the same but compare signed with unsigned.)
+nlmsghdr* nextMessage(uint8_t* buf, size_t len, size_t& off) {
+  if (len < off + sizeof(nlmsghdr)) return nullptr;
+  auto* h = reinterpret_cast<nlmsghdr*>(buf + off);
+  if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > len - off) return nullptr;
+  off += NLMSG_ALIGN(h->nlmsg_len);
+  return h;
+}
+
 }  // namespace
 
 std::string errnoText(int error) {
@@ -244,9 +254,8 @@ Result<std::vector<Ack>> NetlinkChannel::transact(size_t count, uint16_t type,
                                          " requests unacknowledged)"};
       }
       for (size_t d = 0; d < *n; ++d) {
-        int len = static_cast<int>(burstLen_[d]);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(burst_.data() + d * kBurstBytes);
-             NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        size_t off = 0;
+        while (nlmsghdr* h = nextMessage(burst_.data() + d * kBurstBytes, burstLen_[d], off)) {
           ++counters_.messagesReceived;
           auto it = pending.find(h->nlmsg_seq);
           if (it == pending.end() || h->nlmsg_type != NLMSG_ERROR) {
@@ -274,9 +283,8 @@ Result<void> NetlinkChannel::dump(uint16_t type, const Encoder& encode,
   for (;;) {
     auto n = receive();
     if (!n) return n.error();
-    int len = static_cast<int>(*n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(rx_.data()); NLMSG_OK(h, len);
-         h = NLMSG_NEXT(h, len)) {
+    size_t off = 0;
+    while (nlmsghdr* h = nextMessage(rx_.data(), *n, off)) {
       ++counters_.messagesReceived;
       if (h->nlmsg_seq != seq) {
         ++counters_.staleMessages;
@@ -320,9 +328,8 @@ Result<Ack> NetlinkChannel::request(uint16_t type, const Encoder& encode,
   for (;;) {
     auto n = receive();
     if (!n) return n.error();
-    int len = static_cast<int>(*n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(rx_.data()); NLMSG_OK(h, len);
-         h = NLMSG_NEXT(h, len)) {
+    size_t off = 0;
+    while (nlmsghdr* h = nextMessage(rx_.data(), *n, off)) {
       ++counters_.messagesReceived;
       if (h->nlmsg_seq != seq) {
         ++counters_.staleMessages;
