@@ -69,6 +69,11 @@ fi
 vm_kernel() {  # $1: metapackage naming the current kernel package
   local pkg release dir tmp
   pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$pkg" ] && [ -z "${vm_lists_updated:-}" ]; then
+    vm_lists_updated=1  # empty or stale package lists: refresh them once
+    apt-get update -qq
+    pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
   if [ -z "$pkg" ]; then
     echo "setup: $1 not in the apt sources; its vm tests will skip"
     return 0
