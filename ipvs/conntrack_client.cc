@@ -37,8 +37,8 @@ Result<void> putNfHeader(nl_msg* msg, IpFamily family) {
 }
 
 // Writes a CTA_TUPLE_* nest with the fields that are set.
-bool putTuple(nl_msg* msg, int type, Protocol protocol, const IpAddress* src,
-              const IpAddress* dst, const uint16_t* sport, const uint16_t* dport) {
+bool putTuple(nl_msg* msg, int type, Protocol protocol, const IpAddress* src, const IpAddress* dst,
+              const uint16_t* sport, const uint16_t* dport) {
   nlattr* tuple = nla_nest_start(msg, type);
   if (tuple == nullptr) return false;
   if (src != nullptr || dst != nullptr) {
@@ -187,8 +187,7 @@ std::string ConntrackFilter::toString() const {
   return s;
 }
 
-Result<std::unique_ptr<ConntrackClient>> ConntrackClient::create(
-    NetlinkChannel::Options options) {
+Result<std::unique_ptr<ConntrackClient>> ConntrackClient::create(NetlinkChannel::Options options) {
   options.protocol = NETLINK_NETFILTER;
   auto channel = NetlinkChannel::create(options);
   if (!channel) return channel.error();
@@ -216,9 +215,9 @@ Result<std::vector<ConntrackEntry>> ConntrackClient::list(const ConntrackFilter&
   if (!r) {
     if (r.error().message.find("EPROTONOSUPPORT") != std::string::npos ||
         r.error().message.find("EOPNOTSUPP") != std::string::npos) {
-      return Error{ErrorCode::kFailedPrecondition,
-                   what + ": ctnetlink unavailable (is nf_conntrack_netlink loaded?): " +
-                       r.error().message};
+      return Error{
+          ErrorCode::kFailedPrecondition,
+          what + ": ctnetlink unavailable (is nf_conntrack_netlink loaded?): " + r.error().message};
     }
     return r.error().wrap(what);
   }

@@ -47,7 +47,7 @@ struct ConntrackFilter {
   Protocol protocol = Protocol::kUdp;
   std::optional<IpAddress> originalDestination;  // the service address (VIP)
   std::optional<uint16_t> originalDestinationPort;
-  std::optional<IpAddress> replySource;          // the backend the entry was NATed to
+  std::optional<IpAddress> replySource;  // the backend the entry was NATed to
   std::optional<uint16_t> replySourcePort;
 
   bool matches(const ConntrackEntry& entry) const;

@@ -16,20 +16,28 @@ uint8_t fullPrefix(IpFamily family) { return family == IpFamily::kV4 ? 32 : 128;
 
 std::string_view toString(ForwardMethod method) {
   switch (method) {
-    case ForwardMethod::kMasquerade: return "masq";
-    case ForwardMethod::kLocal: return "local";
-    case ForwardMethod::kTunnel: return "tunnel";
-    case ForwardMethod::kDirectRoute: return "route";
-    case ForwardMethod::kBypass: return "bypass";
+    case ForwardMethod::kMasquerade:
+      return "masq";
+    case ForwardMethod::kLocal:
+      return "local";
+    case ForwardMethod::kTunnel:
+      return "tunnel";
+    case ForwardMethod::kDirectRoute:
+      return "route";
+    case ForwardMethod::kBypass:
+      return "bypass";
   }
   return "unknown";
 }
 
 std::string_view toString(TunnelType type) {
   switch (type) {
-    case TunnelType::kIpip: return "ipip";
-    case TunnelType::kGue: return "gue";
-    case TunnelType::kGre: return "gre";
+    case TunnelType::kIpip:
+      return "ipip";
+    case TunnelType::kGue:
+      return "gue";
+    case TunnelType::kGre:
+      return "gre";
   }
   return "unknown";
 }

@@ -33,8 +33,7 @@ struct ServiceFlags {
   static constexpr uint32_t kShFallback = kSched1;
   static constexpr uint32_t kShPort = kSched2;
   // What a client may set. Sent as the flags mask, so an update also clears flags left out.
-  static constexpr uint32_t kUserMask =
-      kPersistent | kOnePacket | kSched1 | kSched2 | kSched3;
+  static constexpr uint32_t kUserMask = kPersistent | kOnePacket | kSched1 | kSched2 | kSched3;
 };
 
 // IP_VS_CONN_F_* forwarding methods (the low 3 bits of a destination's conn flags).
@@ -113,9 +112,9 @@ struct Service {
 };
 
 struct Destination {
-  IpAddress address;   // may differ in family from the service only with kTunnel
-  uint16_t port = 0;   // host order
-  uint32_t weight = 1; // 0 takes no new connections (a draining backend)
+  IpAddress address;    // may differ in family from the service only with kTunnel
+  uint16_t port = 0;    // host order
+  uint32_t weight = 1;  // 0 takes no new connections (a draining backend)
   ForwardMethod forward = ForwardMethod::kMasquerade;
   // Connection thresholds: above upper the destination is overloaded, it takes new connections
   // again below lower. 0 disables. lower must not exceed upper (the kernel says ERANGE).
@@ -138,8 +137,8 @@ struct Destination {
 
 // IPVS_CMD_GET_INFO.
 struct Info {
-  uint32_t version = 0;        // IP_VS_VERSION_CODE, 0x010201 for 1.2.1
-  uint32_t connTableSize = 0;  // buckets of the connection hash (ip_vs_conn_tab_bits)
+  uint32_t version = 0;               // IP_VS_VERSION_CODE, 0x010201 for 1.2.1
+  uint32_t connTableSize = 0;         // buckets of the connection hash (ip_vs_conn_tab_bits)
   std::string versionString() const;  // "1.2.1"
 };
 

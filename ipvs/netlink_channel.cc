@@ -30,9 +30,8 @@ struct MsgDeleter {
 using MsgPtr = std::unique_ptr<nl_msg, MsgDeleter>;
 
 Error osError(const char* what, int err) {
-  const ErrorCode code = (err == EAGAIN || err == ENOBUFS || err == EINTR)
-                             ? ErrorCode::kUnavailable
-                             : ErrorCode::kInternal;
+  const ErrorCode code = (err == EAGAIN || err == ENOBUFS || err == EINTR) ? ErrorCode::kUnavailable
+                                                                           : ErrorCode::kInternal;
   return {code, std::string(what) + ": " + errnoText(err)};
 }
 
@@ -127,9 +126,8 @@ NetlinkChannel::~NetlinkChannel() {
   if (sock_ != nullptr) nl_socket_free(sock_);
 }
 
-Result<std::vector<uint8_t>> NetlinkChannel::encodeOne(uint16_t type, uint16_t flags,
-                                                       uint32_t seq, size_t index,
-                                                       const Encoder& encode) {
+Result<std::vector<uint8_t>> NetlinkChannel::encodeOne(uint16_t type, uint16_t flags, uint32_t seq,
+                                                       size_t index, const Encoder& encode) {
   MsgPtr msg(nlmsg_alloc_size(kMaxRequestBytes));
   if (!msg) return Error::internal("nlmsg_alloc: out of memory");
   if (nlmsg_put(msg.get(), portId_, seq, type, 0, flags) == nullptr) {
@@ -271,8 +269,7 @@ Result<std::vector<Ack>> NetlinkChannel::transact(size_t count, uint16_t type,
   return acks;
 }
 
-Result<void> NetlinkChannel::dump(uint16_t type, const Encoder& encode,
-                                  const Handler& onMessage) {
+Result<void> NetlinkChannel::dump(uint16_t type, const Encoder& encode, const Handler& onMessage) {
   const uint32_t seq = nextSeq_++;
   auto req = encodeOne(type, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, encode);
   if (!req) return req.error();

@@ -56,7 +56,7 @@ class NetlinkChannel {
     // holds ~16k ACKs, so a 4096-request window has ample headroom.
     int receiveBufferBytes = 8 << 20;
     int sendBufferBytes = 4 << 20;
-    size_t maxWindow = 4096;  // requests per sendmsg at most
+    size_t maxWindow = 4096;      // requests per sendmsg at most
     int replyTimeoutMs = 10'000;  // waiting for any one reply; the kernel answers in micro-
                                   // seconds, so this only bounds a lost or wedged socket
   };
@@ -104,8 +104,8 @@ class NetlinkChannel {
   // ACKs: each ACK is its own datagram, so this cuts the reads per window by up to kBurst.
   // Returns how many arrived; datagram i is at burst_[i * kBurstBytes], burstLen_[i] long.
   Result<size_t> receiveBurst();
-  Result<std::vector<uint8_t>> encodeOne(uint16_t type, uint16_t flags, uint32_t seq,
-                                         size_t index, const Encoder& encode);
+  Result<std::vector<uint8_t>> encodeOne(uint16_t type, uint16_t flags, uint32_t seq, size_t index,
+                                         const Encoder& encode);
 
   nl_sock* sock_ = nullptr;
   int fd_ = -1;

@@ -137,12 +137,18 @@ Result<void> putDestination(nl_msg* msg, const Destination& d, bool full) {
 
 uint8_t commandOf(Batch::Op op) {
   switch (op) {
-    case Batch::Op::kAddService: return IPVS_CMD_NEW_SERVICE;
-    case Batch::Op::kUpdateService: return IPVS_CMD_SET_SERVICE;
-    case Batch::Op::kDeleteService: return IPVS_CMD_DEL_SERVICE;
-    case Batch::Op::kAddDestination: return IPVS_CMD_NEW_DEST;
-    case Batch::Op::kUpdateDestination: return IPVS_CMD_SET_DEST;
-    case Batch::Op::kDeleteDestination: return IPVS_CMD_DEL_DEST;
+    case Batch::Op::kAddService:
+      return IPVS_CMD_NEW_SERVICE;
+    case Batch::Op::kUpdateService:
+      return IPVS_CMD_SET_SERVICE;
+    case Batch::Op::kDeleteService:
+      return IPVS_CMD_DEL_SERVICE;
+    case Batch::Op::kAddDestination:
+      return IPVS_CMD_NEW_DEST;
+    case Batch::Op::kUpdateDestination:
+      return IPVS_CMD_SET_DEST;
+    case Batch::Op::kDeleteDestination:
+      return IPVS_CMD_DEL_DEST;
   }
   return IPVS_CMD_UNSPEC;
 }
@@ -181,8 +187,8 @@ Result<void> validate(const Batch::Change& c) {
       return Error::invalid("persistence engine name longer than 15 characters");
     }
     const uint8_t full = k.family == IpFamily::kV4 ? 32 : 128;
-    if (s.persistencePrefix && (*s.persistencePrefix > full ||
-                                (k.family == IpFamily::kV6 && *s.persistencePrefix == 0))) {
+    if (s.persistencePrefix &&
+        (*s.persistencePrefix > full || (k.family == IpFamily::kV6 && *s.persistencePrefix == 0))) {
       return Error::invalid("persistence prefix /" + std::to_string(*s.persistencePrefix) +
                             " out of range");
     }
@@ -195,7 +201,9 @@ Error changeError(const Batch& batch, size_t i, const Ack& ack) {
   ErrorCode code = ErrorCode::kInternal;
   std::string meaning;
   switch (ack.error) {
-    case EEXIST: code = ErrorCode::kAlreadyExists; break;
+    case EEXIST:
+      code = ErrorCode::kAlreadyExists;
+      break;
     case ESRCH:
       code = ErrorCode::kNotFound;
       meaning = "no such service";
@@ -221,17 +229,24 @@ Error changeError(const Batch& batch, size_t i, const Ack& ack) {
       break;
     case EINVAL:
     case EAFNOSUPPORT:
-    case EOPNOTSUPP: code = ErrorCode::kInvalidArgument; break;
+    case EOPNOTSUPP:
+      code = ErrorCode::kInvalidArgument;
+      break;
     case ENOMEM:
-    case ENOSPC: code = ErrorCode::kResourceExhausted; break;
+    case ENOSPC:
+      code = ErrorCode::kResourceExhausted;
+      break;
     case EPERM:
     case EACCES:
       code = ErrorCode::kFailedPrecondition;
       meaning = "needs CAP_NET_ADMIN";
       break;
     case EBUSY:
-    case EAGAIN: code = ErrorCode::kUnavailable; break;
-    default: break;
+    case EAGAIN:
+      code = ErrorCode::kUnavailable;
+      break;
+    default:
+      break;
   }
   std::string msg = batch.describe(i) + ": ";
   if (!meaning.empty()) msg += meaning + ": ";
@@ -323,8 +338,7 @@ Result<Service> parseService(nlattr* nest) {
   if (auto mark = get<uint32_t>(tb[IPVS_SVC_ATTR_FWMARK]); mark && *mark != 0) {
     s.key.fwmark = *mark;
   } else {
-    s.key.protocol =
-        static_cast<Protocol>(get<uint16_t>(tb[IPVS_SVC_ATTR_PROTOCOL]).value_or(0));
+    s.key.protocol = static_cast<Protocol>(get<uint16_t>(tb[IPVS_SVC_ATTR_PROTOCOL]).value_or(0));
     s.key.address = addressOf(*family, tb[IPVS_SVC_ATTR_ADDR]);
     s.key.port = ntohs(get<uint16_t>(tb[IPVS_SVC_ATTR_PORT]).value_or(0));
   }
@@ -351,8 +365,8 @@ Result<Destination> parseDestination(nlattr* nest, IpFamily serviceFamily) {
   Destination d;
   d.address = addressOf(family, tb[IPVS_DEST_ATTR_ADDR]);
   d.port = ntohs(get<uint16_t>(tb[IPVS_DEST_ATTR_PORT]).value_or(0));
-  d.forward = static_cast<ForwardMethod>(
-      get<uint32_t>(tb[IPVS_DEST_ATTR_FWD_METHOD]).value_or(0) & IP_VS_CONN_F_FWD_MASK);
+  d.forward = static_cast<ForwardMethod>(get<uint32_t>(tb[IPVS_DEST_ATTR_FWD_METHOD]).value_or(0) &
+                                         IP_VS_CONN_F_FWD_MASK);
   d.weight = get<uint32_t>(tb[IPVS_DEST_ATTR_WEIGHT]).value_or(0);
   d.upperThreshold = get<uint32_t>(tb[IPVS_DEST_ATTR_U_THRESH]).value_or(0);
   d.lowerThreshold = get<uint32_t>(tb[IPVS_DEST_ATTR_L_THRESH]).value_or(0);
@@ -492,7 +506,8 @@ Result<void> NetlinkClient::deleteDestination(const ServiceKey& key, const IpAdd
 
 Result<Service> NetlinkClient::getService(const ServiceKey& key) {
   const std::string what = "service " + key.toString();
-  if (auto v = validate(Batch::keyed(Batch::Op::kDeleteService, key)); !v) return v.error().wrap(what);
+  if (auto v = validate(Batch::keyed(Batch::Op::kDeleteService, key)); !v)
+    return v.error().wrap(what);
   std::optional<Service> found;
   auto ack = channel_->request(
       family_,
@@ -533,7 +548,8 @@ Result<std::vector<Service>> NetlinkClient::listServices() {
 
 Result<std::vector<Destination>> NetlinkClient::listDestinations(const ServiceKey& key) {
   const std::string what = "service " + key.toString();
-  if (auto v = validate(Batch::keyed(Batch::Op::kDeleteService, key)); !v) return v.error().wrap(what);
+  if (auto v = validate(Batch::keyed(Batch::Op::kDeleteService, key)); !v)
+    return v.error().wrap(what);
   std::vector<Destination> out;
   auto r = channel_->dump(
       family_,
@@ -596,8 +612,8 @@ Result<void> NetlinkClient::simpleCommand(uint8_t cmd, const std::string& what,
   const Ack& ack = acks->front();
   if (ack.error == 0) return okResult();
   const ErrorCode code = ack.error == EINVAL ? ErrorCode::kInvalidArgument : ErrorCode::kInternal;
-  return Error{code, what + ": " + errnoText(ack.error) +
-                         (ack.message.empty() ? "" : ": " + ack.message)};
+  return Error{
+      code, what + ": " + errnoText(ack.error) + (ack.message.empty() ? "" : ": " + ack.message)};
 }
 
 Result<void> NetlinkClient::setTimeouts(const Timeouts& t) {
@@ -612,8 +628,7 @@ Result<void> NetlinkClient::setTimeouts(const Timeouts& t) {
 }
 
 Result<void> NetlinkClient::flush() {
-  return simpleCommand(IPVS_CMD_FLUSH, "IPVS flush",
-                       [](size_t, nl_msg*) { return okResult(); });
+  return simpleCommand(IPVS_CMD_FLUSH, "IPVS flush", [](size_t, nl_msg*) { return okResult(); });
 }
 
 }  // namespace sluice::ipvs

@@ -97,8 +97,7 @@ class NetlinkClient {
  public:
   // Opens the socket and resolves the IPVS family: kUnavailable "IPVS generic netlink family
   // not found (is ip_vs loaded?)" when the kernel lacks it.
-  static Result<std::unique_ptr<NetlinkClient>> create(
-      NetlinkChannel::Options options = {});
+  static Result<std::unique_ptr<NetlinkClient>> create(NetlinkChannel::Options options = {});
 
   // Pipelined writes: see the file comment. An Error return (rather than failures in the
   // result) means the transport failed and the kernel's state is unknown: resync from a dump.

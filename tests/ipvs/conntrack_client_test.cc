@@ -1,6 +1,8 @@
 // ConntrackClient against real conntrack entries (vm suite): UDP through IPVS virtual services
 // to local backends, with net.ipv4.vs.conntrack=1 and an nftables ct rule so the kernel tracks
 // it as in the IPVS mode; the entries of one removed backend are deleted, the others stay.
+#include "ipvs/conntrack_client.h"
+
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,7 +14,6 @@
 #include <memory>
 #include <vector>
 
-#include "ipvs/conntrack_client.h"
 #include "tests/ipvs/netlink_client_fixture.h"
 #include "tests/ipvs/vm_env.h"
 
@@ -61,15 +62,15 @@ class ConntrackClientTest : public NetlinkClientTest {
                    "  chain out { type filter hook output priority 0; ct state new counter; }\n"
                    "}\n"),
               0);
-    link_ = std::make_unique<LocalLink>("slct" + std::to_string(getpid() % 100000),
-                                        std::vector<std::string>{"10.96.6.10/32", "10.244.6.1/32",
-                                                                 "10.244.6.2/32"});
+    link_ = std::make_unique<LocalLink>(
+        "slct" + std::to_string(getpid() % 100000),
+        std::vector<std::string>{"10.96.6.10/32", "10.244.6.1/32", "10.244.6.2/32"});
     ASSERT_TRUE(link_->ok());
     for (uint16_t port : {53, 54}) {
       const auto key = ServiceKey::tuple(ip("10.96.6.10"), port, Protocol::kUdp);
       addService(makeService(key));
-      ASSERT_TRUE(client_->addDestination(key, makeDest(port == 53 ? "10.244.6.1" : "10.244.6.2",
-                                                        5353)));
+      ASSERT_TRUE(
+          client_->addDestination(key, makeDest(port == 53 ? "10.244.6.1" : "10.244.6.2", 5353)));
     }
     for (const char* backend : {"10.244.6.1", "10.244.6.2"}) {
       const int fd = udpSocket(backend, 5353);

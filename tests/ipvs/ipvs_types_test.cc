@@ -1,8 +1,9 @@
 // The IPVS value types (unit suite, no kernel): the names errors use and the comparison the
 // mode's sync relies on to skip unchanged services.
+#include "ipvs/ipvs_types.h"
+
 #include <gtest/gtest.h>
 
-#include "ipvs/ipvs_types.h"
 #include "ipvs/netlink_client.h"
 
 namespace sluice::ipvs {
@@ -12,7 +13,8 @@ IpAddress ip(const char* text) { return IpAddress::parse(text).value(); }
 
 // Keys print as address:port/PROTO, IPv6 bracketed, fwmark services by mark and family.
 TEST(IpvsTypesTest, KeysPrintAsErrorsNameThem) {
-  EXPECT_EQ(ServiceKey::tuple(ip("10.96.0.10"), 53, Protocol::kUdp).toString(), "10.96.0.10:53/UDP");
+  EXPECT_EQ(ServiceKey::tuple(ip("10.96.0.10"), 53, Protocol::kUdp).toString(),
+            "10.96.0.10:53/UDP");
   EXPECT_EQ(ServiceKey::tuple(ip("fd00::a"), 443, Protocol::kTcp).toString(), "[fd00::a]:443/TCP");
   EXPECT_EQ(ServiceKey::mark(IpFamily::kV6, 0x4000).toString(), "fwmark 0x4000/IPv6");
 }

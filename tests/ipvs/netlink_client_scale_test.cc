@@ -85,7 +85,8 @@ int tcpSocket(const char* address, uint16_t port, bool listen) {
   sa.sin_port = htons(port);
   inet_pton(AF_INET, address, &sa.sin_addr);
   const auto* p = reinterpret_cast<const sockaddr*>(&sa);
-  const int r = listen ? (::bind(fd, p, sizeof(sa)) || ::listen(fd, 4)) : ::connect(fd, p, sizeof(sa));
+  const int r =
+      listen ? (::bind(fd, p, sizeof(sa)) || ::listen(fd, 4)) : ::connect(fd, p, sizeof(sa));
   if (r != 0) {
     ::close(fd);
     return -1;
@@ -98,8 +99,7 @@ int tcpSocket(const char* address, uint16_t port, bool listen) {
 // 64-bit counters of service and destination show the connection, packets and bytes once the
 // kernel's estimator has run (every 2 s).
 TEST_F(NetlinkClientTest, RealTrafficMovesConnectionCountsAndStats) {
-  LocalLink link("slipvs" + std::to_string(getpid() % 100000),
-                 {"10.96.5.10/32", "10.244.5.1/32"});
+  LocalLink link("slipvs" + std::to_string(getpid() % 100000), {"10.96.5.10/32", "10.244.5.1/32"});
   ASSERT_TRUE(link.ok()) << "dummy link setup failed";
   const auto key = ServiceKey::tuple(ip("10.96.5.10"), 80, Protocol::kTcp);
   addService(makeService(key));

@@ -102,7 +102,8 @@ TEST_F(NetlinkClientTest, FwmarkServicesAreKeyedByFamilyAndMark) {
   const auto v6 = ServiceKey::mark(IpFamily::kV6, 0x10);
   addService(makeService(v4));
   addService(makeService(v6, "lc"));
-  ASSERT_TRUE(client_->addDestination(v4, makeDest("10.244.0.9", 0, 1, ForwardMethod::kDirectRoute)));
+  ASSERT_TRUE(
+      client_->addDestination(v4, makeDest("10.244.0.9", 0, 1, ForwardMethod::kDirectRoute)));
   ASSERT_TRUE(client_->addDestination(v6, makeDest("fd00::9", 0, 3, ForwardMethod::kDirectRoute)));
 
   auto all = client_->listServices();
@@ -317,8 +318,8 @@ TEST_F(NetlinkClientTest, BatchReportsEachFailureAndAppliesTheRest) {
   track(b);
   Batch batch;
   batch.addService(makeService(a));
-  batch.addService(makeService(a));                            // 1: EEXIST
-  batch.addDestination(missing, makeDest("10.244.8.1", 80));   // 2: ESRCH
+  batch.addService(makeService(a));                           // 1: EEXIST
+  batch.addDestination(missing, makeDest("10.244.8.1", 80));  // 2: ESRCH
   batch.addService(makeService(b));
   batch.addService(makeService(ServiceKey::tuple(ip("10.96.0.83"), 80, Protocol::kIcmp)));  // 4
   auto r = client_->apply(batch);

@@ -58,8 +58,7 @@ bool waitFor(const std::function<bool()>& done, std::chrono::milliseconds limit)
   }
 }
 
-LocalLink::LocalLink(const std::string& name, const std::vector<std::string>& cidrs)
-    : name_(name) {
+LocalLink::LocalLink(const std::string& name, const std::vector<std::string>& cidrs) : name_(name) {
   std::string batch = "link add " + name_ + " type dummy\nlink set " + name_ + " up\n";
   for (const auto& cidr : cidrs) batch += "addr add " + cidr + " dev " + name_ + "\n";
   ok_ = feed("ip -batch -", batch) == 0;
