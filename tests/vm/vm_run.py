@@ -443,6 +443,8 @@ def main():
                                                           "/var/cache/sluice-vm"))
     ap.add_argument("--rw", action="append", default=[], metavar="DIR",
                     help="host directory the guest may write (same path in the guest)")
+    ap.add_argument("--append", default="", metavar="ARGS",
+                    help="extra kernel command line (e.g. 'loglevel=7' to see the boot)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
@@ -463,7 +465,8 @@ def main():
         with open(os.path.join(share, "stage2.sh"), "w") as f:
             f.write(stage2_script(cmd, os.getcwd(), args.rw, release, moddir))
         qemu = [QEMU, *QEMU_MACHINE, "-m", str(args.memory),
-                "-kernel", vmlinux, "-initrd", initrd, "-append", KERNEL_CMDLINE,
+                "-kernel", vmlinux, "-initrd", initrd,
+                "-append", f"{KERNEL_CMDLINE} {args.append}".strip(),
                 "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con",
                 "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
                 "-device", "virtio-9p-pci,fsdev=root,mount_tag=hostroot",
