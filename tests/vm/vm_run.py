@@ -354,7 +354,14 @@ def prepare_cache(cache_dir, release, kdir, module_set):
     """Paths of the cached vmlinux and initramfs, building them under a lock if missing."""
     with open(__file__, "rb") as f:
         runner_hash = hashlib.sha256(f.read()).hexdigest()[:12]
-    os.makedirs(cache_dir, exist_ok=True)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        if not os.access(cache_dir, os.W_OK):
+            raise PermissionError(cache_dir)
+    except PermissionError:
+        # Not root: a per-user cache instead of the shared one.
+        cache_dir = os.path.join(os.path.expanduser("~"), ".cache", "sluice-vm")
+        os.makedirs(cache_dir, exist_ok=True)
     vmlinux = os.path.join(cache_dir, f"vmlinux-{release}")
     initrd = os.path.join(cache_dir, f"initramfs-{release}-{module_set}-{runner_hash}.cpio")
     depmod = os.path.join(cache_dir, f"depmod-{release}")
