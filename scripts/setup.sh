@@ -29,6 +29,11 @@ packages=(
   # bench/lab (sluice-bench): the kube-proxy baselines it programs, a load
   # generator, and the plots
   nftables wrk gnuplot-nox
+  # vm suite (tests/vm/vm_run.py): Debian kernels with IP_VS under qemu TCG, a busybox
+  # initramfs, kmod's modinfo for module order and zstd for 6.12's kernel image
+  qemu-system-x86 busybox-static kmod zstd
+  # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it
+  libnl-genl-3-dev ipvsadm
 )
 
 missing=()
@@ -56,6 +61,40 @@ if [ ! -x "$kubectl120/usr/bin/kubectl" ]; then
   dpkg -x "$tmp"/kubernetes-client_*.deb "$kubectl120"
   rm -rf "$tmp"
 fi
+
+# Debian kernels for the vm suite, unpacked (never installed as the host's kernel) into
+# /opt/sluice/vm/linux-<release>/ where tests/vm/vm_run.py finds them: 6.1 is bookworm's
+# default (the linux-image-amd64 metapackage), 6.12 comes from bookworm-security's
+# linux-image-6.12-amd64 when the apt sources carry it.
+vm_kernel() {  # $1: metapackage naming the current kernel package
+  local pkg release dir tmp
+  pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$pkg" ] && [ -z "${vm_lists_updated:-}" ]; then
+    vm_lists_updated=1  # empty or stale package lists: refresh them once
+    apt-get update -qq
+    pkg=$(apt-cache depends "$1" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  if [ -z "$pkg" ]; then
+    echo "setup: $1 not in the apt sources; its vm tests will skip"
+    return 0
+  fi
+  release=${pkg#linux-image-}
+  dir=/opt/sluice/vm/linux-$release
+  [ -f "$dir/boot/vmlinuz-$release" ] && return 0
+  echo "setup: unpacking $pkg into $dir"
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp"  # apt's _apt download user writes there
+  (cd "$tmp" && { apt-get download -qq "$pkg" 2>/dev/null ||
+                  { apt-get update -qq && apt-get download -qq "$pkg"; }; })
+  mkdir -p "$tmp/x"
+  dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/x"
+  mkdir -p /opt/sluice/vm
+  rm -rf "$dir"
+  mv "$tmp/x" "$dir"
+  rm -rf "$tmp"
+}
+vm_kernel linux-image-amd64
+vm_kernel linux-image-6.12-amd64
 
 if [ -f build/build.ninja ]; then
   meson setup --reconfigure build >/dev/null
