@@ -54,6 +54,23 @@
 #define SL_ECONNREFUSED	 111
 #define SL_EHOSTUNREACH	 113
 
+/*
+ * The network namespace of the node this object serves (its agent's), set
+ * by the loader; 0 = every namespace (a kernel without SO_NETNS_COOKIE).
+ * The hooks sit on a cgroup that several nodes can share (the host's
+ * cgroup2 root, with kind-style nodes or a lab on one host): each agent's
+ * programs act on its own node's sockets only and proceed unchanged for
+ * every other namespace. Pods (their own namespaces) take the per-packet
+ * path of bpf_lxc. Netns cookies are never reused while the host runs, so
+ * the hooks of a dead node match nothing.
+ */
+const volatile __u64 sl_netns_cookie = 0;
+
+static __always_inline bool sock_for_this_node(struct bpf_sock_addr *ctx)
+{
+	return !sl_netns_cookie || bpf_get_netns_cookie(ctx) == sl_netns_cookie;
+}
+
 /* A socket address as the maps store it (lb.h layout, network order). */
 struct sock_addr {
 	__be32 addr[4];
@@ -209,6 +226,9 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx)
 	struct sock_addr dst = { .proto = ctx->protocol };
 	int ret;
 
+	if (!sock_for_this_node(ctx))
+		return SYS_PROCEED;
+
 	sock_addr_v4(&dst, ctx->user_ip4, ctx->user_port);
 	ret = sock_fwd(ctx, &dst);
 	if (ret < 0) {
@@ -227,6 +247,9 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx)
 	struct sock_addr dst = { .proto = ctx->protocol };
 	__u32 ip6[4];
 	int ret;
+
+	if (!sock_for_this_node(ctx))
+		return SYS_PROCEED;
 
 	ip6[0] = ctx->user_ip6[0];
 	ip6[1] = ctx->user_ip6[1];
@@ -253,6 +276,9 @@ static __always_inline int sock4_rev(struct bpf_sock_addr *ctx)
 {
 	struct sock_addr peer = {};
 
+	if (!sock_for_this_node(ctx))
+		return SYS_PROCEED;
+
 	sock_addr_v4(&peer, ctx->user_ip4, ctx->user_port);
 	if (sock_rev(ctx, &peer) > 0) {
 		ctx->user_ip4 = peer.addr[0];
@@ -265,6 +291,9 @@ static __always_inline int sock6_rev(struct bpf_sock_addr *ctx)
 {
 	struct sock_addr peer = {};
 	__u32 ip6[4];
+
+	if (!sock_for_this_node(ctx))
+		return SYS_PROCEED;
 
 	ip6[0] = ctx->user_ip6[0];
 	ip6[1] = ctx->user_ip6[1];

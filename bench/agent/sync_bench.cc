@@ -156,6 +156,18 @@ class TimedMode final : public ProxyMode {
   }
   Result<void> apply(const ServiceDiff& diff) override { return inner_.apply(diff); }
   ProxyStats stats() const override { return inner_.stats(); }
+  ModeCapabilities capabilities() const override { return inner_.capabilities(); }
+  uint64_t epoch() const override { return inner_.epoch(); }
+  void onStateLost(std::function<void()> listener) override { inner_.onStateLost(std::move(listener)); }
+  Result<std::vector<DescribedFrontend>> describeFrontends() const override {
+    return inner_.describeFrontends();
+  }
+  Result<DescribedSelection> describeSelection(const ServiceKey& key) const override {
+    return inner_.describeSelection(key);
+  }
+  Result<std::vector<DescribedFlow>> describeFlows(size_t limit) const override {
+    return inner_.describeFlows(limit);
+  }
   double lastSyncMs() const { return lastSyncMs_; }
 
  private:

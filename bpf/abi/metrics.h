@@ -5,8 +5,8 @@
  * struct sl_counter indexed by the enums below; the loader sums the CPUs.
  *
  * Each list is an X-macro so the C enum and the C++ names exported as
- * "drop.<name>" / "event.<name>" come from one definition. Names match
- * dataplane/drop_reason.h's toString() where the reason is the same.
+ * "drop.<name>" / "event.<name>" come from one definition; the drop
+ * reasons are dataplane/drop_reasons.h's, shared with every mode.
  * Values are stable (pinned maps outlive the agent): append only.
  */
 #ifndef SLUICE_BPF_ABI_METRICS_H
@@ -16,26 +16,8 @@
 #include <linux/types.h>
 #endif
 
-#define SL_DROP_REASONS(X)                                                     \
-	X(NONE, none)                     /* never counted */                 \
-	X(TRUNCATED_L3, truncated_l3)     /* shorter than the IP header */    \
-	X(BAD_IP_VERSION, bad_ip_version) /* version != EtherType's */        \
-	X(BAD_IPV4_HEADER_LENGTH, bad_ipv4_header_length) /* IHL < 5 */       \
-	X(IPV4_OPTIONS, ipv4_options)     /* IHL > 5 on a service flow */     \
-	X(BAD_IP_TOTAL_LENGTH, bad_ip_total_length) /* past the buffer */     \
-	X(FRAGMENT, fragment)             /* first fragment of a service flow */ \
-	X(IPV6_EXT_HEADER_LIMIT, ipv6_ext_header_limit)                       \
-	X(IPV6_ROUTING_HEADER, ipv6_routing_header) /* segments left > 0 */   \
-	X(TRUNCATED_L4, truncated_l4)     /* L4 header past the IP packet */  \
-	X(BAD_TCP_HEADER_LENGTH, bad_tcp_header_length) /* data offset < 5 */ \
-	X(BAD_UDP_LENGTH, bad_udp_length) /* < 8 or past the IP packet */     \
-	X(NO_BACKEND, no_backend)         /* refused: no ready endpoint */    \
-	X(NO_LOCAL_BACKEND, no_local_backend) /* Local policy, none here */   \
-	X(MAGLEV_MISSING, maglev_missing) /* table absent: loader race */     \
-	X(CT_FULL, ct_full)               /* conntrack insert failed */       \
-	X(NAT_FAILED, nat_failed)         /* a rewrite helper failed */       \
-	X(REJECT_FAILED, reject_failed)   /* could not build RST/ICMP */ \
-	X(SOCK_REVNAT_FULL, sock_revnat_full) /* sl_sock_rev insert failed */
+/* Drop reasons: dataplane/drop_reasons.h, the list every mode shares. */
+#include "dataplane/drop_reasons.h"
 
 #define SL_EVENTS(X)                                                           \
 	X(SVC_NEW, svc_new)               /* first packet: backend chosen */  \
@@ -54,9 +36,9 @@
 	X(SOCK_TERM, sock_term)           /* stale connected UDP socket destroyed */ \
 	X(ICMP_ERR_REV, icmp_err_rev)     /* ICMP error of a service flow translated */
 
-#define SL__ENUM_DROP(name, str) SL_DROP_##name,
+#define SL__ENUM_DROP(name, cxx, str) SL_DROP_##name,
 #define SL__ENUM_EVENT(name, str) SL_EV_##name,
-enum sl_drop_reason { SL_DROP_REASONS(SL__ENUM_DROP) SL_DROP_MAX };
+enum sl_drop_reason { SL_DROP_REASON_LIST(SL__ENUM_DROP) SL_DROP_MAX };
 enum sl_event { SL_EVENTS(SL__ENUM_EVENT) SL_EV_MAX };
 #undef SL__ENUM_DROP
 #undef SL__ENUM_EVENT

@@ -1,8 +1,11 @@
 #include "bpf/loader/ebpf_datapath.h"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -78,7 +81,48 @@ Result<void> ensureBpffs(const std::string& pinDir) {
                "pin directory " + pinDir + " is not on a bpffs (mount -t bpf bpffs DIR)"};
 }
 
+// One agent per pin directory: two would fight over every entry. The lock
+// is keyed by the directory's device and inode, so agents in separate
+// mount namespaces (each `ip netns exec` mounts its own bpffs at the same
+// path) do not collide. It is a POSIX record lock (fcntl F_SETLK) on a file
+// under /run: owned by the process, so not inherited by the children the
+// agent forks (pods, stream helpers; flock() locks would be), and released
+// by the kernel when the holder dies (no stale lock after kill -9).
+Result<int> lockPinDir(const std::string& pinDir) {
+  std::error_code ec;
+  std::filesystem::create_directories(pinDir, ec);
+  struct stat st {};
+  if (::stat(pinDir.c_str(), &st) != 0) {
+    return Error::internal("pin directory " + pinDir + ": " + std::strerror(errno));
+  }
+  std::filesystem::create_directories("/run/sluice", ec);
+  const std::string path = "/run/sluice/ebpf-pins-" + std::to_string(st.st_dev) + "-" +
+                           std::to_string(st.st_ino) + ".lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Error::internal("lock " + path + ": " + std::strerror(errno));
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
+  if (::fcntl(fd, F_SETLK, &lk) != 0) {
+    char pid[32] = {};
+    (void)::pread(fd, pid, sizeof pid - 1, 0);
+    ::close(fd);
+    return Error{ErrorCode::kFailedPrecondition,
+                 "pin directory " + pinDir + " is in use by another agent (pid " + std::string(pid) +
+                     "): give each node on this host its own --ebpf-pin-dir"};
+  }
+  const std::string self = std::to_string(::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, self.data(), self.size(), 0) < 0) {
+    // Only the holder's pid for the message above: not worth failing over.
+  }
+  return fd;
+}
+
 }  // namespace
+
+EbpfDatapath::~EbpfDatapath() {
+  if (lockFd_ >= 0) ::close(lockFd_);
+}
 
 Result<EbpfDatapathOptions> EbpfDatapathOptions::fromFlags(const ModeFlagValues& values) {
   const auto flags = ebpfFlags();
@@ -130,9 +174,15 @@ Result<std::string> cgroup2Root(const std::string& fallback) {
 Result<std::unique_ptr<EbpfDatapath>> EbpfDatapath::create(const NodeConfig& node,
                                                            EbpfDatapathOptions options) {
   if (auto r = ensureBpffs(options.mode.pinDir); !r) return r.error();
+  auto lock = lockPinDir(options.mode.pinDir);
+  if (!lock) return lock.error();
   auto mode = EbpfMode::create(options.mode);
-  if (!mode) return mode.error().wrap("ebpf mode");
+  if (!mode) {
+    ::close(*lock);
+    return mode.error().wrap("ebpf mode");
+  }
   std::unique_ptr<EbpfDatapath> dp(new EbpfDatapath(node, options, std::move(*mode)));
+  dp->lockFd_ = *lock;
   if (options.socketLb) {
     dp->cgroup_ = options.cgroupPath;
     if (dp->cgroup_.empty()) {
@@ -249,7 +299,17 @@ ModeDriver ebpfModeDriver() {
   d.cleanup = [](const NodeConfig& node, const ModeFlagValues& values) -> Result<void> {
     auto o = EbpfDatapathOptions::fromFlags(values);
     if (!o) return o.error();
-    return EbpfDatapath::cleanupLeftovers(node, *o);
+    // Never under a running agent's feet: its lock says it lives.
+    std::error_code ec;
+    int lock = -1;
+    if (std::filesystem::exists(o->mode.pinDir, ec)) {
+      auto l = lockPinDir(o->mode.pinDir);
+      if (!l) return l.error();
+      lock = *l;
+    }
+    auto r = EbpfDatapath::cleanupLeftovers(node, *o);
+    if (lock >= 0) ::close(lock);
+    return r;
   };
   return d;
 }

@@ -44,6 +44,10 @@ class EbpfDatapath final : public Datapath {
   // uplink addresses.
   static Result<void> cleanupLeftovers(const NodeConfig& node, const EbpfDatapathOptions& options);
 
+  ~EbpfDatapath() override;
+  EbpfDatapath(const EbpfDatapath&) = delete;
+  EbpfDatapath& operator=(const EbpfDatapath&) = delete;
+
   ProxyMode& mode() override { return *mode_; }
   EbpfMode& ebpf() { return *mode_; }
   Result<void> attachPodInterface(const std::string& ifname) override;
@@ -66,6 +70,7 @@ class EbpfDatapath final : public Datapath {
   int uplink_ = 0;      // ifindex, 0 without one
   mutable std::mutex addressesMu_;
   std::unique_ptr<UplinkAddresses> addresses_;  // with an uplink only
+  int lockFd_ = -1;  // flock() on the pin directory: one agent per directory
 };
 
 // The `ebpf` entry of the agent's mode factory.

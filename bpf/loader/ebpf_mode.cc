@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/magic.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -162,6 +163,21 @@ Result<OpenedTable> openMaglevTable(uint32_t setId, uint32_t mapId) {
   return OpenedTable{std::move(fd), std::move(*ids)};
 }
 
+// SO_NETNS_COOKIE (Linux 5.14) of the calling thread's network namespace,
+// 0 when the kernel cannot say.
+uint64_t currentNetnsCookie() {
+#ifndef SO_NETNS_COOKIE
+  constexpr int SO_NETNS_COOKIE = 71;  // asm-generic/socket.h
+#endif
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) cookie = 0;
+  ::close(fd);
+  return cookie;
+}
+
 IpFamily familyOfSet(uint32_t setId) {
   return (setId & SL_SVC_ID_V6) ? IpFamily::kV6 : IpFamily::kV4;
 }
@@ -246,10 +262,15 @@ Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
   // object then reuses them by name, already checked and sized.
   auto lxc = loadObject<lxc_bpf>(options, "lxc.bpf.o");
   if (!lxc) return lxc.error();
-  auto sock = loadObject<sock_bpf>(options, "sock.bpf.o");
+  // The socket hooks act on this (the node's) network namespace only: see
+  // sl_netns_cookie in bpf/sock.bpf.c.
+  const uint64_t netns = options.netnsCookie ? *options.netnsCookie : currentNetnsCookie();
+  auto sock = loadObject<sock_bpf>(options, "sock.bpf.o",
+                                   [netns](sock_bpf& skel) { skel.rodata->sl_netns_cookie = netns; });
   if (!sock) return sock.error();
   std::unique_ptr<EbpfMode> mode(
       new EbpfMode(std::move(options), std::move(*lxc), std::move(*sock)));
+  mode->netnsCookie_ = netns;
   // Optional: a kernel without it still balances; socketTermination() says why.
   mode->loadSocketTerminator();
   return mode;

@@ -66,6 +66,10 @@ struct EbpfOptions {
   uint32_t maxConntrack = 262144;  // sl_ct: two entries per flow (LRU)
   uint32_t maxAffinity = 65536;    // sl_affinity (LRU)
   uint32_t maxSockReverse = 262144;  // sl_sock_rev: sockets sent to a backend (LRU)
+  // The network namespace whose sockets the cgroup hooks translate (its
+  // SO_NETNS_COOKIE); unset: the namespace of the thread calling create(),
+  // 0: every namespace in the cgroup.
+  std::optional<uint64_t> netnsCookie;
 };
 
 // Every entry of the datapath maps as the kernel holds them now, for
@@ -281,6 +285,7 @@ class EbpfMode final : public ProxyMode {
   uint32_t nextBackendId_ = 1;
   bool backendIdsWrapped_ = false;
   bool synced_ = false;  // apply() needs the pinned state sync() adopts
+  uint64_t netnsCookie_ = 0;  // the socket hooks' namespace (0: all)
   bpf::PendingWrites* batch_ = nullptr;  // set while sync() runs
   uint64_t applies_ = 0;
   uint64_t applyErrors_ = 0;

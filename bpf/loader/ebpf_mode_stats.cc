@@ -10,6 +10,7 @@
 
 #include "bpf/loader/abi_layout.h"
 #include "bpf/loader/ebpf_mode.h"
+#include "dataplane/drop_reason.h"
 
 namespace sluice {
 
@@ -17,12 +18,7 @@ using bpf::MapRef;
 
 namespace {
 
-constexpr const char* kDropNames[] = {
-#define SL_NAME(name, str) #str,
-    SL_DROP_REASONS(SL_NAME)
-#undef SL_NAME
-};
-static_assert(std::size(kDropNames) == SL_DROP_MAX);
+static_assert(kDropReasonCount == SL_DROP_MAX, "one drop-reason list (dataplane/drop_reasons.h)");
 
 constexpr const char* kEventNames[] = {
 #define SL_NAME(name, str) #str,
@@ -52,7 +48,7 @@ ProxyStats EbpfMode::stats() const {
   s.applies = applies_;
   s.applyErrors = applyErrors_;
   for (uint32_t i = 1; i < SL_DROP_MAX; ++i) {
-    s.counters[std::string("drop.") + kDropNames[i]] = sumCounter(drops_, i);
+    s.counters["drop." + std::string(toString(static_cast<DropReason>(i)))] = sumCounter(drops_, i);
   }
   for (uint32_t i = 0; i < SL_EV_MAX; ++i) {
     s.counters[std::string("event.") + kEventNames[i]] = sumCounter(events_, i);

@@ -7,6 +7,7 @@
 #include <bpf/libbpf.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include "bpf/abi/metrics.h"
 #include "bpf/abi/sock.h"
 #include "bpf/loader/abi_layout.h"
+#include "dataplane/drop_reason.h"
 #include "lxc.skel.h"
 #include "sock.skel.h"
 #include "sock_term.skel.h"
@@ -162,6 +164,35 @@ TEST(AbiLayoutTest, CounterMapsHaveOneSlotPerEnumValue) {
   ASSERT_TRUE(skel);
   EXPECT_EQ(bpf_map__max_entries(skel->maps.sl_drops), static_cast<uint32_t>(SL_DROP_MAX));
   EXPECT_EQ(bpf_map__max_entries(skel->maps.sl_events), static_cast<uint32_t>(SL_EV_MAX));
+}
+
+// One drop-reason enum for C++ and BPF: the enum the compiled programs
+// carry (lxc.bpf.o's BTF, as clang saw dataplane/drop_reasons.h) names every
+// value as DropReason does, and has as many. A reason added to one side, or
+// a program built from a stale header, fails here.
+TEST(AbiLayoutTest, BpfDropReasonsAreDataplaneDropReasons) {
+  std::unique_ptr<lxc_bpf, SkelDeleter> skel(lxc_bpf__open());
+  ASSERT_TRUE(skel);
+  const btf* types = bpf_object__btf(skel->obj);
+  ASSERT_NE(types, nullptr);
+  const int id = btf__find_by_name_kind(types, "sl_drop_reason", BTF_KIND_ENUM);
+  ASSERT_GT(id, 0) << "enum sl_drop_reason not in lxc.bpf.o's BTF";
+  const btf_type* t = btf__type_by_id(types, static_cast<uint32_t>(id));
+  const struct btf_enum* e = btf_enum(t);
+  size_t reasons = 0;
+  for (uint16_t i = 0; i < btf_vlen(t); ++i) {
+    std::string name = btf__name_by_offset(types, e[i].name_off);
+    ASSERT_EQ(name.rfind("SL_DROP_", 0), 0u) << name;
+    name = name.substr(8);
+    if (name == "MAX") {
+      EXPECT_EQ(static_cast<size_t>(e[i].val), kDropReasonCount);
+      continue;
+    }
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_EQ(toString(static_cast<DropReason>(e[i].val)), name) << "value " << e[i].val;
+    ++reasons;
+  }
+  EXPECT_EQ(reasons, kDropReasonCount);
 }
 
 }  // namespace

@@ -146,8 +146,9 @@ class ServiceLbTest : public ::testing::TestWithParam<ClientAt> {
 
   // Where the client runs: in a pod's namespace (the "client" pod unless
   // named), or, from the host, in that namespace too when a pod is named
-  // (a pod's process under socket LB), else the node's; host clients join
-  // the cgroup.
+  // (a pod's process in the hooked cgroup: the hooks leave it to bpf_lxc,
+  // being of another namespace), else the node's; host clients join the
+  // cgroup.
   Placement client(const std::string& pod = "") const {
     if (!fromHost()) return {node->topo->pod(pod.empty() ? "client" : pod).netnsFd, {}};
     const int ns = pod.empty() ? node->topo->nodeNetnsFd() : node->topo->pod(pod).netnsFd;
@@ -304,17 +305,17 @@ TEST_P(ServiceLbTest, ClientIpAffinityHoldsFor15ConsecutiveConnections) {
 }
 
 TEST_P(ServiceLbTest, PodReachingItselfThroughItsServiceIsAnswered) {
-  // Hairpin: web-a is the service's only backend and the client. On the
-  // packet path bpf_lxc must also rewrite the source (the kernel would
-  // drop a packet from its own address arriving from outside); the socket
-  // path just connects web-a to itself.
+  // Hairpin: web-a is the service's only backend and the client. bpf_lxc
+  // must also rewrite the source (the kernel would drop a packet from its
+  // own address arriving from outside). The socket hooks act on the node's
+  // namespace only (sl_netns_cookie), so a process in web-a's namespace
+  // takes the packet path even from inside the hooked cgroup.
   const std::string vip = vip4();
   put(web("hairpin", Protocol::kTcp, {frontend(vip.c_str(), 80)}, webBackends({"web-a"})));
   put(web("hairpin-udp", Protocol::kUdp, {frontend(vip.c_str(), 53, Protocol::kUdp)},
           webBackends({"web-a"})));
 
-  const std::string self = node->topo->pod("web-a").ip4;
-  const std::string seen = fromHost() ? self : "169.254.42.1";
+  const std::string seen = "169.254.42.1";
   const auto tcp = request(client("web-a"), Transport::kTcp, vip, 80, 3);
   for (const Answer& a : tcp) {
     EXPECT_EQ(a.err, 0) << a.describe();

@@ -241,11 +241,30 @@ Result<void> EndpointSliceController::reconcile(const std::string& key) {
     Plan only = *keep;
     plans = {only};
   } else {
+    // A slice left empty (the placeholder of a Service that selected
+    // nothing, or one whose endpoints all left) is reused for a slice that
+    // would be created, as Kubernetes' reconciler does: one update instead
+    // of a create and a delete, so no client ever sees the empty slice next
+    // to the new one. addressType is immutable: reuse within one type only.
+    std::vector<client::ObjectPtr> emptied;
+    for (auto& p : plans) {
+      if (p.endpoints.empty() && p.current) emptied.push_back(p.current);
+    }
     std::vector<Plan> kept;
     for (auto& p : plans) {
-      if (!p.endpoints.empty()) kept.push_back(std::move(p));
-      else if (p.current) stale.push_back(p.current);
+      if (p.endpoints.empty()) continue;
+      if (!p.current) {
+        auto reuse = std::find_if(emptied.begin(), emptied.end(), [&](const client::ObjectPtr& e) {
+          return e->value("addressType", "") == p.addressType;
+        });
+        if (reuse != emptied.end()) {
+          p.current = *reuse;
+          emptied.erase(reuse);
+        }
+      }
+      kept.push_back(std::move(p));
     }
+    stale.insert(stale.end(), emptied.begin(), emptied.end());
     plans = std::move(kept);
   }
 

@@ -443,7 +443,7 @@ TEST_F(ProxyAgentTest, LoadBalancerIpIsAnnouncedOnTheUplinkAndServed) {
   const int nodePort = svc["spec"]["ports"][0]["nodePort"];
   createSlice("web-lb", {"web-c"});
   const IpAddress lbAddr = IpAddress::parse(lbIp).value();
-  const int uplink = node->agent->datapath().uplinkIfindex();
+  const int uplink = static_cast<int>(::if_nametoindex(node->uplink.c_str()));
   ASSERT_GT(uplink, 0);
   EXPECT_TRUE(ControlPlane::eventually([&] {
     auto on = bpf::UplinkAddresses::listAddresses(uplink, bpf::kAddressProto);

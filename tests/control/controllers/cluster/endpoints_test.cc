@@ -222,7 +222,8 @@ TEST_F(EndpointsTest, ServiceDeletionAndEmptyService) {
   runPod("default", pod("a", {{"app", "web"}}), "10.1.0.1", true);
   ASSERT_TRUE(eventually([&] { return sliceEndpoints("web").size() == 1 && slicesOf("web").size() == 1; }));
   ASSERT_TRUE(api().remove(res::kServices, "default", "web").ok());
-  ASSERT_TRUE(eventually([&] { return get(res::kEndpoints, "default", "web").is_null() && slicesOf("web").empty(); }));
+  ASSERT_TRUE(eventually([&] { return get(res::kEndpoints, "default", "web").is_null() && slicesOf("web").empty(); }))
+      << "left: endpoints " << get(res::kEndpoints, "default", "web").dump() << " slices " << slicesOf("web").dump();
 }
 
 // More than 100 endpoints spread over several slices; one pod's change
