@@ -37,8 +37,23 @@ Result<void> decodeJson(const Json& json, google::protobuf::Message& msg,
 // always written (`resources: {}`, `emptyDir: {}` are meaningful).
 Json encodeJson(const google::protobuf::Message& msg);
 
+// Deepest nesting of objects and arrays accepted in a request body. Go's
+// decoder stops at 10,000; typed Kubernetes objects need ~20 levels, and at
+// 100 every recursive routine over a document (patches, this codec,
+// protobuf's parser with ObjectStore's recursion limit) stays far from the
+// end of a thread's stack, and a stored object always parses back.
+inline constexpr size_t kMaxJsonDepth = 100;
+
 // Parses request text; the error is the message Kubernetes gives for
-// malformed JSON bodies.
+// malformed JSON bodies (also past kMaxJsonDepth).
 Result<Json> parseJson(std::string_view text);
+
+// Serializes a document for a response or a log: invalid UTF-8 (which can
+// arrive in a protobuf body or a URL) is replaced, never thrown.
+std::string dumpJson(const Json& j);
+
+// obj[key] when `obj` is an object holding a string there, else `fallback`:
+// for reading client documents without value()'s type_error exceptions.
+std::string stringField(const Json& obj, std::string_view key, std::string fallback = "");
 
 }  // namespace sluice::api
