@@ -498,6 +498,17 @@ Result<Json> parseJson(std::string_view text) {
 
 std::string dumpJson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
+const Json* findPath(const Json& j, std::initializer_list<std::string_view> path) {
+  const Json* cur = &j;
+  for (std::string_view key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(std::string(key));
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
 std::string stringField(const Json& obj, std::string_view key, std::string fallback) {
   if (!obj.is_object()) return fallback;
   auto it = obj.find(std::string(key));

@@ -13,8 +13,10 @@
 
 #include <google/protobuf/message.h>
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/result.h"
@@ -55,5 +57,9 @@ std::string dumpJson(const Json& j);
 // obj[key] when `obj` is an object holding a string there, else `fallback`:
 // for reading client documents without value()'s type_error exceptions.
 std::string stringField(const Json& obj, std::string_view key, std::string fallback = "");
+
+// The member at `path` (object keys), or nullptr if a step is missing or
+// not an object: never inserts, throws or asserts as operator[] does.
+const Json* findPath(const Json& j, std::initializer_list<std::string_view> path);
 
 }  // namespace sluice::api

@@ -24,7 +24,8 @@ struct Pointer {
 Result<Pointer> parsePointer(const std::string& text) {
   Pointer p;
   if (text.empty()) return p;
-  if (text[0] != '/') return Error::invalid("JSON pointer \"" + text + "\" must be empty or start with '/'");
+  if (text[0] != '/')
+    return Error::invalid("JSON pointer \"" + text + "\" must be empty or start with '/'");
   std::string token;
   for (size_t i = 1; i <= text.size(); ++i) {
     if (i == text.size() || text[i] == '/') {
@@ -50,12 +51,18 @@ Result<Pointer> parsePointer(const std::string& text) {
 
 std::string typeName(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::null: return "null";
-    default: return "a number";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::null:
+      return "null";
+    default:
+      return "a number";
   }
 }
 
@@ -75,7 +82,8 @@ std::optional<size_t> arrayIndex(const std::string& token, size_t limit) {
 // Failures of one operation, prefixed with where it is in the patch.
 class Op {
  public:
-  Op(size_t index, std::string op, std::string path) : index_(index), op_(std::move(op)), path_(std::move(path)) {}
+  Op(size_t index, std::string op, std::string path)
+      : index_(index), op_(std::move(op)), path_(std::move(path)) {}
 
   Error malformed(const std::string& why) const { return Error::invalid(prefix() + why); }
   Error doesNotApply(const std::string& why) const {
@@ -102,7 +110,8 @@ Result<Json*> parentOf(Json& doc, const Pointer& p, const std::string& text, con
     const std::string& t = p.tokens[i];
     if (cur->is_object()) {
       auto it = cur->find(t);
-      if (it == cur->end()) return op.doesNotApply("path " + text + ": " + walked + "/" + t + " does not exist");
+      if (it == cur->end())
+        return op.doesNotApply("path " + text + ": " + walked + "/" + t + " does not exist");
       cur = &*it;
     } else if (cur->is_array()) {
       auto idx = arrayIndex(t, cur->size());
@@ -112,14 +121,14 @@ Result<Json*> parentOf(Json& doc, const Pointer& p, const std::string& text, con
       }
       cur = &(*cur)[*idx];
     } else {
-      return op.doesNotApply("path " + text + ": " + (walked.empty() ? "the document" : walked) + " is " +
-                             typeName(*cur) + ", not an object or array");
+      return op.doesNotApply("path " + text + ": " + (walked.empty() ? "the document" : walked) +
+                             " is " + typeName(*cur) + ", not an object or array");
     }
     walked += "/" + t;
   }
   if (!cur->is_object() && !cur->is_array()) {
-    return op.doesNotApply("path " + text + ": " + (walked.empty() ? "the document" : walked) + " is " +
-                           typeName(*cur) + ", not an object or array");
+    return op.doesNotApply("path " + text + ": " + (walked.empty() ? "the document" : walked) +
+                           " is " + typeName(*cur) + ", not an object or array");
   }
   return cur;
 }
@@ -137,8 +146,9 @@ Result<Json*> find(Json& doc, const Pointer& p, const std::string& text, const O
     return &*it;
   }
   auto idx = arrayIndex(last, c.size());
-  if (!idx) return op.doesNotApply("path " + text + ": \"" + last + "\" is not an index of an array of " +
-                                   std::to_string(c.size()));
+  if (!idx)
+    return op.doesNotApply("path " + text + ": \"" + last + "\" is not an index of an array of " +
+                           std::to_string(c.size()));
   return &c[*idx];
 }
 
@@ -160,8 +170,10 @@ Result<void> add(Json& doc, const Pointer& p, const std::string& text, Json valu
     return okResult();
   }
   auto idx = arrayIndex(last, c.size() + 1);
-  if (!idx) return op.doesNotApply("path " + text + ": \"" + last + "\" is not an insert position in an array of " +
-                                   std::to_string(c.size()));
+  if (!idx)
+    return op.doesNotApply("path " + text + ": \"" + last +
+                           "\" is not an insert position in an array of " +
+                           std::to_string(c.size()));
   c.insert(c.begin() + static_cast<std::ptrdiff_t>(*idx), std::move(value));
   return okResult();
 }
@@ -180,8 +192,9 @@ Result<Json> remove(Json& doc, const Pointer& p, const std::string& text, const 
     return removed;
   }
   auto idx = arrayIndex(last, c.size());
-  if (!idx) return op.doesNotApply("path " + text + ": \"" + last + "\" is not an index of an array of " +
-                                   std::to_string(c.size()));
+  if (!idx)
+    return op.doesNotApply("path " + text + ": \"" + last + "\" is not an index of an array of " +
+                           std::to_string(c.size()));
   Json removed = std::move(c[*idx]);
   c.erase(c.begin() + static_cast<std::ptrdiff_t>(*idx));
   return removed;
@@ -200,14 +213,15 @@ Result<std::string> stringMember(const Json& operation, const char* name, const 
 Result<Json> applyJsonPatch(const Json& target, const Json& patch) {
   if (!patch.is_array()) return Error::invalid("json patch must be a JSON array of operations");
   if (patch.size() > kMaxOperations) {
-    return Error{ErrorCode::kResourceExhausted, "The allowed maximum operations in a JSON patch is " +
-                                                    std::to_string(kMaxOperations) + ", got " +
-                                                    std::to_string(patch.size())};
+    return Error{ErrorCode::kResourceExhausted,
+                 "The allowed maximum operations in a JSON patch is " +
+                     std::to_string(kMaxOperations) + ", got " + std::to_string(patch.size())};
   }
   Json doc = target;
   for (size_t i = 0; i < patch.size(); ++i) {
     const Json& operation = patch[i];
-    if (!operation.is_object()) return Error::invalid("json patch operation " + std::to_string(i) + " is not an object");
+    if (!operation.is_object())
+      return Error::invalid("json patch operation " + std::to_string(i) + " is not an object");
     Op named(i, "", "");
     auto opName = stringMember(operation, "op", named);
     if (!opName) return opName.error();
@@ -255,9 +269,11 @@ Result<Json> applyJsonPatch(const Json& target, const Json& patch) {
       const auto& [fromPtr, fromText] = *f;
       if (*opName == "move") {
         // A value cannot move into itself (RFC 6902 4.4).
-        bool intoSelf = fromPtr.tokens.size() < path->tokens.size() &&
-                        std::equal(fromPtr.tokens.begin(), fromPtr.tokens.end(), path->tokens.begin());
-        if (intoSelf) return op.doesNotApply("cannot move " + fromText + " into its own child " + *pathText);
+        bool intoSelf =
+            fromPtr.tokens.size() < path->tokens.size() &&
+            std::equal(fromPtr.tokens.begin(), fromPtr.tokens.end(), path->tokens.begin());
+        if (intoSelf)
+          return op.doesNotApply("cannot move " + fromText + " into its own child " + *pathText);
         if (fromText == *pathText) continue;
         auto moved = remove(doc, fromPtr, fromText, op);
         if (!moved) return moved.error();
@@ -269,7 +285,8 @@ Result<Json> applyJsonPatch(const Json& target, const Json& patch) {
         done = add(doc, *path, *pathText, std::move(copy), op);
       }
     } else {
-      return op.malformed("unknown op \"" + *opName + "\" (add, remove, replace, move, copy, test)");
+      return op.malformed("unknown op \"" + *opName +
+                          "\" (add, remove, replace, move, copy, test)");
     }
     if (!done) return done.error();
   }

@@ -23,15 +23,18 @@ bool oneOf(const std::string& s, std::initializer_list<const char*> words) {
 // A plain (unquoted) scalar as go-yaml v2 resolves it.
 Json resolvePlain(const std::string& s) {
   if (oneOf(s, {"", "~", "null", "Null", "NULL"})) return nullptr;
-  if (oneOf(s, {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})) return true;
-  if (oneOf(s, {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"})) return false;
+  if (oneOf(s, {"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}))
+    return true;
+  if (oneOf(s, {"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}))
+    return false;
   std::string plain;
   plain.reserve(s.size());
   for (char c : s) {
     if (c != '_') plain += c;  // YAML 1.1 digit separators
   }
-  bool numeric = !plain.empty() && (std::isdigit(static_cast<unsigned char>(plain[0])) != 0 ||
-                                    ((plain[0] == '-' || plain[0] == '+' || plain[0] == '.') && plain.size() > 1));
+  bool numeric = !plain.empty() &&
+                 (std::isdigit(static_cast<unsigned char>(plain[0])) != 0 ||
+                  ((plain[0] == '-' || plain[0] == '+' || plain[0] == '.') && plain.size() > 1));
   if (!numeric) return s;
   errno = 0;
   char* end = nullptr;
@@ -45,7 +48,8 @@ Json resolvePlain(const std::string& s) {
   errno = 0;
   double d = std::strtod(plain.c_str(), &end);
   // JSON has no infinities or NaN: such a scalar stays a string.
-  if (*end == '\0' && std::isfinite(d) && plain.find_first_of("xXnN") == std::string::npos) return d;
+  if (*end == '\0' && std::isfinite(d) && plain.find_first_of("xXnN") == std::string::npos)
+    return d;
   return s;
 }
 
@@ -61,7 +65,8 @@ class Converter {
     }
     switch (n.Type()) {
       case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined: return Json(nullptr);
+      case YAML::NodeType::Undefined:
+        return Json(nullptr);
       case YAML::NodeType::Sequence: {
         Json a = Json::array();
         for (const auto& e : n) {
@@ -81,7 +86,8 @@ class Converter {
         }
         return o;
       }
-      case YAML::NodeType::Scalar: break;
+      case YAML::NodeType::Scalar:
+        break;
     }
     // "!" marks a quoted scalar; "?" a plain one; "!!str" an explicit string.
     if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return Json(n.Scalar());
