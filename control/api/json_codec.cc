@@ -4,6 +4,7 @@
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/struct.pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -455,12 +456,64 @@ Result<void> decodeJson(const Json& json, pb::Message& msg, std::vector<std::str
 
 Json encodeJson(const pb::Message& msg) { return Encoder::message(msg); }
 
+namespace {
+
+// The deepest nesting of `text` (outside strings), stopping early once past
+// `limit`. The parser itself is iterative; what recurses is everything that
+// walks the document afterwards.
+size_t nestingDepth(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\') ++i;
+      else if (c == '"') inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
 Result<Json> parseJson(std::string_view text) {
+  if (nestingDepth(text, kMaxJsonDepth) > kMaxJsonDepth) {
+    return Error::invalid("couldn't get version/kind; json parse error: exceeded max depth of " +
+                          std::to_string(kMaxJsonDepth));
+  }
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return Error::invalid("couldn't get version/kind; json parse error: invalid JSON in request body");
   }
   return j;
+}
+
+std::string dumpJson(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+const Json* findPath(const Json& j, std::initializer_list<std::string_view> path) {
+  const Json* cur = &j;
+  for (std::string_view key : path) {
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(std::string(key));
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+  }
+  return cur;
+}
+
+std::string stringField(const Json& obj, std::string_view key, std::string fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(std::string(key));
+  if (it == obj.end() || !it->is_string()) return fallback;
+  return it->get<std::string>();
 }
 
 }  // namespace sluice::api

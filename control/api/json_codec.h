@@ -13,8 +13,10 @@
 
 #include <google/protobuf/message.h>
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/result.h"
@@ -37,8 +39,27 @@ Result<void> decodeJson(const Json& json, google::protobuf::Message& msg,
 // always written (`resources: {}`, `emptyDir: {}` are meaningful).
 Json encodeJson(const google::protobuf::Message& msg);
 
+// Deepest nesting of objects and arrays accepted in a request body. Go's
+// decoder stops at 10,000; typed Kubernetes objects need ~20 levels, and at
+// 100 every recursive routine over a document (patches, this codec,
+// protobuf's parser with ObjectStore's recursion limit) stays far from the
+// end of a thread's stack, and a stored object always parses back.
+inline constexpr size_t kMaxJsonDepth = 100;
+
 // Parses request text; the error is the message Kubernetes gives for
-// malformed JSON bodies.
+// malformed JSON bodies (also past kMaxJsonDepth).
 Result<Json> parseJson(std::string_view text);
+
+// Serializes a document for a response or a log: invalid UTF-8 (which can
+// arrive in a protobuf body or a URL) is replaced, never thrown.
+std::string dumpJson(const Json& j);
+
+// obj[key] when `obj` is an object holding a string there, else `fallback`:
+// for reading client documents without value()'s type_error exceptions.
+std::string stringField(const Json& obj, std::string_view key, std::string fallback = "");
+
+// The member at `path` (object keys), or nullptr if a step is missing or
+// not an object: never inserts, throws or asserts as operator[] does.
+const Json* findPath(const Json& j, std::initializer_list<std::string_view> path);
 
 }  // namespace sluice::api

@@ -72,14 +72,15 @@ class StrategicMerge {
   Result<Json> mergeMap(Json original, Json patch, const pb::Descriptor* schema) {
     if (!original.is_object()) original = Json::object();
     if (auto it = patch.find(kPatchDirective); it != patch.end()) {
-      std::string directive = it->is_string() ? it->get<std::string>() : "";
+      if (!it->is_string()) return Error::invalid("invalid patch: $patch must be a string, got " + dumpJson(*it));
+      std::string directive = it->get<std::string>();
       if (directive == "replace") {
         patch.erase(std::string(kPatchDirective));
         discardNulls(patch);
         return patch;
       }
       if (directive == "delete") return Json::object();
-      if (directive != "merge") return Error::invalid("Unknown patch type: " + directive + " in map: " + patch.dump());
+      if (directive != "merge") return Error::invalid("Unknown patch type: " + directive + " in map: " + dumpJson(patch));
       patch.erase(std::string(kPatchDirective));
     }
     if (auto it = patch.find(kRetainKeys); it != patch.end()) {
@@ -167,7 +168,7 @@ class StrategicMerge {
           Json replaced = Json::array();
           for (auto e : patchV) {
             if (e.is_object()) {
-              if (e.value(std::string(kPatchDirective), "") == "delete") continue;
+              if (stringField(e, kPatchDirective) == "delete") continue;
               auto m = mergeMap(Json::object(), e, meta.schema);
               if (!m) return m;
               replaced.push_back(std::move(*m));
@@ -222,7 +223,7 @@ class StrategicMerge {
     }
     // `$patch: replace` as an element replaces the whole list.
     for (const auto& e : patch) {
-      if (e.is_object() && e.value(std::string(kPatchDirective), "") == "replace") {
+      if (e.is_object() && stringField(e, kPatchDirective) == "replace") {
         Json out = Json::array();
         for (const auto& p : patch) {
           if (p.is_object() && p.contains(std::string(kPatchDirective))) continue;
@@ -238,9 +239,9 @@ class StrategicMerge {
         return Error::invalid("invalid patch: list of maps expected for field with merge key " + meta.mergeKey);
       }
       auto k = keyOf(e, meta.mergeKey);
-      std::string directive = e.value(std::string(kPatchDirective), "");
+      std::string directive = stringField(e, kPatchDirective);
       if (!k) {
-        return Error::invalid("map: " + e.dump() + " does not contain declared merge key: " + meta.mergeKey);
+        return Error::invalid("map: " + dumpJson(e) + " does not contain declared merge key: " + meta.mergeKey);
       }
       auto pos = std::find_if(original.begin(), original.end(),
                               [&](const Json& o) { return keyOf(o, meta.mergeKey) == k; });
@@ -319,19 +320,6 @@ Json mergePatchValue(const Json& target, const Json& patch) {
 Result<Json> applyMergePatch(const Json& target, const Json& patch) {
   if (!patch.is_object()) return Error::invalid("merge patch must be a JSON object");
   return mergePatchValue(target, patch);
-}
-
-Result<Json> applyJsonPatch(const Json& target, const Json& patch) {
-  if (!patch.is_array()) return Error::invalid("json patch must be a JSON array of operations");
-  // nlohmann reports failed operations by exception; they stay inside here.
-  try {
-    return target.patch(patch);
-  } catch (const Json::exception& e) {
-    std::string what = e.what();
-    // "[json.exception.out_of_range.403] key 'x' not found" -> the reason.
-    size_t close = what.find("] ");
-    return Error::invalid(close == std::string::npos ? what : what.substr(close + 2));
-  }
 }
 
 Result<Json> applyStrategicMergePatch(const Json& original, const Json& patch,

@@ -1,6 +1,8 @@
 // ReplicaSets and Deployments (pkg/apis/apps/validation).
 #include <google/protobuf/util/message_differencer.h>
 
+#include <limits>
+
 #include "control/api/selector.h"
 #include "control/api/validation.h"
 
@@ -50,7 +52,15 @@ int64_t checkIntOrPercent(const IntOrString& v, const std::string& path, FieldEr
                             "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')");
       return -1;
     }
-    return std::stoll(s.substr(0, s.size() - 1));
+    // Saturating, as Go's strconv.Atoi on overflow: "99999999999999999999%"
+    // is then more than 100%, never an out_of_range exception.
+    int64_t pct = 0;
+    for (size_t i = 0; i + 1 < s.size(); ++i) {
+      int digit = s[i] - '0';
+      if (pct > (std::numeric_limits<int64_t>::max() - digit) / 10) return std::numeric_limits<int64_t>::max();
+      pct = pct * 10 + digit;
+    }
+    return pct;
   }
   checkNonNegative(v.intval(), path, errs);
   return v.intval();

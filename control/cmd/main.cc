@@ -62,6 +62,9 @@ int runKubectl(int argc, char** argv) {
 
 int runServer(const sluice::cmd::ServerFlags& f) {
   sluice::cmd::blockSignals();
+  // As Go programs (kube-apiserver) do at start: a busy server needs more
+  // than the 1,024 fds of the default soft limit.
+  sluice::server::raiseFdLimit();
   auto server = sluice::cmd::ServerProcess::start(f);
   if (!server) {
     std::cerr << "sluice server: " << server.error().message << "\n";
@@ -187,6 +190,7 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     return 1;
   }
   sluice::cmd::blockSignals();
+  sluice::server::raiseFdLimit();  // as runServer()
   auto server = sluice::cmd::ServerProcess::start(sf);
   if (!server) {
     std::cerr << "sluice up: server: " << server.error().message << "\n";

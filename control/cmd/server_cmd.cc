@@ -62,6 +62,15 @@ void addServerFlags(CLI::App& app, ServerFlags& f) {
   app.add_option("-v,--v", f.verbosity, "log level (1: every request)");
   app.add_flag("--disable-controllers", f.noControllers,
                "serve the API only (no ReplicaSet, Deployment, ... controllers)");
+  app.add_option("--max-requests-inflight", f.maxRequestsInflight,
+                 "read-only requests served at once; more are answered 429 (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-mutating-requests-inflight", f.maxMutatingRequestsInflight,
+                 "mutating requests served at once; more are answered 429 (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-connections", f.maxConnections,
+                 "open client connections at most (0: three quarters of the fd limit)")
+      ->capture_default_str();
 }
 
 Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f) {
@@ -74,6 +83,9 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f
   o.network.serviceCidr = f.serviceCidr;
   o.network.loadBalancerPool = f.lbPool;
   o.logRequests = f.verbosity > 0;
+  o.maxRequestsInflight = f.maxRequestsInflight;
+  o.maxMutatingRequestsInflight = f.maxMutatingRequestsInflight;
+  o.http.maxConnections = f.maxConnections;
   controllers::ManagerOptions mo;
   if (!f.noControllers && !f.clusterCidr.empty()) {
     // Checked before anything starts, so a bad flag leaves nothing behind.

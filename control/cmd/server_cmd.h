@@ -29,6 +29,11 @@ struct ServerFlags {
   int verbosity = 0;
   int compactSeconds = 300;
   bool noControllers = false;
+  // kube-apiserver's defaults; 0 disables a limit.
+  int maxRequestsInflight = 400;
+  int maxMutatingRequestsInflight = 200;
+  // 0: sized from the fd limit (server::defaultMaxConnections()).
+  size_t maxConnections = 0;
 };
 
 void addServerFlags(CLI::App& app, ServerFlags& f);

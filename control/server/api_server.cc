@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -32,6 +33,35 @@ Result<void> makeDirs(const std::string& dir) {
   return okResult();
 }
 
+// The files the server keeps in its data directory (the store's, the
+// credentials, the kubeconfig): owner-only, also when an older version or
+// another umask created them wider.
+const char* const kDataFiles[] = {"state.db", "state.db-wal", "state.db-shm", "state.db.lock", "ca.key", "ca.crt",
+                                  "server.key", "server.crt", "token", "kubeconfig"};
+
+// Makes an existing data directory 0700 and its files 0600, as etcd
+// expects of its data directory. A shared directory (sticky bit: /tmp) or
+// one owned by another user is left as it is, with a warning.
+Result<void> tightenDataDir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return Error::unavailable("stat " + dir + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Error::invalid("data directory " + dir + " is not a directory");
+  if ((st.st_mode & S_ISVTX) != 0 || st.st_uid != ::geteuid()) {
+    std::cerr << "sluice server: warning: data directory " << dir
+              << " is shared or not ours; not changing its mode (use a directory of its own)\n";
+  } else if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0) {
+    return Error::unavailable("chmod 0700 " + dir + ": " + std::strerror(errno));
+  }
+  for (const char* f : kDataFiles) {
+    std::string path = dir + "/" + f;
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0777) != 0600 &&
+        ::chmod(path.c_str(), 0600) != 0) {
+      return Error::unavailable("chmod 0600 " + path + ": " + std::strerror(errno));
+    }
+  }
+  return okResult();
+}
+
 std::string hostForUrl(const std::string& host) {
   if (host == "0.0.0.0" || host.empty()) return "127.0.0.1";
   if (host == "::") return "[::1]";
@@ -53,6 +83,7 @@ std::string warningHeader(const std::string& text) {
 
 Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
   if (auto r = makeDirs(options.dataDir); !r) return r.error();
+  if (auto r = tightenDataDir(options.dataDir); !r) return r.error();
   auto store = store::SqliteStore::open(options.dataDir + "/state.db");
   if (!store) return store.error().wrap("opening " + options.dataDir + "/state.db");
   return start(std::move(options), std::move(*store));
@@ -60,6 +91,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
 
 Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options, std::unique_ptr<store::Store> store) {
   if (auto r = makeDirs(options.dataDir); !r) return r.error();
+  if (auto r = tightenDataDir(options.dataDir); !r) return r.error();
   std::unique_ptr<ApiServer> s(new ApiServer(std::move(options)));
   if (auto r = s->init(std::move(store)); !r) {
     s->stop();
@@ -95,6 +127,8 @@ Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
   http.certPem = creds->certPem;
   http.keyPem = creds->keyPem;
   http.workerThreads = options_.workerThreads;
+  http.limits = options_.http;
+  inflight_ = std::make_unique<InflightLimiter>(options_.maxRequestsInflight, options_.maxMutatingRequestsInflight);
   auto server = HttpServer::create(http, *this);
   if (!server) return server.error();
   http_ = std::move(*server);
@@ -125,7 +159,14 @@ void ApiServer::stop() {
   if (endpointsReconciler_.joinable()) endpointsReconciler_.join();
   // Streams first: they hold connections the HTTP server owns.
   if (watches_) watches_->stop();
-  if (http_) http_->stop();
+  if (http_) {
+    http_->stop();
+    HttpServerStats st = http_->stats();
+    std::cerr << "sluice server: connections: accepted " << st.accepted << ", evicted " << st.evicted
+              << ", refused at the cap of " << st.maxConnections << " " << st.rejectedAtCap << ", timed out "
+              << st.timedOut << ", failed accepts " << st.acceptFailures << ", handler exceptions "
+              << st.handlerExceptions << "\n";
+  }
   nodeProxy_.reset();  // closes proxied exec / port-forward connections
 }
 
@@ -160,7 +201,13 @@ Result<void> ApiServer::bootstrap() {
     Response r = rest_->createObject(*nsType, "", {{"metadata", {{"name", ns}}}});
     if (r.status != 201 && r.status != 409) return Error::internal("creating namespace " + std::string(ns) + ": " + r.body);
   }
-  const api::ResourceType* svcType = reg.findKind("v1", "Service");
+  if (auto r = ensureKubernetesService(); !r) return r;
+  // Endpoints and EndpointSlice: this server's address and port.
+  return reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
+}
+
+Result<void> ApiServer::ensureKubernetesService() {
+  const api::ResourceType* svcType = api::Registry::builtin().findKind("v1", "Service");
   auto existing = objects_->get(*svcType, "default", "kubernetes");
   if (!existing) return existing.error();
   if (!existing->has_value()) {
@@ -179,8 +226,7 @@ Result<void> ApiServer::bootstrap() {
       if (auto r = objects_->update(*svcType, s, (*existing)->modRevision); !r) return r.error();
     }
   }
-  // Endpoints and EndpointSlice: this server's address and port.
-  return reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
+  return okResult();
 }
 
 void ApiServer::kubernetesEndpointsLoop() {
@@ -189,7 +235,9 @@ void ApiServer::kubernetesEndpointsLoop() {
     stopCv_.wait_for(lock, options_.kubernetesEndpointsInterval, [this] { return stopped_; });
     if (stopped_) break;
     lock.unlock();
-    auto r = reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
+    // The Service too: kube-apiserver's controller recreates a deleted one.
+    auto r = ensureKubernetesService();
+    if (r) r = reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
     // A lost compare-and-swap is someone's concurrent edit: the next pass.
     if (!r && r.error().code != ErrorCode::kAborted) {
       std::cerr << "sluice server: default/kubernetes endpoints: " << r.error().message << "\n";
@@ -279,6 +327,29 @@ std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shar
   rr.type = api::Registry::builtin().find(group, version, resource);
   if (rr.type == nullptr || (!rr.type->namespaced && !rr.ns.empty())) return notFoundPath();
   return rest_->handle(rr, writer);
+}
+
+Admission ApiServer::admit(const HttpRequest& req) {
+  const std::string& path = req.path;
+  // Probes need no token and take no slot (kube-apiserver's exempt
+  // "probes" flow schema).
+  if (path == "/healthz" || path == "/livez" || path == "/readyz") return {};
+  bool publicPath = path == "/version" || path == "/version/";
+  if (!publicPath && !authorized(req)) {
+    Response r = statusResponse(401, "Unauthorized", "Unauthorized");
+    Admission a;
+    a.admitted = false;
+    a.status = r.status;
+    a.headers = {{"Content-Type", r.contentType}, {"Cache-Control", "no-cache, private"}};
+    a.body = std::move(r.body);
+    return a;
+  }
+  if (isLongRunning(req)) return {};
+  auto slot = inflight_->tryAcquire(isMutating(req));
+  if (!slot) return tooManyRequests();
+  Admission a;
+  a.ticket = std::move(slot);
+  return a;
 }
 
 void ApiServer::handle(HttpRequest request, std::shared_ptr<ResponseWriter> writer) {

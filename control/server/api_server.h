@@ -1,12 +1,18 @@
 // ApiServer: `sluice server`. Owns the store, the HTTPS listener, the REST
 // handler, the watch pump, the Service allocations, discovery and the admin
 // credentials, and wires them together:
-//   request -> bearer-token check (401) -> discovery/OpenAPI/version
-//           -> /api/v1/..., /apis/<group>/<version>/... -> RestHandler
+//   request header -> bearer-token check (401) -> in-flight limits (429)
+//     [on the I/O thread, before the body is read: inflight.h]
+//   -> discovery/OpenAPI/version
+//   -> /api/v1/..., /apis/<group>/<version>/... -> RestHandler
 // On start it creates what a fresh cluster has: the default, kube-system,
 // kube-public and kube-node-lease namespaces, and the `kubernetes` Service
 // (first service IP, port 443) with Endpoints and an EndpointSlice pointing
-// at this server (kubernetes_endpoints.h), kept so while it runs.
+// at this server (kubernetes_endpoints.h), kept so while it runs (a deleted
+// Service comes back, as kube-apiserver's controller recreates it).
+//
+// The data directory holds the CA key, the admin token and every object:
+// it is made 0700 (also when it already existed) and its files 0600.
 #pragma once
 
 #include <atomic>
@@ -20,6 +26,7 @@
 #include "control/api/registry.h"
 #include "control/server/discovery.h"
 #include "control/server/http_server.h"
+#include "control/server/inflight.h"
 #include "control/server/object_store.h"
 #include "control/server/node_proxy.h"
 #include "control/server/rest_handler.h"
@@ -36,6 +43,12 @@ struct ApiServerOptions {
   ServiceNetworkOptions network;
   WatchOptions watch;
   int workerThreads = 16;
+  // kube-apiserver's --max-requests-inflight / --max-mutating-requests-inflight
+  // (0: unlimited).
+  int maxRequestsInflight = 400;
+  int maxMutatingRequestsInflight = 200;
+  // Connection cap and timeouts of the HTTPS listener.
+  HttpLimits http;
   // History older than this many seconds is compacted away (0 = never);
   // watches and continue tokens older than that get 410 Gone.
   std::chrono::seconds compactInterval{300};
@@ -68,6 +81,7 @@ class ApiServer final : public HttpHandler {
   store::Store& store() { return *store_; }
   WatchManager& watches() { return *watches_; }
 
+  Admission admit(const HttpRequest& request) override;
   void handle(HttpRequest request, std::shared_ptr<ResponseWriter> writer) override;
 
  private:
@@ -75,6 +89,8 @@ class ApiServer final : public HttpHandler {
   Result<void> init(std::unique_ptr<store::Store> store);
   Result<void> restoreAllocations();
   Result<void> bootstrap();
+  // Creates default/kubernetes if missing, or fixes its target port.
+  Result<void> ensureKubernetesService();
   void compactLoop();
   void kubernetesEndpointsLoop();
   std::optional<Response> route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer);
@@ -89,6 +105,7 @@ class ApiServer final : public HttpHandler {
   std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<NodeProxy> nodeProxy_;  // pods/log, exec, portforward -> agents
   std::unique_ptr<Discovery> discovery_;
+  std::unique_ptr<InflightLimiter> inflight_;
   std::unique_ptr<HttpServer> http_;
   std::string token_;
   std::string caCertPem_;

@@ -8,10 +8,13 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -50,17 +53,28 @@ Result<std::string> readFile(const std::string& path) {
   return ss.str();
 }
 
+// Writes through a temporary file created with `mode` already (never
+// readable by others, even for a moment) and renamed into place.
 Result<void> writeFile(const std::string& path, const std::string& data, mode_t mode) {
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Error::internal(tmp + ": cannot write");
-    out << data;
-    if (!out.flush()) return Error::internal(tmp + ": write failed");
+  ::unlink(tmp.c_str());  // a leftover could have a wider mode
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Error::internal(tmp + ": cannot create: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      Error e = Error::internal(tmp + ": write failed: " + std::strerror(errno));
+      ::close(fd);
+      return e;
+    }
+    done += static_cast<size_t>(n);
   }
-  if (::chmod(tmp.c_str(), mode) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Error::internal(path + ": cannot install");
-  }
+  // The umask may have narrowed `mode`; it never widens it.
+  bool ok = ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return Error::internal(path + ": cannot install");
   return okResult();
 }
 
@@ -189,7 +203,7 @@ Result<Credentials> loadOrCreateCredentials(const std::string& dataDir, const st
     caCert = std::move(*c);
     creds.caCertPem = certPem(caCert.get());
     if (auto w = writeFile(caKey, keyPem(ca.get()), 0600); !w) return w.error();
-    if (auto w = writeFile(caCrt, creds.caCertPem, 0644); !w) return w.error();
+    if (auto w = writeFile(caCrt, creds.caCertPem, 0600); !w) return w.error();
   }
 
   auto servingKey = newKey();
@@ -208,7 +222,7 @@ Result<Credentials> loadOrCreateCredentials(const std::string& dataDir, const st
   if (!serving) return serving.error();
   creds.certPem = certPem(serving->get());
   creds.keyPem = keyPem(servingKey->get());
-  if (auto w = writeFile(dataDir + "/server.crt", creds.certPem, 0644); !w) return w.error();
+  if (auto w = writeFile(dataDir + "/server.crt", creds.certPem, 0600); !w) return w.error();
   if (auto w = writeFile(dataDir + "/server.key", creds.keyPem, 0600); !w) return w.error();
 
   const std::string tokenPath = dataDir + "/token";

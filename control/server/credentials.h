@@ -8,7 +8,7 @@
 //                          new kubeconfig
 //   token                  the admin bearer token (256 random bits, hex)
 // and DATA_DIR/kubeconfig pointing kubectl at https://ADDR:PORT with the CA
-// and the token. Secrets are written 0600.
+// and the token. Every file is written 0600 (the data directory is 0700).
 #pragma once
 
 #include <string>

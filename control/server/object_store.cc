@@ -3,9 +3,21 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include "control/api/json_codec.h"
 #include "control/api/object_meta.h"
 
 namespace sluice::server {
+namespace {
+
+// Protobuf's default parse depth is 100 messages, but free-form fields
+// (google.protobuf.Struct: pod affinity, ...) take three messages per JSON
+// level (Struct, its map entry, Value): an object accepted at the request
+// body's depth limit (api::kMaxJsonDepth) would be stored and then never
+// read back, failing every list of its kind. This covers that depth three
+// times over plus the typed levels around it.
+constexpr int kStoredRecursionLimit = 3 * static_cast<int>(api::kMaxJsonDepth) + 100;
+
+}  // namespace
 
 std::string ObjectStore::key(const api::ResourceType& type, std::string_view ns, std::string_view name) {
   std::string k = "/registry/" + type.storageName() + "/";
@@ -50,7 +62,10 @@ std::string ObjectStore::encode(const google::protobuf::Message& obj) {
 Result<ObjectStore::Object> ObjectStore::decode(const api::ResourceType& type, const store::KeyValue& kv) const {
   Object o;
   o.msg = type.newObject();
-  if (!o.msg->ParseFromString(kv.value)) {
+  google::protobuf::io::ArrayInputStream raw(kv.value.data(), static_cast<int>(kv.value.size()));
+  google::protobuf::io::CodedInputStream coded(&raw);
+  coded.SetRecursionLimit(kStoredRecursionLimit);
+  if (!o.msg->ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage()) {
     return Error::internal("stored object " + kv.key + " does not decode as " + type.kind);
   }
   o.modRevision = kv.modRevision;

@@ -13,8 +13,10 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
-Json tableRow(const api::ResourceType& type, const google::protobuf::Message& obj, const OutputFormat& fmt,
-              api::Clock::time_point now) {
+}  // namespace
+
+Json tableRowJson(const api::ResourceType& type, const google::protobuf::Message& obj, const OutputFormat& fmt,
+                  api::Clock::time_point now) {
   Json row = {{"cells", type.printer().row(obj, now)}};
   if (fmt.includeObject == "Object") {
     row["object"] = type.encode(obj);
@@ -23,8 +25,6 @@ Json tableRow(const api::ResourceType& type, const google::protobuf::Message& ob
   }
   return row;
 }
-
-}  // namespace
 
 OutputFormat negotiateOutput(const HttpRequest& req) {
   OutputFormat out;
@@ -88,7 +88,7 @@ Json renderObject(const api::ResourceType& type, const google::protobuf::Message
                 {"apiVersion", fmt.groupVersion},
                 {"metadata", {{"resourceVersion", api::meta(obj).resourceversion()}}},
                 {"columnDefinitions", api::columnDefinitionsJson(type.printer())},
-                {"rows", Json::array({tableRow(type, obj, fmt, api::Clock::now())})}};
+                {"rows", Json::array({tableRowJson(type, obj, fmt, api::Clock::now())})}};
       return t;
     }
   }
@@ -105,7 +105,7 @@ Json renderList(const api::ResourceType& type, const std::vector<const google::p
     case OutputFormat::Kind::kTable: {
       Json rows = Json::array();
       auto now = api::Clock::now();
-      for (const auto* o : items) rows.push_back(tableRow(type, *o, fmt, now));
+      for (const auto* o : items) rows.push_back(tableRowJson(type, *o, fmt, now));
       return {{"kind", "Table"},
               {"apiVersion", fmt.groupVersion},
               {"metadata", listMeta},

@@ -10,6 +10,7 @@
 
 #include "control/api/json_codec.h"
 #include "control/api/registry.h"
+#include "control/api/time_util.h"
 #include "control/server/http_server.h"
 
 namespace sluice::server {
@@ -27,6 +28,10 @@ struct OutputFormat {
 OutputFormat negotiateOutput(const HttpRequest& req);
 
 Json partialMetadataJson(const google::protobuf::Message& obj, const std::string& groupVersion);
+
+// One Table row: the printer's cells, and the object as includeObject says.
+Json tableRowJson(const api::ResourceType& type, const google::protobuf::Message& obj, const OutputFormat& fmt,
+                  api::Clock::time_point now);
 
 // One object in the requested form (a single-row Table for kTable).
 Json renderObject(const api::ResourceType& type, const google::protobuf::Message& obj, const OutputFormat& fmt);

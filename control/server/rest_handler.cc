@@ -33,7 +33,7 @@ std::optional<Response> RestHandler::handle(const ResourceRequest& req,
       watch(req, writer);
       return std::nullopt;
     }
-    return list(req);
+    return list(req, writer);
   }
   if (method == "POST") {
     if (!req.name.empty()) return methodNotSupported(method, what);

@@ -51,7 +51,9 @@ class RestHandler {
 
  private:
   Response get(const ResourceRequest& req);
-  Response list(const ResourceRequest& req);
+  // Small lists are one response; large ones stream through `writer`
+  // (then nullopt).
+  std::optional<Response> list(const ResourceRequest& req, const std::shared_ptr<ResponseWriter>& writer);
   void watch(const ResourceRequest& req, const std::shared_ptr<ResponseWriter>& writer);
   Response create(const ResourceRequest& req);
   Response update(const ResourceRequest& req, bool statusOnly);
@@ -97,5 +99,12 @@ class RestHandler {
 };
 
 bool isDryRun(const HttpRequest& req);
+
+// A resourceVersion as Kubernetes parses one (strconv.ParseUint, base 10):
+// decimal digits only, at most 2^64-1; nullopt otherwise.
+std::optional<uint64_t> parseResourceVersion(std::string_view text);
+// The 400 for a resourceVersion that is not one; `where` names it
+// ("resourceVersion" for the query parameter, "metadata.resourceVersion").
+Response invalidResourceVersion(std::string_view where, std::string_view text);
 
 }  // namespace sluice::server

@@ -19,10 +19,12 @@ std::string rawQuery(const HttpRequest& http) {
   return q == std::string::npos ? std::string() : http.target.substr(q);
 }
 
-std::vector<std::string> containerNames(const api::Json& pod) {
+// The names in pod.spec.<list> (containers, initContainers).
+std::vector<std::string> containerNames(const api::Json& pod, std::string_view list) {
   std::vector<std::string> names;
-  if (pod.contains("spec") && pod["spec"].contains("containers")) {
-    for (const auto& c : pod["spec"]["containers"]) names.push_back(c.value("name", ""));
+  const api::Json* cs = api::findPath(pod, {"spec", list});
+  if (cs != nullptr && cs->is_array()) {
+    for (const auto& c : *cs) names.push_back(api::stringField(c, "name"));
   }
   return names;
 }
@@ -45,14 +47,15 @@ std::optional<Response> RestHandler::podProxy(const ResourceRequest& req,
   auto obj = objects_.get(*req.type, req.ns, req.name);
   if (!obj) return fromError(obj.error(), req.type, req.name);
   if (!obj->has_value()) return notFound(*req.type, req.name);
-  api::Json pod = api::encodeJson(*(*obj)->msg);
-  const std::string nodeName = pod["spec"].value("nodeName", "");
+  const api::Json pod = api::encodeJson(*(*obj)->msg);
+  const api::Json* spec = api::findPath(pod, {"spec"});
+  const std::string nodeName = spec != nullptr ? api::stringField(*spec, "nodeName") : "";
   if (nodeName.empty()) return badRequest("pod " + req.name + " does not have a host assigned");
 
   std::string container;
   if (sub != "portforward") {
     container = req.http->queryParam("container");
-    auto names = containerNames(pod);
+    auto names = containerNames(pod, "containers");
     if (container.empty()) {
       if (names.size() != 1) {
         return badRequest("a container name must be specified for pod " + req.name + ", choose one of: " +
@@ -62,9 +65,7 @@ std::optional<Response> RestHandler::podProxy(const ResourceRequest& req,
     }
     bool known = false;
     for (const auto& n : names) known = known || n == container;
-    if (!known && pod["spec"].contains("initContainers")) {
-      for (const auto& c : pod["spec"]["initContainers"]) known = known || c.value("name", "") == container;
-    }
+    for (const auto& n : containerNames(pod, "initContainers")) known = known || n == container;
     if (!known) return badRequest("container " + container + " is not valid for pod " + req.name);
   }
   if (nodeProxy_ == nullptr) {
@@ -77,14 +78,14 @@ std::optional<Response> RestHandler::podProxy(const ResourceRequest& req,
   if (!nodeObj->has_value()) {
     return statusResponse(500, "InternalError", "error dialing backend: node " + nodeName + " not found");
   }
-  api::Json node = api::encodeJson(*(*nodeObj)->msg);
+  const api::Json node = api::encodeJson(*(*nodeObj)->msg);
   std::string host;
+  const api::Json* addresses = api::findPath(node, {"status", "addresses"});
   for (const char* wanted : {"InternalIP", "ExternalIP", "Hostname"}) {
-    if (!host.empty()) break;
-    if (!node.contains("status") || !node["status"].contains("addresses")) break;
-    for (const auto& a : node["status"]["addresses"]) {
-      if (a.value("type", "") == wanted) {
-        host = a.value("address", "");
+    if (!host.empty() || addresses == nullptr || !addresses->is_array()) break;
+    for (const auto& a : *addresses) {
+      if (api::stringField(a, "type") == wanted) {
+        host = api::stringField(a, "address");
         break;
       }
     }
@@ -93,9 +94,10 @@ std::optional<Response> RestHandler::podProxy(const ResourceRequest& req,
     return statusResponse(500, "InternalError", "error dialing backend: node " + nodeName + " has no address");
   }
   uint16_t port = kDefaultAgentPort;
-  if (node.contains("status") && node["status"].contains("daemonEndpoints")) {
-    int p = node["status"]["daemonEndpoints"]["kubeletEndpoint"].value("Port", 0);
-    if (p > 0 && p < 65536) port = static_cast<uint16_t>(p);
+  // An empty daemonEndpoints or kubeletEndpoint ({}) is the default port.
+  if (const api::Json* p = api::findPath(node, {"status", "daemonEndpoints", "kubeletEndpoint", "Port"});
+      p != nullptr && p->is_number_integer() && p->get<int64_t>() > 0 && p->get<int64_t>() < 65536) {
+    port = static_cast<uint16_t>(p->get<int64_t>());
   }
 
   std::string target;

@@ -11,6 +11,7 @@
 #include "control/api/proto/core.pb.h"
 #include "control/api/selector.h"
 #include "control/api/time_util.h"
+#include "control/api/yaml_codec.h"
 #include "control/server/rest_handler.h"
 
 namespace sluice::server {
@@ -66,13 +67,26 @@ Response withWarnings(Response r, const std::vector<std::string>& warnings) {
 // Whether a patch body itself names a resourceVersion (a precondition).
 bool patchPinsVersion(const std::string& type, const api::Json& patch) {
   if (type == "application/json-patch+json") {
+    if (!patch.is_array()) return false;
     for (const auto& op : patch) {
-      if (op.is_object() && op.value("path", "") == "/metadata/resourceVersion") return true;
+      if (api::stringField(op, "path") == "/metadata/resourceVersion") return true;
     }
     return false;
   }
-  return patch.is_object() && patch.contains("metadata") && patch["metadata"].is_object() &&
-         patch["metadata"].contains("resourceVersion") && !patch["metadata"]["resourceVersion"].is_null();
+  if (!patch.is_object()) return false;
+  auto meta = patch.find("metadata");
+  if (meta == patch.end() || !meta->is_object()) return false;
+  auto rv = meta->find("resourceVersion");
+  return rv != meta->end() && !rv->is_null();
+}
+
+// A patch that failed to apply, as kube-apiserver answers it: a malformed
+// JSON patch is 400, one that does not apply to the object 422, one with
+// too many operations 413; merge and strategic merge patch errors 422.
+Response patchFailure(const std::string& patchType, const Error& e) {
+  if (e.code == ErrorCode::kResourceExhausted) return statusResponse(413, "RequestEntityTooLarge", e.message);
+  if (e.code == ErrorCode::kInvalidArgument && patchType == "application/json-patch+json") return badRequest(e.message);
+  return statusResponse(422, "Invalid", e.message);
 }
 
 std::string selectorString(const api::LabelSelector& sel) {
@@ -80,16 +94,35 @@ std::string selectorString(const api::LabelSelector& sel) {
   return s ? s->toString() : "";
 }
 
-// The request body as JSON: JSON as sent, or Kubernetes protobuf transcoded.
+// The request body as JSON: JSON as sent, YAML converted (kube-apiserver
+// decodes application/yaml for create and update), or Kubernetes protobuf
+// transcoded. Another media type is 415, as kube-apiserver answers it.
 std::variant<api::Json, Response> requestBody(const HttpRequest& req) {
-  if (mediaType(req) == api::kProtobufContentType) {
+  std::string type = mediaType(req);
+  if (type == api::kProtobufContentType) {
     auto j = api::k8sProtobufToJson(req.body);
     if (!j) return statusResponse(415, "UnsupportedMediaType", j.error().message);
     return std::move(*j);
   }
+  if (type == "application/yaml") {
+    auto j = api::parseYaml(req.body);
+    if (!j) return badRequest(j.error().message);
+    return std::move(*j);
+  }
+  if (!type.empty() && type != "application/json") {
+    return statusResponse(415, "UnsupportedMediaType",
+                          "the body of the request was in an unknown format - accepted media types include: "
+                          "application/json, application/yaml, application/vnd.kubernetes.protobuf");
+  }
   auto j = api::parseJson(req.body);
   if (!j) return badRequest(j.error().message);
   return std::move(*j);
+}
+
+// The name a binding targets, if its body names one as a string.
+std::string bindingTarget(const api::Json& body) {
+  auto target = body.find("target");
+  return target == body.end() ? "" : api::stringField(*target, "name");
 }
 
 }  // namespace
@@ -242,10 +275,13 @@ std::optional<Response> RestHandler::writeUpdate(const ResourceRequest& req, std
       m.clear_namespace_();
     }
   }
-  bool pinned = !api::meta(*next).resourceversion().empty();
-  if (pinned && api::meta(*next).resourceversion() != std::to_string(current.modRevision)) {
-    return conflict(t, req.name, kStaleObject);
-  }
+  // "0" and "" mean "whatever is current", as Kubernetes' unconditional
+  // update; anything else is a revision, or not a resourceVersion at all.
+  const std::string& wantedRv = api::meta(*next).resourceversion();
+  auto wanted = parseResourceVersion(wantedRv);
+  if (!wantedRv.empty() && !wanted) return invalidResourceVersion("metadata.resourceVersion", wantedRv);
+  bool pinned = wanted.value_or(0) != 0;
+  if (pinned && *wanted != static_cast<uint64_t>(current.modRevision)) return conflict(t, req.name, kStaleObject);
   if (!api::meta(*next).uid().empty() && api::meta(*next).uid() != om.uid()) {
     return conflict(t, req.name, "Precondition failed: UID in precondition: " + api::meta(*next).uid() +
                                      ", UID in object meta: " + om.uid());
@@ -365,7 +401,14 @@ Response RestHandler::patch(const ResourceRequest& req, bool statusOnly) {
     if (type == "application/json-patch+json") patched = api::applyJsonPatch(currentJson, *patchBody);
     else if (type == "application/merge-patch+json") patched = api::applyMergePatch(currentJson, *patchBody);
     else patched = api::applyStrategicMergePatch(currentJson, *patchBody, req.type->prototype->GetDescriptor());
-    if (!patched) return statusResponse(422, "Invalid", patched.error().message);
+    if (!patched) return patchFailure(type, patched.error());
+    // Without metadata the object has no name or identity left to write:
+    // Kubernetes rejects it rather than restoring it from the stored one.
+    if (auto md = patched->find("metadata"); md == patched->end() || !md->is_object()) {
+      api::FieldErrors errs;
+      errs.required("metadata");
+      return invalid(*req.type, req.name, errs);
+    }
     auto decoded = decode(req, *patched);
     if (auto* err = std::get_if<Response>(&decoded)) return *err;
     Decoded& d = std::get<Decoded>(decoded);
@@ -432,7 +475,7 @@ Response RestHandler::scale(const ResourceRequest& req) {
       if (patchType == "application/json-patch+json") patched = api::applyJsonPatch(scaleJson, *patchBody);
       else if (patchType == "application/merge-patch+json") patched = api::applyMergePatch(scaleJson, *patchBody);
       else patched = api::applyStrategicMergePatch(scaleJson, *patchBody, api::Scale::descriptor());
-      if (!patched) return statusResponse(422, "Invalid", patched.error().message);
+      if (!patched) return patchFailure(patchType, patched.error());
       wanted = std::move(*patched);
     }
     api::Scale scale;
@@ -449,6 +492,7 @@ Response RestHandler::scale(const ResourceRequest& req) {
       return invalid(scaleType, req.name, errs);
     }
     std::string rv = scale.metadata().resourceversion();
+    if (!rv.empty() && !parseResourceVersion(rv)) return invalidResourceVersion("metadata.resourceVersion", rv);
     bool pinned = method == "PUT" ? !rv.empty() : patchPinsVersion(patchType, *patchBody);
     auto next = clone(obj);
     if (auto* d = dynamic_cast<api::Deployment*>(next.get())) d->mutable_spec()->set_replicas(scale.spec().replicas());
@@ -472,7 +516,7 @@ Response RestHandler::bind(const ResourceRequest& req) {
   if (req.http->method != "POST") return methodNotSupported(req.http->method, "binding");
   auto body = api::parseJson(req.http->body);
   if (!body || !body->is_object()) return badRequest("Binding in version \"v1\" cannot be handled as a Binding");
-  std::string node = body->value("/target/name"_json_pointer, std::string());
+  std::string node = bindingTarget(*body);
   if (node.empty()) {
     api::FieldErrors errs;
     errs.required("target.name");

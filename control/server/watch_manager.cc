@@ -16,8 +16,11 @@ constexpr auto kPumpTick = std::chrono::milliseconds(50);
 // Events taken from one stream per pump round, so one busy stream cannot
 // starve the others.
 constexpr size_t kMaxEventsPerRound = 2000;
-// Page size for the initial-state list.
+// Page size for the initial-state list, the unsent bytes at which sending
+// it pauses, and how long a client may read none of them.
 constexpr int64_t kListPage = 500;
+constexpr size_t kMaxUnsentInitialBytes = 4u << 20;
+constexpr auto kInitialWriteTimeout = std::chrono::seconds(60);
 
 using Clock = std::chrono::steady_clock;
 
@@ -60,8 +63,7 @@ class EventCache {
     auto k = std::make_pair(&obj, formatKey(fmt));
     auto it = json_.find(k);
     if (it != json_.end()) return it->second;
-    return json_.emplace(k, renderObject(type, obj, fmt).dump(-1, ' ', false, api::Json::error_handler_t::replace))
-        .first->second;
+    return json_.emplace(k, api::dumpJson(renderObject(type, obj, fmt))).first->second;
   }
 
  private:
@@ -96,12 +98,12 @@ struct WatchManager::Stream {
     api::Json md = {{"resourceVersion", std::to_string(revision)}};
     if (initialEventsEnd) md["annotations"] = {{"k8s.io/initial-events-end", "true"}};
     api::Json obj = {{"kind", req.type->kind}, {"apiVersion", req.type->apiVersion()}, {"metadata", md}};
-    send("BOOKMARK", obj.dump());
+    send("BOOKMARK", api::dumpJson(obj));
     lastBookmark = Clock::now();
   }
 
   void sendError(const api::Json& status) {
-    send("ERROR", status.dump());
+    send("ERROR", api::dumpJson(status));
     finish();
   }
 
@@ -189,10 +191,16 @@ void WatchManager::serve(const WatchRequest& request, std::shared_ptr<ResponseWr
         if (request.name && kv.key != prefix) continue;
         auto o = objects_.decode(*request.type, kv);
         if (o && stream->matches(*o->msg)) {
-          stream->send("ADDED", renderObject(*request.type, *o->msg, request.format).dump());
+          stream->send("ADDED", api::dumpJson(renderObject(*request.type, *o->msg, request.format)));
         }
       }
       if (!page->more || page->kvs.empty()) break;
+      // A page at a time: the initial state of a large collection is not
+      // queued whole for a client that reads it slowly.
+      if (!writer->waitPendingBelow(kMaxUnsentInitialBytes, kInitialWriteTimeout)) {
+        stream->finish();
+        return;
+      }
       after = page->kvs.back().key;
     }
     from = at;

@@ -26,10 +26,11 @@ class Failure(Exception):
 class Server:
     """One `sluice server` process."""
 
-    def __init__(self, sluice, data_dir, extra_args=()):
+    def __init__(self, sluice, data_dir, extra_args=(), nofile=None):
         self.sluice = sluice
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.nofile = nofile  # (soft, hard) RLIMIT_NOFILE for the server, else inherited
         self.proc = None
         self.url = None
 
@@ -38,9 +39,15 @@ class Server:
         if os.path.exists(kubeconfig):
             os.unlink(kubeconfig)  # a restart writes a new one; wait for it
         self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        limits = None
+        if self.nofile is not None:
+            import resource
+
+            def limits(nofile=self.nofile):
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
         self.proc = subprocess.Popen(
             [self.sluice, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"] + self.extra_args,
-            stdout=self.log, stderr=self.log)
+            stdout=self.log, stderr=self.log, preexec_fn=limits)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

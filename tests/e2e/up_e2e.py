@@ -171,6 +171,18 @@ class UpTest:
             expect(set(seen) <= names, "%s: answers come from the Deployment's pods" % kind, str(seen))
             expect(len(set(seen)) >= 2, "%s: several pods answer" % kind, str(seen))
 
+    def bad_patches_leave_the_cluster_up(self):
+        # These JSON patches used to abort `sluice up`: server, controllers
+        # and agent at once.
+        for patch in ['[{"op":"add","path":"/kind/x","value":1}]',
+                      '[{"op":"copy","from":"/spec","path":"/kind/x"}]',
+                      '[{"op":"move","from":"/metadata/labels","path":"/spec/ports/0/port/x"}]']:
+            p = self.k.run("patch", "svc", "hostname", "--type=json", "-p", patch, check=False)
+            expect(p.returncode != 0 and "operation 0" in p.stderr, "kubectl patch %s" % patch, p.stderr)
+            expect(self.up.proc.poll() is None, "sluice up exited after kubectl patch %s" % patch, self.up.read_log())
+        url = self.urls()["ClusterIP"]
+        eventually(lambda: len(set(hostnames(url, 15)) - {None}) >= 2, "the Service still answers")
+
     def scale_follows(self):
         url = self.urls()["ClusterIP"]
         self.k.run("scale", "deployment/hostname", "--replicas=1")
@@ -224,6 +236,7 @@ def main():
         failures = run_cases([
             ("start_and_deploy", t.start_and_deploy),
             ("every_service_spreads", t.every_service_spreads),
+            ("bad_patches_leave_the_cluster_up", t.bad_patches_leave_the_cluster_up),
             ("scale_follows", t.scale_follows),
             ("debug_and_metrics", t.debug_and_metrics),
             ("restart_adopts_pods", t.restart_adopts_pods),
@@ -233,7 +246,7 @@ def main():
     finally:
         t.up.cleanup()
         work.close()
-    print("%d of 5 cases failed" % failures if failures else "all cases passed")
+    print("%d of 6 cases failed" % failures if failures else "all cases passed")
     return 1 if failures else 0
 
 

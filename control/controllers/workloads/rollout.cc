@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 namespace sluice::controllers::workloads {
@@ -63,6 +64,9 @@ int32_t scaledValue(const Json& v, int32_t total, bool roundUp) {
   int64_t pct = parseInt(s.substr(0, s.size() - 1), &ok);
   if (!ok) return 0;
   double x = static_cast<double>(pct) * total / 100.0;
+  // A percentage validation allows (maxSurge has no upper bound) may not
+  // overflow the int32 conversion.
+  x = std::min(x, static_cast<double>(std::numeric_limits<int32_t>::max()));
   return static_cast<int32_t>(roundUp ? std::ceil(x) : std::floor(x));
 }
 

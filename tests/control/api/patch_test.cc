@@ -191,5 +191,110 @@ TEST(JsonPatchTest, OperationsAndFailedTest) {
   EXPECT_FALSE(applyJsonPatch(deployment(), yaml("[{op: remove, path: /nope}]")).ok());
 }
 
+// Every operation kind of RFC 6902 against objects, arrays and the root.
+TEST(JsonPatchTest, AllOperationKinds) {
+  Json doc = yaml("{a: {b: [1, 2, 3]}, s: text}");
+  ASSIGN_OR_FAIL(Json out, applyJsonPatch(doc, yaml(R"([
+    {op: add, path: /a/b/1, value: 9},
+    {op: add, path: /a/b/-, value: 4},
+    {op: copy, from: /a/b/0, path: /a/c},
+    {op: move, from: /s, path: /a/t},
+    {op: replace, path: /a/b/0, value: 0},
+    {op: remove, path: /a/b/4},
+    {op: test, path: /a/t, value: text},
+    {op: add, path: /a~1x, value: slash},
+    {op: add, path: /a~0y, value: tilde}])")));
+  EXPECT_EQ(out, yaml("{a: {b: [0, 9, 2, 3], c: 1, t: text}, a/x: slash, a~y: tilde}"));
+  ASSIGN_OR_FAIL(Json root, applyJsonPatch(doc, yaml("[{op: replace, path: '', value: {z: 1}}]")));
+  EXPECT_EQ(root, yaml("{z: 1}"));
+  ASSIGN_OR_FAIL(Json nulled, applyJsonPatch(doc, yaml("[{op: add, path: /n, value: null}]")));
+  EXPECT_TRUE(nulled.contains("n") && nulled["n"].is_null());
+}
+
+// The kubectl patches that aborted `sluice up`: a parent that is a string,
+// number, bool, null or missing is a 422-class error naming the operation's
+// index and path, for every operation that writes or reads through it.
+TEST(JsonPatchTest, NonContainerParentsAreErrorsNotAborts) {
+  Json doc = yaml("{kind: Service, spec: {replicas: 3, paused: false, n: null, ports: [{port: 80}]}}");
+  const char* cases[] = {
+      "[{op: add, path: /kind/x, value: 1}]",
+      "[{op: add, path: /spec/replicas/x, value: 1}]",
+      "[{op: add, path: /spec/paused/0, value: 1}]",
+      "[{op: add, path: /spec/n/x, value: 1}]",
+      "[{op: add, path: /missing/x, value: 1}]",
+      "[{op: copy, from: /spec, path: /kind/x}]",
+      "[{op: move, from: /spec/replicas, path: /kind/x}]",
+      "[{op: copy, from: /kind, path: /spec/replicas/x}]",
+      "[{op: replace, path: /kind/x, value: 1}]",
+      "[{op: remove, path: /kind/x}]",
+      "[{op: test, path: /kind/x, value: 1}]",
+      "[{op: copy, from: /kind/x, path: /y}]",
+      "[{op: add, path: /spec/ports/x, value: 1}]",
+      "[{op: add, path: /spec/ports/5, value: 1}]",
+      "[{op: replace, path: /spec/ports/1, value: 1}]",
+      "[{op: remove, path: /spec/ports/-}]",
+      "[{op: add, path: /spec/ports/01, value: 1}]",
+      "[{op: add, path: /spec/ports/-1, value: 1}]",
+      "[{op: add, path: /spec/ports/99999999999999999999999, value: 1}]",
+      "[{op: move, from: /spec, path: /spec/inner}]",
+  };
+  for (const char* c : cases) {
+    auto r = applyJsonPatch(doc, yaml(c));
+    ASSERT_FALSE(r.ok()) << c;
+    EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition) << c << ": " << r.error().message;
+    EXPECT_THAT(r.error().message, HasSubstr("operation 0")) << c;
+  }
+  auto second = applyJsonPatch(doc, yaml("[{op: test, path: /kind, value: Service}, {op: add, path: /kind/x, value: 1}]"));
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(second.error().message, HasSubstr("operation 1 (add /kind/x)"));
+}
+
+// A patch that is not a list of well-formed operations is a 400-class error.
+TEST(JsonPatchTest, MalformedPatchesAreInvalidArgument) {
+  Json doc = yaml("{a: 1}");
+  const char* cases[] = {
+      "{op: add, path: /a, value: 1}",  // not a list
+      "[1]",
+      "[{path: /a, value: 1}]",
+      "[{op: 7, path: /a, value: 1}]",
+      "[{op: frobnicate, path: /a}]",
+      "[{op: add, value: 1}]",
+      "[{op: add, path: 5, value: 1}]",
+      "[{op: add, path: a, value: 1}]",      // no leading slash
+      "[{op: add, path: /a~2, value: 1}]",   // bad escape
+      "[{op: add, path: /b}]",               // no value
+      "[{op: replace, path: /a}]",
+      "[{op: test, path: /a}]",
+      "[{op: move, path: /b}]",              // no from
+      "[{op: copy, from: 1, path: /b}]",
+  };
+  for (const char* c : cases) {
+    auto r = applyJsonPatch(doc, yaml(c));
+    ASSERT_FALSE(r.ok()) << c;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << c << ": " << r.error().message;
+  }
+}
+
+// Strategic merge directives of the wrong JSON type are errors, not
+// exceptions escaping the library.
+TEST(StrategicMergePatchTest, DirectivesOfWrongTypeAreErrors) {
+  EXPECT_FALSE(applyStrategicMergePatch(deployment(), yaml("{spec: {$patch: 1}}"), kDeployment).ok());
+  Json listDirective = yaml(R"(
+spec:
+  template:
+    spec:
+      containers: [{name: nginx, $patch: 7}]
+)");
+  EXPECT_FALSE(applyStrategicMergePatch(deployment(), listDirective, kDeployment).ok());
+  Json replaceList = yaml(R"(
+spec:
+  template:
+    spec:
+      volumes: [{name: v, $patch: [1]}]
+)");
+  (void)applyStrategicMergePatch(deployment(), replaceList, kDeployment);  // must not throw
+  EXPECT_FALSE(applyStrategicMergePatch(deployment(), yaml("{metadata: {$retainKeys: 3}}"), kDeployment).ok());
+}
+
 }  // namespace
 }  // namespace sluice::api

@@ -129,6 +129,11 @@ const std::vector<BadManifest> kBadManifests = {
      "spec: {strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}, selector: {matchLabels: {app: a}}, "
      "template: {metadata: {labels: {app: a}}, spec: {containers: [{name: c, image: x}]}}}",
      {"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"}},
+    {"deployment: percentages past int64 (strconv.Atoi saturates; never an exception)",
+     "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: default}\n"
+     "spec: {strategy: {rollingUpdate: {maxSurge: \"99999999999999999999%\", maxUnavailable: \"99999999999999999999%\"}}, "
+     "selector: {matchLabels: {app: a}}, template: {metadata: {labels: {app: a}}, spec: {containers: [{name: c, image: x}]}}}",
+     {"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"99999999999999999999%\": must not be greater than 100%"}},
     {"replicaset: empty selector",
      "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r, namespace: default}\n"
      "spec: {selector: {}, template: {metadata: {labels: {app: a}}, spec: {containers: [{name: c, image: x}]}}}",

@@ -1,0 +1,135 @@
+// The API server's in-flight limits, as kube-apiserver's
+// --max-requests-inflight / --max-mutating-requests-inflight: requests past
+// a limit are 429 TooManyRequests with Retry-After: 1, read-only and
+// mutating requests are counted apart, and long-running requests (watch,
+// exec, attach, port-forward, logs) are not counted at all. A request holds
+// its slot from its header to its answer, so a body that never finishes
+// arriving holds one: that is how the tests fill a limit.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "control/server/api_server.h"
+#include "tests/control/server/https_client.h"
+
+namespace sluice::server {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::HttpsClient;
+using testing::TlsConnection;
+
+const std::string kEndpoints = "/api/v1/namespaces/default/endpoints";
+
+class ApiServerLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sluice-limits-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    ApiServerOptions o;
+    o.dataDir = dir_.string();
+    o.listenPort = 0;
+    o.compactInterval = std::chrono::seconds(0);
+    o.maxRequestsInflight = 1;
+    o.maxMutatingRequestsInflight = 1;
+    auto s = ApiServer::start(o);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    server_ = std::move(*s);
+    client_ = std::make_unique<HttpsClient>("127.0.0.1", server_->port(), server_->caCertPem(),
+                                            server_->token());
+  }
+  void TearDown() override {
+    server_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A request whose header is complete and whose body never is: it holds
+  // one in-flight slot until the connection closes.
+  std::unique_ptr<TlsConnection> holdSlot(const std::string& method, const std::string& path) {
+    auto c = std::make_unique<TlsConnection>("127.0.0.1", server_->port(), server_->caCertPem());
+    EXPECT_TRUE(c->ok());
+    c->write(method + " " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+             server_->token() +
+             "\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"metadata\":");
+    return c;
+  }
+
+  json endpoints() { return {{"metadata", {{"generateName", "ep-"}}}}; }
+
+  // Retries `send` until it answers 429 (the held slot is admitted
+  // asynchronously); returns that answer, or the last one.
+  testing::HttpResponse until429(const std::function<testing::HttpResponse()>& send) {
+    testing::HttpResponse r;
+    for (int i = 0; i < 200; ++i) {
+      r = send();
+      if (r.status == 429) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    return r;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ApiServer> server_;
+  std::unique_ptr<HttpsClient> client_;
+};
+
+// A mutating request past the limit is a Kubernetes Status 429 with
+// Retry-After; reads are unaffected, and the slot comes back when the held
+// request ends.
+TEST_F(ApiServerLimitsTest, MutatingRequestsPastTheLimitAre429) {
+  auto held = holdSlot("POST", kEndpoints);
+  auto r = until429([&] { return client_->post(kEndpoints, endpoints()); });
+  ASSERT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.header("Retry-After"), "1");
+  json s = r.json();
+  EXPECT_EQ(s["kind"], "Status");
+  EXPECT_EQ(s["reason"], "TooManyRequests");
+  EXPECT_EQ(s["code"], 429);
+  EXPECT_EQ(s["details"]["retryAfterSeconds"], 1);
+  EXPECT_EQ(s["message"], "Too many requests, please try again later.");
+  EXPECT_EQ(client_->request("DELETE", kEndpoints + "/x").status, 429);
+  EXPECT_EQ(client_->get(kEndpoints).status, 200);  // the read-only limit is separate
+  held.reset();
+  int status = 0;
+  for (int i = 0; i < 200 && status != 201; ++i) {
+    status = client_->post(kEndpoints, endpoints()).status;
+    if (status != 201) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(status, 201);
+}
+
+// Read-only requests past their limit are 429, while watches (long-running)
+// are neither counted nor refused; authentication comes first (401).
+TEST_F(ApiServerLimitsTest, ReadOnlyLimitExemptsLongRunningRequests) {
+  auto held = holdSlot("GET", kEndpoints);
+  auto r = until429([&] { return client_->get(kEndpoints); });
+  ASSERT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(r.json()["reason"], "TooManyRequests");
+  HttpsClient anonymous("127.0.0.1", server_->port(), server_->caCertPem(), "");
+  EXPECT_EQ(anonymous.get(kEndpoints).status, 401);
+  EXPECT_EQ(client_->get("/healthz").status, 200);  // probes are exempt, as in kube-apiserver's APF
+
+  // Three concurrent watches while the read-only slot is taken.
+  std::vector<std::thread> watchers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 3; ++i) {
+    watchers.emplace_back([&] {
+      HttpsClient c("127.0.0.1", server_->port(), server_->caCertPem(), server_->token());
+      int status = c.watch(
+          kEndpoints + "?watch=1&timeoutSeconds=1", [](const json&) { return true; }, 5s);
+      if (status == 200) ++ok;
+    });
+  }
+  for (auto& t : watchers) t.join();
+  EXPECT_EQ(ok.load(), 3);
+  EXPECT_EQ(client_->post(kEndpoints, endpoints()).status, 201);  // the mutating limit is separate
+}
+
+}  // namespace
+}  // namespace sluice::server
