@@ -47,11 +47,6 @@
 #include "bpf/lib/parse.h"
 #include "bpf/lib/reject.h"
 
-/* Puts enum sl_drop_reason in this object's BTF (an enum used only as
- * values leaves none): tests/bpf/abi_layout_test.cc checks it against C++'s
- * DropReason, both from dataplane/drop_reasons.h. Never read. */
-const volatile enum sl_drop_reason sl_drop_reason_btf = SL_DROP_MAX;
-
 /* Packets whose headers parse but that the NAT paths refuse (parse.h). */
 static __always_inline enum sl_drop_reason lxc_refused(const struct sl_pkt *pkt)
 {

@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
     ready[name] = next;
     auto pod = api.get(res::kPods, "default", name);
     if (!pod) die(pod.error().message);
-    std::string transition = sluice::controllers::formatNanoTime(std::chrono::system_clock::now());
+    std::string transition = sluice::controllers::formatRfc3339Nano(std::chrono::system_clock::now());
     (*pod)["status"] = readyStatus(podIp(s, e), next, transition);
     auto sent = Steady::now();
     auto r = api.updateStatus(res::kPods, "default", *pod);

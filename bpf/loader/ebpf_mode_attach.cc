@@ -45,9 +45,9 @@ Result<void> EbpfMode::detachLxc(int ifindex) {
 // The uplink (bpf/host.bpf.c).
 
 Result<void> EbpfMode::loadUplink(const std::vector<IpAddress>& nodeAddresses) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   if (!xdp_) {
-    auto xdp = loadObject<xdp_bpf>(options_, "xdp.bpf.o");
+    auto xdp = bpf::loadPinnedObject<xdp_bpf>(options_, "xdp.bpf.o");
     if (!xdp) return xdp.error().wrap("uplink XDP object");
     xdp_ = std::move(*xdp);
   }
@@ -58,7 +58,7 @@ Result<void> EbpfMode::loadUplink(const std::vector<IpAddress>& nodeAddresses) {
     if (a.isV4() && !v4) v4 = &a;
     if (a.isV6() && !v6) v6 = &a;
   }
-  auto host = loadObject<host_bpf>(options_, "host.bpf.o", [v4, v6](host_bpf& skel) {
+  auto host = bpf::loadPinnedObject<host_bpf>(options_, "host.bpf.o", [v4, v6](host_bpf& skel) {
     if (v4) {
       __be32 addr[4] = {};
       bpf::storeAddress(*v4, addr);
@@ -86,13 +86,13 @@ Result<void> EbpfMode::loadUplink(const std::vector<IpAddress>& nodeAddresses) {
 }
 
 int EbpfMode::uplinkIngressFd() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   return host_ ? bpf_program__fd(host_->progs.sl_host_ingress) : -1;
 }
 
 Result<void> EbpfMode::attachUplink(int ifindex, const std::vector<IpAddress>& nodeAddresses) {
   if (auto r = loadUplink(nodeAddresses); !r) return r;
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   if (auto r = bpf::tcAttach(ifindex, bpf::TcDirection::kIngress,
                              bpf_program__fd(host_->progs.sl_host_ingress));
       !r) {
@@ -103,7 +103,7 @@ Result<void> EbpfMode::attachUplink(int ifindex, const std::vector<IpAddress>& n
 }
 
 int EbpfMode::uplinkXdpFd() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   return xdp_ ? bpf_program__fd(xdp_->progs.sl_xdp_uplink) : -1;
 }
 
@@ -128,7 +128,7 @@ Result<void> EbpfMode::detachUplinkXdp(int ifindex) {
 }
 
 Result<void> EbpfMode::detachUplink(int ifindex) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   uplinks_.erase(ifindex);
   return bpf::tcDetach(ifindex, bpf::TcDirection::kIngress);
 }
@@ -181,7 +181,7 @@ Result<std::string> EbpfMode::cgroupLinkDir(const std::string& cgroupPath) const
 }
 
 Result<void> EbpfMode::attachCgroup(const std::string& cgroupPath) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   auto cg = openCgroup(cgroupPath);
   if (!cg) return cg.error();
   const std::string dir = linkDirOf(options_.pinDir, cg->id);
@@ -219,7 +219,7 @@ Result<void> EbpfMode::attachCgroup(const std::string& cgroupPath) {
 }
 
 Result<void> EbpfMode::detachCgroup(const std::string& cgroupPath) {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(attachMu_);
   auto cg = openCgroup(cgroupPath);
   if (!cg) return cg.error();
   const std::string dir = linkDirOf(options_.pinDir, cg->id);

@@ -67,10 +67,9 @@ ModeCapabilities EbpfMode::capabilities() const {
         "this kernel cannot name a network namespace (SO_NETNS_COOKIE, Linux 5.14): the socket hooks "
         "translate the sockets of every namespace in their cgroup, so two nodes on one host interfere";
   }
-  std::lock_guard lock(mu_);
-  if (!sockTerm_) {
+  if (auto r = terminator_->available(); !r) {
     caps.missing[ModeFeature::kUdpStaleFlowCleanup] =
-        "UDP sockets connected to a removed backend are not reset on this kernel (" + sockTermError_ +
+        "UDP sockets connected to a removed backend are not reset on this kernel (" + r.error().message +
         "); the per-packet path moves their flows";
   }
   return caps;
@@ -82,8 +81,8 @@ Result<std::vector<DescribedFrontend>> EbpfMode::describeFrontends() const {
   const EbpfDump& d = *dumped;
   std::map<sl_svc_key, std::string, bpf::BytesLess> owners;
   {
-    std::lock_guard lock(mu_);
-    for (const auto& [k, key] : frontendOwner_) owners[k] = key.toString();
+    std::lock_guard lock(entriesMu_);
+    for (const auto& [k, key] : programmer_->frontendOwners()) owners[k] = key.toString();
   }
   std::vector<DescribedFrontend> out;
   for (const auto& [k, v] : d.services) {
@@ -127,10 +126,10 @@ Result<std::vector<DescribedFrontend>> EbpfMode::describeFrontends() const {
 Result<DescribedSelection> EbpfMode::describeSelection(const ServiceKey& key) const {
   uint32_t svcId = 0;
   {
-    std::lock_guard lock(mu_);
-    auto it = programmed_.find(key);
-    if (it == programmed_.end()) return Error::notFound("service " + key.toString() + ": not programmed");
-    svcId = it->second.svcId;
+    std::lock_guard lock(entriesMu_);
+    auto id = programmer_->serviceId(key);
+    if (!id) return Error::notFound("service " + key.toString() + ": not programmed");
+    svcId = *id;
   }
   auto dumped = dump();
   if (!dumped) return dumped.error();

@@ -40,21 +40,23 @@ uint64_t EbpfMode::sumCounter(const MapRef& map, uint32_t index) const {
 }
 
 ProxyStats EbpfMode::stats() const {
-  std::lock_guard lock(mu_);
   ProxyStats s;
-  s.services = programmed_.size();
-  s.frontends = frontendOwner_.size();
-  for (const auto& [key, st] : programmed_) s.backends += st.backends.size();
-  s.applies = applies_;
-  s.applyErrors = applyErrors_;
+  {
+    std::lock_guard lock(entriesMu_);
+    s.services = programmer_->serviceCount();
+    s.frontends = programmer_->frontendCount();
+    s.backends = programmer_->backendCount();
+    s.applies = applies_;
+    s.applyErrors = applyErrors_;
+    s.counters["map.writes"] = ops_.writes;
+    s.counters["map.deletes"] = ops_.deletes;
+  }
   for (uint32_t i = 1; i < SL_DROP_MAX; ++i) {
     s.counters["drop." + std::string(toString(static_cast<DropReason>(i)))] = sumCounter(drops_, i);
   }
   for (uint32_t i = 0; i < SL_EV_MAX; ++i) {
     s.counters[std::string("event.") + kEventNames[i]] = sumCounter(events_, i);
   }
-  s.counters["map.writes"] = ops_.writes;
-  s.counters["map.deletes"] = ops_.deletes;
   return s;
 }
 

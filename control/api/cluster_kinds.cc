@@ -1,4 +1,5 @@
 #include "control/api/cluster_kinds.h"
+#include "control/util/rfc3339.h"
 
 #include "control/api/object_meta.h"
 #include "control/api/validation.h"
@@ -46,7 +47,7 @@ void validateLease(const Lease& lease, FieldErrors& errs) {
     errs.invalid("spec.leaseTransitions", s.leasetransitions(), "must be greater than or equal to 0");
   }
   for (const auto* t : {&s.acquiretime(), &s.renewtime()}) {
-    if (!t->empty() && !parseTime(*t)) {
+    if (!t->empty() && !util::parseRfc3339(*t)) {
       errs.invalid(t == &s.acquiretime() ? "spec.acquireTime" : "spec.renewTime", *t, "must be an RFC 3339 time");
     }
   }

@@ -1,4 +1,5 @@
 #include "control/api/k8s_protobuf.h"
+#include "control/util/rfc3339.h"
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
@@ -36,7 +37,7 @@ Json toJson(const pb::Message& m) {
   if (d == k8swire::Time::descriptor()) {
     const auto& t = static_cast<const k8swire::Time&>(m);
     if (t.seconds() == 0 && t.nanos() == 0) return nullptr;  // the zero Time is null
-    return formatTime(Clock::from_time_t(static_cast<std::time_t>(t.seconds())));
+    return util::formatRfc3339(Clock::from_time_t(static_cast<std::time_t>(t.seconds())));
   }
   if (d == k8swire::IntOrString::descriptor()) {
     const auto& v = static_cast<const k8swire::IntOrString&>(m);

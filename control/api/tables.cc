@@ -1,4 +1,5 @@
 #include "control/api/tables.h"
+#include "control/util/rfc3339.h"
 
 #include <algorithm>
 #include <map>
@@ -78,7 +79,7 @@ std::vector<Json> podRow(const google::protobuf::Message& m, Clock::time_point n
   std::optional<Clock::time_point> lastRestart;
   auto noteRestart = [&](const ContainerStatus& c) {
     if (c.laststate().has_terminated()) {
-      auto t = parseTime(c.laststate().terminated().finishedat());
+      auto t = util::parseRfc3339(c.laststate().terminated().finishedat());
       if (t && (!lastRestart || *t > *lastRestart)) lastRestart = t;
     }
   };

@@ -1,6 +1,5 @@
-// Timestamps as the API carries them (RFC 3339, UTC, second precision for
-// metav1.Time and microseconds for MicroTime) and the age strings printed in
-// table columns (duration.HumanDuration).
+// The age strings printed in table columns (duration.HumanDuration), and
+// now as the API stamps it. RFC 3339 itself: control/util/rfc3339.h.
 #pragma once
 
 #include <chrono>
@@ -12,13 +11,8 @@ namespace sluice::api {
 
 using Clock = std::chrono::system_clock;
 
-// "2024-05-01T12:00:00Z"
-std::string formatTime(Clock::time_point t);
-// "2024-05-01T12:00:00.123456Z"
-std::string formatMicroTime(Clock::time_point t);
+// Parsing and formatting: control/util/rfc3339.h. Now as metav1.Time.
 std::string nowTime();
-// Accepts "...Z" and "+hh:mm" offsets, with optional fractional seconds.
-std::optional<Clock::time_point> parseTime(std::string_view s);
 
 // "5s", "3m20s", "4h", "2d3h", ... as kubectl prints ages.
 std::string humanDuration(std::chrono::seconds d);

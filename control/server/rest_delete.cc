@@ -1,6 +1,7 @@
 // delete and deletecollection: finalizers, deletionTimestamp, propagation
 // policy, namespace contents.
 #include <algorithm>
+#include "control/util/rfc3339.h"
 #include <chrono>
 #include <cstdlib>
 
@@ -186,7 +187,7 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
                            podGrace.value_or(0) < m.deletiongraceperiodseconds();
   if (podShortens && (podGrace || !m.finalizers().empty())) {
     const int64_t grace = podGrace.value_or(0);
-    m.set_deletiontimestamp(api::formatTime(api::Clock::now() + std::chrono::seconds(grace)));
+    m.set_deletiontimestamp(util::formatRfc3339(api::Clock::now() + std::chrono::seconds(grace)));
     m.set_deletiongraceperiodseconds(grace);
     if (dryRun) return Response::json(200, renderObject(t, *next, fmt));
     auto r = objects_.update(t, *next, current.modRevision);
@@ -204,7 +205,7 @@ std::optional<Response> RestHandler::deleteOne(const ResourceRequest& req, const
   // A bound, running pod (graceful deletion): marked for its agent, with or
   // without finalizers; the agent's grace-0 delete finishes it.
   if (podGrace && m.deletiontimestamp().empty()) {
-    m.set_deletiontimestamp(api::formatTime(api::Clock::now() + std::chrono::seconds(*podGrace)));
+    m.set_deletiontimestamp(util::formatRfc3339(api::Clock::now() + std::chrono::seconds(*podGrace)));
     m.set_deletiongraceperiodseconds(*podGrace);
     m.set_generation(m.generation() + 1);
     if (dryRun) return Response::json(200, renderObject(t, *next, fmt));

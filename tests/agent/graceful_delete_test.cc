@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "control/api/time_util.h"
+#include "control/util/rfc3339.h"
 #include "tests/control/controllers/control_plane.h"
 
 namespace sluice::testing {
@@ -50,7 +51,7 @@ TEST_F(GracefulDeleteTest, BoundPodIsMarkedThenRemovedWithGraceZero) {
   Json p = *cp_.client().get(kPods, "default", "bound");
   ASSERT_TRUE(p["metadata"].contains("deletionTimestamp")) << p.dump(2);
   EXPECT_EQ(p["metadata"]["deletionGracePeriodSeconds"], 30);
-  auto ts = api::parseTime(p["metadata"]["deletionTimestamp"].get<std::string>());
+  auto ts = util::parseRfc3339(p["metadata"]["deletionTimestamp"].get<std::string>());
   ASSERT_TRUE(ts.has_value());
   EXPECT_GE(*ts, before + std::chrono::seconds(28));
   EXPECT_LE(*ts, api::Clock::now() + std::chrono::seconds(31));

@@ -1,5 +1,7 @@
 #include "control/agent/proxy/proxy_sync.h"
 
+#include "control/util/rfc3339.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -18,48 +20,6 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 }
 
 }  // namespace
-
-std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
-  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0;
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
-                  &consumed) != 6 ||
-      consumed != 19) {
-    return std::nullopt;
-  }
-  size_t i = 19;
-  int64_t nanos = 0;
-  if (i < text.size() && text[i] == '.') {
-    int64_t scale = 100000000;
-    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-      nanos += (text[i] - '0') * scale;
-      scale /= 10;
-    }
-  }
-  int offset = 0;  // seconds east of UTC
-  if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-    offset = (text[i] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-    i += 6;
-  } else if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
-    ++i;
-  } else {
-    return std::nullopt;
-  }
-  if (i != text.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  const time_t t = ::timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset) +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-             std::chrono::nanoseconds(nanos));
-}
 
 ProxySync::ProxySync(client::ApiClient& client, ProxyMode& mode, ProxySyncOptions options,
                      AppliedHook onApplied)
@@ -133,7 +93,7 @@ void ProxySync::onSlice(const client::ObjectPtr& old, const client::ObjectPtr& c
         it != annotations.end() && it->is_string()) {
       // Times before this agent started belong to changes an earlier run
       // (or nobody) programmed: kube-proxy skips them too.
-      auto t = parseRfc3339(it->get<std::string>());
+      auto t = util::parseRfc3339(it->get<std::string>());
       if (t && *t > startedAt_) trigger = t;
     }
   }
@@ -165,7 +125,7 @@ void ProxySync::onSlice(const client::ObjectPtr& old, const client::ObjectPtr& c
           if (old) {
             const Json& oa = (*old)["metadata"].value("annotations", Json::object());
             auto it = oa.find(kLastChangeTriggerTimeAnnotation);
-            seen = it != oa.end() && it->is_string() && parseRfc3339(it->get<std::string>()) == trigger;
+            seen = it != oa.end() && it->is_string() && util::parseRfc3339(it->get<std::string>()) == trigger;
           }
           if (!seen) times.push_back(*trigger);
         }
@@ -441,11 +401,7 @@ void ProxySync::reportUnmet(const std::vector<Service>& services, bool full) {
 void ProxySync::postUnsupportedEvent(const ServiceKey& key, const UnmetRequest& u) {
   client::ObjectPtr svc = services_ ? services_->get(key.ns + "/" + key.name) : nullptr;
   const auto now = std::chrono::system_clock::now();
-  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  char stamp[32];
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const std::string stamp = util::formatRfc3339(now);
   Json involved = {{"apiVersion", "v1"}, {"kind", "Service"}, {"namespace", key.ns}, {"name", key.name}};
   if (svc) involved["uid"] = (*svc)["metadata"].value("uid", "");
   Json ev = {{"apiVersion", "v1"},

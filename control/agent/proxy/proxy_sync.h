@@ -138,8 +138,5 @@ class ProxySync {
   std::thread thread_;
 };
 
-// Parses RFC 3339 ("2026-11-22T03:08:21Z", "...21.123456789Z",
-// "...21+01:00"), as Kubernetes writes trigger times (RFC3339Nano).
-std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
 
 }  // namespace sluice::agent

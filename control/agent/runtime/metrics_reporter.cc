@@ -1,4 +1,5 @@
 #include "control/agent/runtime/metrics_reporter.h"
+#include "control/util/rfc3339.h"
 
 #include <unistd.h>
 
@@ -152,7 +153,7 @@ void MetricsReporter::reportNode() {
     Json obj = {{"apiVersion", kNodeMetricsResource.apiVersion()},
                 {"kind", "NodeMetrics"},
                 {"metadata", {{"name", options_.nodeName}}},
-                {"timestamp", api::formatTime(wall)},
+                {"timestamp", util::formatRfc3339(wall)},
                 {"window", windowText(window)},
                 {"usage", usageJson(nanocores(lastNode_->nanos, now.nanos, window), *mem)}};
     write(kNodeMetricsResource, "", obj);
@@ -199,7 +200,7 @@ void MetricsReporter::reportPods() {
     Json obj = {{"apiVersion", kPodMetricsResource.apiVersion()},
                 {"kind", "PodMetrics"},
                 {"metadata", {{"name", pod.name}, {"namespace", pod.ns}, {"labels", labels}}},
-                {"timestamp", api::formatTime(wall)},
+                {"timestamp", util::formatRfc3339(wall)},
                 {"window", windowText(window)},
                 {"containers", containers}};
     if (write(kPodMetricsResource, pod.ns, obj)) written_.insert({pod.ns, pod.name});

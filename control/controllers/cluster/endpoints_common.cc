@@ -65,9 +65,9 @@ TriggerTimeTracker::Change TriggerTimeTracker::compute(const std::string& servic
   for (const auto& p : pods) {
     const Json* ready = findCondition(*p, "Ready");
     if (ready == nullptr) continue;
-    if (auto t = parseApiTime(ready->value("lastTransitionTime", ""))) next.pods[client::nameOf(*p)] = *t;
+    if (auto t = parseRfc3339(ready->value("lastTransitionTime", ""))) next.pods[client::nameOf(*p)] = *t;
   }
-  next.service = parseApiTime(service.value("/metadata/creationTimestamp"_json_pointer, std::string()));
+  next.service = parseRfc3339(service.value("/metadata/creationTimestamp"_json_pointer, std::string()));
   std::lock_guard lock(mu_);
   auto it = states_.find(serviceKey);
   if (it == states_.end()) {

@@ -132,7 +132,7 @@ Result<void> EndpointsController::reconcile(const std::string& key) {
   md["labels"] = labels;
   if (!md.contains("annotations") || !md["annotations"].is_object()) md["annotations"] = Json::object();
   if (trigger) {
-    md["annotations"][kTriggerTimeAnnotation] = formatNanoTime(*trigger);
+    md["annotations"][kTriggerTimeAnnotation] = formatRfc3339Nano(*trigger);
   } else {
     md["annotations"].erase(kTriggerTimeAnnotation);
   }

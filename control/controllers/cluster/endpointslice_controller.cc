@@ -290,7 +290,7 @@ Result<void> EndpointSliceController::reconcile(const std::string& key) {
     md["ownerReferences"] = owner;
     if (!md.contains("annotations") || !md["annotations"].is_object()) md["annotations"] = Json::object();
     if (trigger) {
-      md["annotations"][kTriggerTimeAnnotation] = formatNanoTime(*trigger);
+      md["annotations"][kTriggerTimeAnnotation] = formatRfc3339Nano(*trigger);
     } else {
       md["annotations"].erase(kTriggerTimeAnnotation);
     }

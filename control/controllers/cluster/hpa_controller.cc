@@ -214,7 +214,7 @@ Result<void> HpaController::reconcile(const std::string& key) {
   const auto [nsKey, nameKey] = splitKey(key);
   const std::string ns = nsKey;
   const std::string name = nameKey;
-  std::string ts = formatApiTime(now);
+  std::string ts = formatRfc3339(now);
   Json status = hpa.value("status", Json::object());
   if (!status.is_object()) status = Json::object();
   Json conditions = arrayOf(status, "conditions");

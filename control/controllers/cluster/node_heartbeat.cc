@@ -51,7 +51,7 @@ Result<void> NodeHeartbeat::registerNode() {
   Json node = options_.node;
   node["apiVersion"] = "v1";
   node["kind"] = "Node";
-  std::string now = formatApiTime(clock_->now());
+  std::string now = formatRfc3339(clock_->now());
   Json& conditions = node["status"]["conditions"];
   setCondition(conditions,
                {{"type", "Ready"}, {"status", "True"}, {"reason", "KubeletReady"},
@@ -76,7 +76,7 @@ Result<void> NodeHeartbeat::postReady(bool force) {
     bool isReady = ready != nullptr && ready->value("status", "") == "True";
     if (!force && isReady && clock_->now() - lastStatus_ < options_.statusInterval) return okResult();
     Json next = *cur;
-    std::string now = formatApiTime(clock_->now());
+    std::string now = formatRfc3339(clock_->now());
     setCondition(next["status"]["conditions"],
                  {{"type", "Ready"}, {"status", "True"}, {"reason", "KubeletReady"},
                   {"message", "kubelet is posting ready status"}, {"lastHeartbeatTime", now}},
@@ -93,7 +93,7 @@ Result<void> NodeHeartbeat::postReady(bool force) {
 
 Result<void> NodeHeartbeat::renewLease() {
   const auto& kLeases = client::resources::kLeases;
-  std::string now = formatMicroTime(clock_->now());
+  std::string now = formatRfc3339Micro(clock_->now());
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto cur = client_.get(kLeases, kNodeLeaseNamespace, name_);
     if (!cur && cur.error().code != ErrorCode::kNotFound) return cur.error();

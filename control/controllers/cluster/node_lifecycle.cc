@@ -59,11 +59,11 @@ Result<void> NodeLifecycleController::monitor(const Json& node) {
     if (t && (!heartbeat || *t > *heartbeat)) heartbeat = t;
   };
   if (auto lease = leases_.get(kNodeLeaseNamespace, name)) {
-    later(parseApiTime(lease->value("/spec/renewTime"_json_pointer, std::string())));
+    later(parseRfc3339(lease->value("/spec/renewTime"_json_pointer, std::string())));
   }
   const Json* ready = findCondition(node, "Ready");
-  if (ready != nullptr) later(parseApiTime(ready->value("lastHeartbeatTime", "")));
-  if (!heartbeat) later(parseApiTime(node.value("/metadata/creationTimestamp"_json_pointer, std::string())));
+  if (ready != nullptr) later(parseRfc3339(ready->value("lastHeartbeatTime", "")));
+  if (!heartbeat) later(parseRfc3339(node.value("/metadata/creationTimestamp"_json_pointer, std::string())));
   std::string status = ready != nullptr ? ready->value("status", "") : "";
 
   if (heartbeat && now - *heartbeat > options_.gracePeriod && status != "Unknown") {
@@ -71,7 +71,7 @@ Result<void> NodeLifecycleController::monitor(const Json& node) {
     return markPodsNotReady(name, now);
   }
   if (status != "True" && ready != nullptr) {
-    auto since = parseApiTime(ready->value("lastTransitionTime", ""));
+    auto since = parseRfc3339(ready->value("lastTransitionTime", ""));
     if (since && now - *since > options_.evictionTimeout) return evictPods(name);
   }
   return okResult();
@@ -79,7 +79,7 @@ Result<void> NodeLifecycleController::monitor(const Json& node) {
 
 Result<void> NodeLifecycleController::markUnknown(const Json& node, TimePoint now) {
   Json next = node;
-  std::string ts = formatApiTime(now);
+  std::string ts = formatRfc3339(now);
   Json& conditions = next["status"]["conditions"];
   if (!conditions.is_array()) conditions = Json::array();
   bool hadReady = findCondition(node, "Ready") != nullptr;
@@ -101,7 +101,7 @@ Result<void> NodeLifecycleController::markUnknown(const Json& node, TimePoint no
 }
 
 Result<void> NodeLifecycleController::markPodsNotReady(const std::string& node, TimePoint now) {
-  std::string ts = formatApiTime(now);
+  std::string ts = formatRfc3339(now);
   for (const auto& pod : pods_.list()) {
     if (pod->value("/spec/nodeName"_json_pointer, std::string()) != node || !podReady(*pod)) continue;
     Json next = *pod;

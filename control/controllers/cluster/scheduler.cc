@@ -271,7 +271,7 @@ Result<void> Scheduler::markUnschedulable(const Json& pod, const std::string& me
   Json next = pod;
   Json& conditions = next["status"]["conditions"];
   Json cond = {{"type", "PodScheduled"}, {"status", "False"}, {"reason", "Unschedulable"}, {"message", message}};
-  if (!setCondition(conditions, cond, formatApiTime(ctx_.clock.now()))) return okResult();
+  if (!setCondition(conditions, cond, formatRfc3339(ctx_.clock.now()))) return okResult();
   auto r = ctx_.client.updateStatus(client::resources::kPods, client::namespaceOf(pod), next);
   if (!r && r.error().code != ErrorCode::kNotFound) return r.error();
   return okResult();

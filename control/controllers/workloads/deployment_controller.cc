@@ -539,7 +539,7 @@ Result<void> DeploymentController::syncRolloutStatus(State& s) {
   const Json* pc = condition(oldStatus, kProgressing);
   if (hasProgressDeadline(s.d) && pc != nullptr && !deploymentComplete(s.d, status) &&
       pc->value("reason", "") != kTimedOutReason) {
-    if (auto from = parseTime(pc->value("lastUpdateTime", ""))) {
+    if (auto from = parseRfc3339(pc->value("lastUpdateTime", ""))) {
       auto due = *from + std::chrono::seconds(s.d["spec"].value("progressDeadlineSeconds", 600)) - now;
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due) + std::chrono::seconds(1);
       enqueueAfter(client::keyOf(s.d), std::clamp(wait, std::chrono::milliseconds(10), kDeadlineRecheck));

@@ -75,25 +75,6 @@ bool selectorMatches(const Json& selector, const Json& labels) {
   return true;
 }
 
-const Json& metaOf(const Json& obj) {
-  auto m = obj.find("metadata");
-  return m != obj.end() && m->is_object() ? *m : emptyObject();
-}
-
-const Json& labelsOf(const Json& obj) {
-  const Json& m = metaOf(obj);
-  auto l = m.find("labels");
-  return l != m.end() && l->is_object() ? *l : emptyObject();
-}
-
-std::string annotation(const Json& obj, const std::string& key) {
-  const Json& m = metaOf(obj);
-  auto a = m.find("annotations");
-  if (a == m.end() || !a->is_object()) return "";
-  auto v = a->find(key);
-  return v != a->end() && v->is_string() ? v->get<std::string>() : "";
-}
-
 bool isDeleting(const Json& obj) {
   const Json& m = metaOf(obj);
   auto d = m.find("deletionTimestamp");
@@ -147,15 +128,10 @@ const Json* readyCondition(const Json& pod) {
 
 }  // namespace
 
-bool podReady(const Json& pod) {
-  const Json* c = readyCondition(pod);
-  return c != nullptr && c->value("status", "") == "True";
-}
-
 std::optional<TimePoint> podReadySince(const Json& pod) {
   const Json* c = readyCondition(pod);
   if (c == nullptr || c->value("status", "") != "True") return std::nullopt;
-  return parseTime(c->value("lastTransitionTime", ""));
+  return parseRfc3339(c->value("lastTransitionTime", ""));
 }
 
 bool podAvailable(const Json& pod, int32_t minReadySeconds, TimePoint now,
@@ -230,39 +206,8 @@ void parallelFor(size_t n, size_t maxThreads, const std::function<void(size_t)>&
   for (auto& t : pool) t.join();
 }
 
-std::string formatTime(TimePoint t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::optional<TimePoint> parseTime(const std::string& s) {
-  std::tm tm{};
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::time_t secs = timegm(&tm);
-  // Offsets other than Z: "+hh:mm" / "-hh:mm" after the seconds (and fraction).
-  size_t pos = s.find_first_of("Z+-", 19);
-  if (pos != std::string::npos && s[pos] != 'Z') {
-    int hh = 0;
-    int mm = 0;
-    if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d", &hh, &mm) == 2) {
-      int off = (hh * 60 + mm) * 60;
-      secs += s[pos] == '+' ? -off : off;
-    }
-  }
-  return std::chrono::system_clock::from_time_t(secs);
-}
-
 TimePoint creationTime(const Json& obj) {
-  auto t = parseTime(metaOf(obj).value("creationTimestamp", ""));
+  auto t = parseRfc3339(metaOf(obj).value("creationTimestamp", ""));
   return t ? *t : TimePoint{};
 }
 

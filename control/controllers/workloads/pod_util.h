@@ -1,7 +1,7 @@
 // Helpers the workload controllers share, on objects as JSON (what the REST
 // client and informers carry): label selector matching, pod readiness and
 // availability (minReadySeconds against the injected clock), controller
-// references, the pod-template hash, and RFC 3339 timestamps.
+// references and the pod-template hash.
 #pragma once
 
 #include <chrono>
@@ -13,6 +13,8 @@
 
 #include "control/client/api_client.h"
 #include "control/client/informer.h"
+#include "control/util/json_fields.h"
+#include "control/util/rfc3339.h"
 
 namespace sluice::controllers::workloads {
 
@@ -32,10 +34,12 @@ inline constexpr const char* kForegroundFinalizer = "foregroundDeletion";
 // an empty object matches everything.
 bool selectorMatches(const Json& selector, const Json& labels);
 
-// Small accessors tolerant of absent fields.
-const Json& metaOf(const Json& obj);
-const Json& labelsOf(const Json& obj);
-std::string annotation(const Json& obj, const std::string& key);
+// Small accessors tolerant of absent fields (metaOf, labelsOf, annotation:
+// control/util/json_fields.h).
+using util::annotation;
+using util::labelsOf;
+using util::metaOf;
+using util::podReady;
 bool isDeleting(const Json& obj);
 bool hasFinalizer(const Json& obj, const std::string& finalizer);
 int64_t generationOf(const Json& obj);
@@ -45,7 +49,6 @@ int32_t statusInt(const Json& obj, const char* field);
 
 // Pods.
 bool podActive(const Json& pod);  // not finished and not terminating
-bool podReady(const Json& pod);
 // Ready for at least minReadySeconds at `now`. With `becomesAvailable`, the
 // time it will be (when ready but not yet available).
 bool podAvailable(const Json& pod, int32_t minReadySeconds, TimePoint now,
@@ -71,8 +74,9 @@ bool equalIgnoreHash(const Json& a, const Json& b);
 // client-go's slow-start batches do); returns when all are done.
 void parallelFor(size_t n, size_t maxThreads, const std::function<void(size_t)>& fn);
 
-std::string formatTime(TimePoint t);
-std::optional<TimePoint> parseTime(const std::string& s);
+// RFC 3339 timestamps: control/util/rfc3339.h.
+using util::formatRfc3339;
+using util::parseRfc3339;
 TimePoint creationTime(const Json& obj);
 
 }  // namespace sluice::controllers::workloads

@@ -230,7 +230,7 @@ const Json* condition(const Json& status, const std::string& type) {
 
 Json newCondition(const std::string& type, const std::string& status, const std::string& reason,
                   const std::string& message, TimePoint now) {
-  std::string t = formatTime(now);
+  std::string t = formatRfc3339(now);
   return Json{{"type", type},          {"status", status},        {"lastUpdateTime", t},
               {"lastTransitionTime", t}, {"reason", reason}, {"message", message}};
 }
@@ -302,7 +302,7 @@ bool deploymentTimedOut(const Json& d, const Json& s, TimePoint now) {
   std::string reason = c->value("reason", "");
   if (reason == kNewRSAvailableReason) return false;
   if (reason == kTimedOutReason) return true;
-  auto from = parseTime(c->value("lastUpdateTime", ""));
+  auto from = parseRfc3339(c->value("lastUpdateTime", ""));
   if (!from) return false;
   return *from + std::chrono::seconds(d["spec"].value("progressDeadlineSeconds", 600)) < now;
 }

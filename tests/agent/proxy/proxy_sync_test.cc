@@ -1,6 +1,5 @@
-// The pure parts of ProxySync and its metrics: trigger-time parsing (the
-// EndpointSlice annotation is RFC 3339 with nanoseconds) and the Prometheus
-// text the /metrics endpoint serves.
+// The pure parts of ProxySync and its metrics: the Prometheus text the
+// /metrics endpoint serves, and the mode factory's checks.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -11,25 +10,6 @@
 
 namespace sluice::agent {
 namespace {
-
-using std::chrono::system_clock;
-
-TEST(ParseRfc3339Test, ReadsTheFormatsKubernetesWrites) {
-  const auto base = system_clock::from_time_t(1795316901);  // 2026-11-22T03:08:21Z
-  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21Z"), base);
-  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21.5Z"), base + std::chrono::milliseconds(500));
-  EXPECT_EQ(parseRfc3339("2026-11-22T03:08:21.000000123Z"),
-            base + std::chrono::duration_cast<system_clock::duration>(std::chrono::nanoseconds(123)));
-  EXPECT_EQ(parseRfc3339("2026-11-22T04:08:21+01:00"), base);
-  EXPECT_EQ(parseRfc3339("2026-11-22T02:38:21-00:30"), base);
-}
-
-TEST(ParseRfc3339Test, RejectsWhatIsNotRfc3339) {
-  EXPECT_FALSE(parseRfc3339(""));
-  EXPECT_FALSE(parseRfc3339("2026-11-22 03:08:21Z"));
-  EXPECT_FALSE(parseRfc3339("2026-11-22T03:08:21"));
-  EXPECT_FALSE(parseRfc3339("2026-11-22T03:08:21Zjunk"));
-}
 
 TEST(HistogramTest, RendersCumulativeBucketsSumAndCount) {
   Histogram h({0.01, 0.1, 1});

@@ -1,4 +1,5 @@
 #include "control/api/tables.h"
+#include "control/util/rfc3339.h"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +14,7 @@ namespace {
 using testing::yaml;
 
 std::vector<Json> row(const std::string& kind, const google::protobuf::Message& m) {
-  return tablePrinterFor(kind).row(m, *parseTime("2024-01-01T01:00:00Z"));
+  return tablePrinterFor(kind).row(m, *util::parseRfc3339("2024-01-01T01:00:00Z"));
 }
 
 // Ages are printed as kubectl prints them.

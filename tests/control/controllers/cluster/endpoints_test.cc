@@ -49,7 +49,7 @@ TEST(TriggerTimeTrackerTest, UnpublishedChangeIsStampedAgainOnRetry) {
   const Json svc = {{"metadata", {{"creationTimestamp", "2024-01-01T00:00:00Z"}}}};
   auto first = tracker.compute("default/web", svc, {});
   ASSERT_TRUE(first.trigger.has_value());
-  EXPECT_EQ(controllers::formatApiTime(*first.trigger), "2024-01-01T00:00:00Z");
+  EXPECT_EQ(controllers::formatRfc3339(*first.trigger), "2024-01-01T00:00:00Z");
   tracker.publish(std::move(first));
 
   const std::vector<client::ObjectPtr> pods = {readyPod("a", "2024-01-01T00:00:07Z")};

@@ -60,7 +60,7 @@ class HpaTest : public ClusterTest {
     Json m = {{"apiVersion", "metrics.k8s.io/v1beta1"},
               {"kind", "PodMetrics"},
               {"metadata", {{"name", pod}, {"namespace", "default"}}},
-              {"timestamp", controllers::formatApiTime(cp_->clock().now())},
+              {"timestamp", controllers::formatRfc3339(cp_->clock().now())},
               {"window", "10s"},
               {"containers", {{{"name", "c"}, {"usage", {{"cpu", cpu}, {"memory", "20Mi"}}}}}}};
     auto cur = api().get(kPodMetrics, "default", pod);

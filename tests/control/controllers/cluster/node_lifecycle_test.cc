@@ -80,7 +80,7 @@ TEST_F(NodeLifecycleTest, HeartbeatRegistersNodeAndRenewsLease) {
   ASSERT_TRUE(n->beat().ok());
   std::string second = get(res::kLeases, "kube-node-lease", "n1")["spec"]["renewTime"];
   EXPECT_NE(first, second);
-  EXPECT_EQ(controllers::parseApiTime(second).value() - controllers::parseApiTime(first).value(),
+  EXPECT_EQ(controllers::parseRfc3339(second).value() - controllers::parseRfc3339(first).value(),
             std::chrono::seconds(10));
 }
 

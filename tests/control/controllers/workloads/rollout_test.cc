@@ -84,10 +84,10 @@ TEST(RolloutTest, ConditionTransitions) {
   const Json* c = condition(status, kProgressing);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ((*c)["reason"], kRSUpdatedReason);
-  EXPECT_EQ((*c)["lastTransitionTime"], formatTime(t0));
-  EXPECT_EQ((*c)["lastUpdateTime"], formatTime(t1));
+  EXPECT_EQ((*c)["lastTransitionTime"], formatRfc3339(t0));
+  EXPECT_EQ((*c)["lastUpdateTime"], formatRfc3339(t1));
   setCondition(status, newCondition(kProgressing, "False", kTimedOutReason, "late", t1));
-  EXPECT_EQ((*condition(status, kProgressing))["lastTransitionTime"], formatTime(t1));
+  EXPECT_EQ((*condition(status, kProgressing))["lastTransitionTime"], formatRfc3339(t1));
   EXPECT_EQ(status["conditions"].size(), 1u);
 }
 

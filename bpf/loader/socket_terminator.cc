@@ -1,19 +1,19 @@
-// EbpfMode's socket terminator (bpf/sock_term.bpf.c): destroys connected
-// UDP sockets that bpf_sock balanced to a backend apply() then removed.
-// Loading and map programming stay in ebpf_mode.cc.
+// SocketTerminator: destroys connected UDP sockets that bpf_sock balanced to
+// a backend apply() then removed (bpf/sock_term.bpf.c).
+#include "bpf/loader/socket_terminator.h"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-#include "bpf/loader/ebpf_mode.h"
+#include "bpf/loader/pinned_objects.h"
 #include "sock_term.skel.h"
 
-namespace sluice {
+namespace sluice::bpf {
 
 namespace {
 
@@ -29,59 +29,39 @@ struct LinkCloser {
 
 }  // namespace
 
-void EbpfMode::SkeletonDeleter::operator()(sock_term_bpf* skel) const {
-  sock_term_bpf__destroy(skel);
-}
-
-void EbpfMode::loadSocketTerminator() {
-  auto skel = loadObject<sock_term_bpf>(options_, "sock_term.bpf.o");
+SocketTerminator::SocketTerminator(const EbpfOptions& options) {
+  auto skel = loadPinnedObject<sock_term_bpf>(options, "sock_term.bpf.o");
   if (!skel) {
-    sockTermError_ =
-        "stale UDP socket termination unavailable: " + skel.error().message +
-        " (needs iter/udp, Linux 5.9, and the bpf_sock_destroy kfunc, Linux 6.5)";
+    loadError_ = "stale UDP socket termination unavailable: " + skel.error().message +
+                 " (needs iter/udp, Linux 5.9, and the bpf_sock_destroy kfunc, Linux 6.5)";
     return;
   }
-  sockTerm_ = std::move(*skel);
+  skel_ = std::move(*skel);
 }
 
-Result<void> EbpfMode::socketTermination() const {
-  if (sockTerm_) return okResult();
-  return Error{ErrorCode::kFailedPrecondition, sockTermError_};
+SocketTerminator::~SocketTerminator() = default;
+
+Result<void> SocketTerminator::available() const {
+  if (skel_) return okResult();
+  return Error{ErrorCode::kFailedPrecondition, loadError_};
 }
 
-Result<void> EbpfMode::lastSocketTermination() const {
+Result<void> SocketTerminator::lastRun() const {
   std::lock_guard lock(mu_);
-  if (lastTermError_) return *lastTermError_;
+  if (lastError_) return *lastError_;
   return okResult();
 }
 
-void EbpfMode::queueSocketTermination(const ServiceState& st, const sl_backend& be,
-                                      uint32_t svcId) {
-  // Only UDP has connected sockets that never notice a dead peer; the
-  // frontends mirror says whether bpf_sock can have balanced any.
-  const bool udp = std::any_of(st.frontends.begin(), st.frontends.end(),
-                               [](const auto& f) { return f.first.proto == IPPROTO_UDP; });
-  if (!udp) return;
-  sl_sock_term_key key;
-  std::memset(&key, 0, sizeof(key));  // hashed whole, padding included
-  std::memcpy(key.addr, be.addr, sizeof(key.addr));
-  key.port = be.port;
-  key.family = be.family;
-  key.svc_id = svcId;
-  pendingTerm_.push_back(key);
-}
-
-Result<void> EbpfMode::terminateSockets() {
-  std::vector<sl_sock_term_key> targets;
-  targets.swap(pendingTerm_);
+Result<void> SocketTerminator::run(const std::vector<sl_sock_term_key>& targets) {
+  std::lock_guard lock(mu_);
   if (targets.empty()) return okResult();
   auto fail = [this](Error e) -> Result<void> {
-    lastTermError_ = e;
+    lastError_ = e;
     return e;
   };
-  if (!sockTerm_) return fail(Error{ErrorCode::kFailedPrecondition, sockTermError_});
+  if (!skel_) return fail(Error{ErrorCode::kFailedPrecondition, loadError_});
 
-  const int mapFd = bpf_map__fd(sockTerm_->maps.sl_sock_term);
+  const int mapFd = bpf_map__fd(skel_->maps.sl_sock_term);
   const uint8_t one = 1;
   for (size_t start = 0; start < targets.size(); start += kTermBatch) {
     const size_t end = std::min(targets.size(), start + kTermBatch);
@@ -99,7 +79,7 @@ Result<void> EbpfMode::terminateSockets() {
     // One iterator instance walks the UDP sockets of this thread's network
     // namespace once; the program does the work, the read only drives it.
     std::unique_ptr<bpf_link, LinkCloser> link(
-        bpf_program__attach_iter(sockTerm_->progs.sl_sock_term_udp, nullptr));
+        bpf_program__attach_iter(skel_->progs.sl_sock_term_udp, nullptr));
     if (!link) {
       const int err = errno;
       clear();
@@ -119,8 +99,8 @@ Result<void> EbpfMode::terminateSockets() {
     clear();
     if (readErr != 0) return fail(Error::internal("read iter/udp: " + errnoText(readErr)));
   }
-  lastTermError_.reset();
+  lastError_.reset();
   return okResult();
 }
 
-}  // namespace sluice
+}  // namespace sluice::bpf
