@@ -139,13 +139,9 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& cli
   so.port = static_cast<uint16_t>(f.streamingPort);
   so.tlsDir = f.dataDir + "/streaming-tls";
   if (!f.nodeIp.empty()) so.sans.push_back(f.nodeIp);
-  // The API server proxies with its own token; an agent given a token
-  // kubeconfig (sluice's) expects that one.
+  // The API server proxies with this node's own token: the one the agent's
+  // kubeconfig carries (a node kubeconfig, `sluice node-kubeconfig`).
   so.token = client.config().token;
-  if (so.token.empty()) {
-    std::cerr << "sluice agent: warning: the kubeconfig has no token, so the streaming API "
-                 "(logs/exec/port-forward) accepts unauthenticated requests\n";
-  }
   auto streaming = agent::streaming::StreamingServer::start(so, agent::podStreamingBackend(f.dataDir));
   if (!streaming) return streaming.error();
   a->streaming_ = std::move(*streaming);

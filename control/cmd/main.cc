@@ -202,6 +202,9 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     std::cerr << "sluice up: " << kc.error().message << "\n";
     return 1;
   }
+  // The agent acts as its node (system:node:NAME), never as the admin: a
+  // node may change only its own Node, Lease and pods.
+  kc->token = (*server)->server().nodeToken(af.nodeName);
   auto client = sluice::client::ApiClient::create(*kc, "sluice-agent/" + af.nodeName);
   if (!client) {
     std::cerr << "sluice up: " << client.error().message << "\n";
@@ -258,8 +261,26 @@ int main(int argc, char** argv) {
   debug->add_option("--socket", debugSocket, "the agent's debug socket")->capture_default_str();
   debug->add_option("command", debugArgs, "lb list | maglev SERVICE | ct list")->required();
 
+  CLI::App* nodeKc = app.add_subcommand(
+      "node-kubeconfig", "print a kubeconfig for a node agent (identity system:node:NAME), from the server's data dir");
+  std::string nkDataDir = kDefaultDataDir;
+  std::string nkNode;
+  std::string nkServer;
+  nodeKc->add_option("--data-dir", nkDataDir, "the server's data directory")->capture_default_str();
+  nodeKc->add_option("--node-name", nkNode, "the node the agent runs as")->required();
+  nodeKc->add_option("--server", nkServer, "API server URL (default: the one in DATA_DIR/kubeconfig)");
+
   app.add_subcommand("kubectl", "run kubectl against this server (KUBECONFIG=$SLUICE_DATA_DIR/kubeconfig)");
   CLI11_PARSE(app, argc, argv);
+  if (nodeKc->parsed()) {
+    auto out = sluice::cmd::nodeKubeconfig(nkDataDir, nkNode, nkServer);
+    if (!out) {
+      std::cerr << "sluice node-kubeconfig: " << out.error().message << "\n";
+      return 1;
+    }
+    std::cout << *out;
+    return 0;
+  }
   if (debug->parsed()) {
     auto out = sluice::agent::runDebugCommand(debugSocket, debugArgs);
     if (!out) {

@@ -1,4 +1,8 @@
 #include "control/cmd/server_cmd.h"
+#include "control/client/kubeconfig.h"
+#include "control/api/names.h"
+#include "control/server/credentials.h"
+#include "control/server/authz.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -201,6 +205,38 @@ std::string defaultAdvertiseAddress(const std::string& listenHost) {
   if (!wildcard) return listenHost;
   std::string ip = primaryIpv4();
   return ip.empty() ? "127.0.0.1" : ip;
+}
+
+}  // namespace sluice::cmd
+
+namespace sluice::cmd {
+
+Result<std::string> nodeKubeconfig(const std::string& dataDir, const std::string& nodeName,
+                                   const std::string& serverUrl) {
+  auto read = [&](const std::string& name) -> Result<std::string> {
+    std::ifstream f(dataDir + "/" + name);
+    if (!f) return Error::notFound(dataDir + "/" + name + ": not readable (is --data-dir the server's?)");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string out = ss.str();
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+  };
+  if (!api::checkDns1123Subdomain(nodeName).empty()) {
+    return Error::invalid("--node-name " + nodeName + ": must be a DNS-1123 subdomain, as a Node's name");
+  }
+  auto secret = read("node-secret");
+  if (!secret) return secret.error();
+  auto ca = read("ca.crt");
+  if (!ca) return ca.error();
+  std::string url = serverUrl;
+  if (url.empty()) {
+    auto admin = client::Kubeconfig::load(dataDir + "/kubeconfig");
+    if (!admin) return admin.error();
+    url = admin->url();
+  }
+  const std::string token = server::Authenticator("", *secret).nodeToken(nodeName);
+  return server::kubeconfigYaml(url, *ca + "\n", token, "system:node:" + nodeName);
 }
 
 }  // namespace sluice::cmd

@@ -60,6 +60,12 @@ class ServerProcess {
 // Blocks SIGINT/SIGTERM in every thread (call before starting threads) and
 // ignores SIGPIPE; waitForSignal() then returns the signal that arrived.
 void blockSignals();
+
+// `sluice node-kubeconfig`: a kubeconfig for node `nodeName`'s agent (user
+// system:node:NAME), from the server's data directory (its CA, its node
+// secret and, unless given, its URL).
+Result<std::string> nodeKubeconfig(const std::string& dataDir, const std::string& nodeName,
+                                   const std::string& serverUrl);
 int waitForSignal();
 
 // The path of the running executable.

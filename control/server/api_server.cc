@@ -37,7 +37,7 @@ Result<void> makeDirs(const std::string& dir) {
 // credentials, the kubeconfig): owner-only, also when an older version or
 // another umask created them wider.
 const char* const kDataFiles[] = {"state.db", "state.db-wal", "state.db-shm", "state.db.lock", "ca.key", "ca.crt",
-                                  "server.key", "server.crt", "token", "kubeconfig"};
+                                  "server.key", "server.crt", "token", "node-secret", "kubeconfig"};
 
 // Makes an existing data directory 0700 and its files 0600, as etcd
 // expects of its data directory. A shared directory (sticky bit: /tmp) or
@@ -118,7 +118,8 @@ Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
   if (!creds) return creds.error();
   token_ = creds->token;
   caCertPem_ = creds->caCertPem;
-  nodeProxy_ = std::make_unique<NodeProxy>(token_);
+  authn_ = std::make_unique<Authenticator>(token_, creds->nodeSecret);
+  nodeProxy_ = std::make_unique<NodeProxy>([this](const std::string& node) { return authn_->nodeToken(node); });
   rest_->setNodeProxy(nodeProxy_.get());
 
   HttpServerOptions http;
@@ -264,12 +265,27 @@ void ApiServer::compactLoop() {
   }
 }
 
-bool ApiServer::authorized(const HttpRequest& req) const {
-  std::string auth = req.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (auth.size() <= kBearer.size() || auth.compare(0, kBearer.size(), kBearer) != 0) return false;
-  std::string_view presented = std::string_view(auth).substr(kBearer.size());
-  return presented.size() == token_.size() && CRYPTO_memcmp(presented.data(), token_.data(), token_.size()) == 0;
+std::optional<Response> ApiServer::authorizeRequest(const HttpRequest& req, const ResourceRequest& rr) {
+  auto user = authn_->authenticate(req.header("authorization"));
+  if (!user) return statusResponse(401, "Unauthorized", "Unauthorized");
+  if (user->isMaster()) return std::nullopt;
+  const bool watch = req.queryParam("watch") == "true" || req.queryParam("watch") == "1";
+  RequestAttributes attrs{requestVerb(req.method, !rr.name.empty(), watch), rr.type, rr.ns, rr.name, rr.subresource};
+  if (attrs.verb == "create" && attrs.name.empty()) {
+    // A create names its object in the body: the node rules need the name.
+    auto body = api::Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_object()) attrs.name = api::stringField(body.value("metadata", api::Json::object()), "name");
+  }
+  const api::ResourceType* pods = api::Registry::builtin().find("", "v1", "pods");
+  auto podNode = [&](const std::string& ns, const std::string& name) -> std::optional<std::string> {
+    auto pod = objects_->get(*pods, ns, name);
+    if (!pod || !pod->has_value()) return std::nullopt;
+    const api::Json j = api::encodeJson(*(*pod)->msg);
+    const api::Json* node = api::findPath(j, {"spec", "nodeName"});
+    return node != nullptr && node->is_string() ? node->get<std::string>() : std::string();
+  };
+  if (auto why = authorize(*user, attrs, podNode)) return statusResponse(403, "Forbidden", *why);
+  return std::nullopt;
 }
 
 std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer) {
@@ -281,7 +297,10 @@ std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shar
     return r;
   }
   bool publicPath = path == "/version" || path == "/version/";
-  if (!publicPath && !authorized(req)) return statusResponse(401, "Unauthorized", "Unauthorized");
+  if (!publicPath && !authn_->authenticate(req.header("authorization"))) {
+    return statusResponse(401, "Unauthorized", "Unauthorized");
+  }
+  // Discovery and OpenAPI: any authenticated client (system:discovery).
   if (auto r = discovery_->handle(req)) return r;
 
   std::vector<std::string> seg;
@@ -326,6 +345,7 @@ std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shar
   }
   rr.type = api::Registry::builtin().find(group, version, resource);
   if (rr.type == nullptr || (!rr.type->namespaced && !rr.ns.empty())) return notFoundPath();
+  if (auto denied = authorizeRequest(req, rr)) return denied;
   return rest_->handle(rr, writer);
 }
 
@@ -335,7 +355,7 @@ Admission ApiServer::admit(const HttpRequest& req) {
   // "probes" flow schema).
   if (path == "/healthz" || path == "/livez" || path == "/readyz") return {};
   bool publicPath = path == "/version" || path == "/version/";
-  if (!publicPath && !authorized(req)) {
+  if (!publicPath && !authn_->authenticate(req.header("authorization"))) {
     Response r = statusResponse(401, "Unauthorized", "Unauthorized");
     Admission a;
     a.admitted = false;

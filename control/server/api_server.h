@@ -25,6 +25,7 @@
 
 #include "control/api/registry.h"
 #include "control/server/discovery.h"
+#include "control/server/authz.h"
 #include "control/server/http_server.h"
 #include "control/server/inflight.h"
 #include "control/server/object_store.h"
@@ -62,6 +63,8 @@ struct ApiServerOptions {
   std::chrono::milliseconds kubernetesEndpointsInterval{10000};
 };
 
+struct ResourceRequest;
+
 class ApiServer final : public HttpHandler {
  public:
   // Opens (or creates) DATA_DIR/state.db, credentials and kubeconfig, then
@@ -76,6 +79,9 @@ class ApiServer final : public HttpHandler {
   uint16_t port() const { return port_; }
   std::string url() const;
   const std::string& token() const { return token_; }
+  // The token of node `nodeName` (authz.h): what its agent's kubeconfig
+  // carries (`sluice node-kubeconfig`, and `sluice up` for its own node).
+  std::string nodeToken(const std::string& nodeName) const { return authn_->nodeToken(nodeName); }
   const std::string& caCertPem() const { return caCertPem_; }
   std::string kubeconfigPath() const { return options_.dataDir + "/kubeconfig"; }
   store::Store& store() { return *store_; }
@@ -94,7 +100,8 @@ class ApiServer final : public HttpHandler {
   void compactLoop();
   void kubernetesEndpointsLoop();
   std::optional<Response> route(const HttpRequest& req, const std::shared_ptr<ResponseWriter>& writer);
-  bool authorized(const HttpRequest& req) const;
+  // 403 when the request's identity may not do what it asks (authz.h).
+  std::optional<Response> authorizeRequest(const HttpRequest& req, const ResourceRequest& rr);
   std::string advertiseAddress() const;
 
   ApiServerOptions options_;
@@ -104,6 +111,7 @@ class ApiServer final : public HttpHandler {
   std::unique_ptr<WatchManager> watches_;
   std::unique_ptr<RestHandler> rest_;
   std::unique_ptr<NodeProxy> nodeProxy_;  // pods/log, exec, portforward -> agents
+  std::unique_ptr<Authenticator> authn_;
   std::unique_ptr<Discovery> discovery_;
   std::unique_ptr<InflightLimiter> inflight_;
   std::unique_ptr<HttpServer> http_;

@@ -225,42 +225,51 @@ Result<Credentials> loadOrCreateCredentials(const std::string& dataDir, const st
   if (auto w = writeFile(dataDir + "/server.crt", creds.certPem, 0600); !w) return w.error();
   if (auto w = writeFile(dataDir + "/server.key", creds.keyPem, 0600); !w) return w.error();
 
-  const std::string tokenPath = dataDir + "/token";
-  auto token = readFile(tokenPath);
-  if (token && !token->empty()) {
-    creds.token = *token;
-    while (!creds.token.empty() && (creds.token.back() == '\n' || creds.token.back() == '\r')) creds.token.pop_back();
-  } else {
+  // Random secrets kept across restarts: the admin token and the key node
+  // tokens derive from.
+  auto secret = [&](const std::string& name, std::string& out) -> Result<void> {
+    const std::string path = dataDir + "/" + name;
+    auto existing = readFile(path);
+    if (existing && !existing->empty()) {
+      out = *existing;
+      while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+      return okResult();
+    }
     unsigned char raw[kTokenBytes];
-    if (RAND_bytes(raw, sizeof raw) != 1) return sslError("generating token");
-    creds.token = hex(raw, sizeof raw);
-    if (auto w = writeFile(tokenPath, creds.token + "\n", 0600); !w) return w.error();
-  }
+    if (RAND_bytes(raw, sizeof raw) != 1) return sslError("generating " + name);
+    out = hex(raw, sizeof raw);
+    return writeFile(path, out + "\n", 0600);
+  };
+  if (auto r = secret("token", creds.token); !r) return r.error();
+  if (auto r = secret("node-secret", creds.nodeSecret); !r) return r.error();
   return creds;
+}
+
+std::string kubeconfigYaml(const std::string& serverUrl, const std::string& caCertPem, const std::string& token,
+                           const std::string& user) {
+  return "apiVersion: v1\n"
+         "kind: Config\n"
+         "clusters:\n"
+         "- name: sluice\n"
+         "  cluster:\n"
+         "    server: " + serverUrl + "\n"
+         "    certificate-authority-data: " + base64Encode(caCertPem) + "\n"
+         "users:\n"
+         "- name: " + user + "\n"
+         "  user:\n"
+         "    token: " + token + "\n"
+         "contexts:\n"
+         "- name: sluice\n"
+         "  context:\n"
+         "    cluster: sluice\n"
+         "    user: " + user + "\n"
+         "    namespace: default\n"
+         "current-context: sluice\n";
 }
 
 Result<void> writeKubeconfig(const std::string& path, const std::string& serverUrl,
                              const std::string& caCertPem, const std::string& token) {
-  std::string yaml =
-      "apiVersion: v1\n"
-      "kind: Config\n"
-      "clusters:\n"
-      "- name: sluice\n"
-      "  cluster:\n"
-      "    server: " + serverUrl + "\n"
-      "    certificate-authority-data: " + base64Encode(caCertPem) + "\n"
-      "users:\n"
-      "- name: sluice-admin\n"
-      "  user:\n"
-      "    token: " + token + "\n"
-      "contexts:\n"
-      "- name: sluice\n"
-      "  context:\n"
-      "    cluster: sluice\n"
-      "    user: sluice-admin\n"
-      "    namespace: default\n"
-      "current-context: sluice\n";
-  return writeFile(path, yaml, 0600);
+  return writeFile(path, kubeconfigYaml(serverUrl, caCertPem, token, "sluice-admin"), 0600);
 }
 
 std::string base64Encode(std::string_view data) {

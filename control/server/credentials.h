@@ -7,6 +7,8 @@
 //                          listen address), so a changed --listen needs no
 //                          new kubeconfig
 //   token                  the admin bearer token (256 random bits, hex)
+//   node-secret            the key node tokens are derived from (authz.h;
+//                          256 random bits, hex; never leaves the server)
 // and DATA_DIR/kubeconfig pointing kubectl at https://ADDR:PORT with the CA
 // and the token. Every file is written 0600 (the data directory is 0700).
 #pragma once
@@ -23,12 +25,16 @@ struct Credentials {
   std::string certPem;  // serving certificate
   std::string keyPem;   // serving key
   std::string token;
+  std::string nodeSecret;
 };
 
 // `sans` are extra DNS names or IP addresses for the serving certificate.
 Result<Credentials> loadOrCreateCredentials(const std::string& dataDir, const std::vector<std::string>& sans);
 
-// Writes a kubeconfig for `serverUrl` ("https://127.0.0.1:6443").
+// A kubeconfig for `serverUrl` ("https://127.0.0.1:6443") as `user`.
+std::string kubeconfigYaml(const std::string& serverUrl, const std::string& caCertPem, const std::string& token,
+                           const std::string& user);
+// Writes the admin kubeconfig (0600).
 Result<void> writeKubeconfig(const std::string& path, const std::string& serverUrl,
                              const std::string& caCertPem, const std::string& token);
 

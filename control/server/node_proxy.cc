@@ -69,13 +69,13 @@ struct Link {
 }  // namespace
 
 struct NodeProxy::Impl {
-  std::string token;
+  NodeProxy::TokenFor tokenFor;
   net::io_context ioc;
   ssl::context tls{ssl::context::tls_client};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
   std::thread thread;
 
-  explicit Impl(std::string t) : token(std::move(t)) {
+  explicit Impl(NodeProxy::TokenFor t) : tokenFor(std::move(t)) {
     tls.set_verify_mode(ssl::verify_none);
     guard.emplace(net::make_work_guard(ioc));
     thread = std::thread([this] { ioc.run(); });
@@ -119,11 +119,11 @@ struct NodeProxy::Impl {
   }
 };
 
-NodeProxy::NodeProxy(std::string bearerToken) : impl_(std::make_unique<Impl>(std::move(bearerToken))) {}
+NodeProxy::NodeProxy(TokenFor tokenFor) : impl_(std::make_unique<Impl>(std::move(tokenFor))) {}
 
 NodeProxy::~NodeProxy() = default;
 
-void NodeProxy::forward(const HttpRequest& request, const std::string& host, uint16_t port,
+void NodeProxy::forward(const HttpRequest& request, const std::string& nodeName, const std::string& host, uint16_t port,
                         const std::string& agentTarget, const std::shared_ptr<ResponseWriter>& writer) {
   auto link = impl_->dial(host, port);
   if (!link) {
@@ -140,7 +140,7 @@ void NodeProxy::forward(const HttpRequest& request, const std::string& host, uin
     return;
   }
   auto l = *link;
-  std::string head = buildRequest(request, host, port, agentTarget, impl_->token);
+  std::string head = buildRequest(request, host, port, agentTarget, impl_->tokenFor(nodeName));
   net::post(l->strand, [l, clientFd = *fd, head = std::move(head)]() mutable {
     boost::system::error_code ec;
     l->client.assign(net::local::stream_protocol(), clientFd, ec);

@@ -106,7 +106,7 @@ std::optional<Response> RestHandler::podProxy(const ResourceRequest& req,
   if (sub == "exec") target = "/exec" + podPath + "/" + container;
   if (sub == "attach") target = "/attach" + podPath + "/" + container;
   if (sub == "portforward") target = "/portForward" + podPath;
-  nodeProxy_->forward(*req.http, host, port, target + rawQuery(*req.http), writer);
+  nodeProxy_->forward(*req.http, nodeName, host, port, target + rawQuery(*req.http), writer);
   return std::nullopt;
 }
 

@@ -1,5 +1,6 @@
 #include "control/agent/streaming/streaming_server.h"
 
+#include <openssl/crypto.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,7 +181,12 @@ struct StreamingServer::Impl : server::HttpHandler {
   }
 
   void handle(HttpRequest req, std::shared_ptr<ResponseWriter> writer) override {
-    if (!options.token.empty() && req.header("authorization") != "Bearer " + options.token) {
+    // The API server presents this node's own token; compared in constant
+    // time (a timing difference must not leak it byte by byte).
+    const std::string presented = req.header("authorization");
+    const std::string expected = "Bearer " + options.token;
+    if (presented.size() != expected.size() ||
+        CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) != 0) {
       return sendStatus(*writer, 401, "Unauthorized", "Unauthorized");
     }
     auto parts = split(req.path);
@@ -389,6 +395,12 @@ StreamingServer::~StreamingServer() { stop(); }
 
 Result<std::unique_ptr<StreamingServer>> StreamingServer::start(StreamingServerOptions options,
                                                                 StreamingBackend backend) {
+  // Unauthenticated, anyone who reaches the port could exec into every pod.
+  if (options.token.empty()) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "streaming server: no credential to check callers against (the agent's kubeconfig has no "
+                 "token: give the agent a node kubeconfig, `sluice node-kubeconfig --node-name NAME`)"};
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->backend = std::move(backend);

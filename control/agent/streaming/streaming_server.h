@@ -6,8 +6,10 @@
 //                WebSocket (v5/v4.channel.k8s.io) or SPDY/3.1 upgrade
 //   GET|POST /portForward/{ns}/{pod}
 //                WebSocket tunnel (SPDY/3.1+portforward.k8s.io) or SPDY/3.1 upgrade
-// Requests must carry the bearer token the agent was given (the API
-// server's); HTTPS with a self-signed certificate generated under dataDir.
+// Requests must carry the agent's own node token (the API server presents
+// it when it proxies, server/node_proxy.h), compared in constant time; a
+// server without a token refuses to start. HTTPS with a self-signed
+// certificate generated under dataDir.
 //
 // Threading: the HTTP workers only parse and route; each exec, port-forward
 // or followed log runs on its own session thread until it ends, so long
@@ -50,7 +52,7 @@ struct StreamingServerOptions {
   // Serving certificate and key are generated here on first start.
   std::string tlsDir;
   std::vector<std::string> sans;  // node addresses for the certificate
-  // The bearer token requests must carry; empty accepts any (logged).
+  // The bearer token requests must carry; required (start() refuses "").
   std::string token;
 };
 
