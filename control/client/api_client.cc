@@ -7,7 +7,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <poll.h>
 
 #include <cerrno>
 #include <deque>
@@ -353,27 +352,26 @@ Result<void> ApiClient::watch(const Resource& r, std::string_view ns, const List
       }
       return statusError(status, body, "watch " + target);
     }
-    // Wait for data in short slices (poll on the socket, unless TLS or the
-    // parser already hold bytes) so `stop` is honoured promptly without
-    // timing out the stream itself.
-    lowest.expires_never();
-    auto deadline = std::chrono::steady_clock::now() + timeout + std::chrono::seconds(5);
-    int fd = lowest.socket().native_handle();
+    // Block in the read: cancelWatch() shuts the socket down to end it
+    // early, and the server ends the stream at timeoutSeconds (the expiry
+    // below only guards against a server that does not). Never poll the
+    // socket to decide whether to read: the TLS stream may already hold a
+    // whole event read from the socket (in asio's engine, which neither
+    // `buffer` nor SSL_pending() sees), and a poll would then wait for the
+    // *next* write while this one sat unread — an informer a write behind
+    // for as long as nothing else changed.
+    lowest.expires_at(std::chrono::steady_clock::now() + timeout + std::chrono::seconds(30));
     while (!parser.is_done()) {
       if (stop != nullptr && stop->load()) return {};
-      if (std::chrono::steady_clock::now() > deadline) return {};
-      if (buffer.size() == 0 && SSL_pending((*stream)->native_handle()) == 0) {
-        pollfd pfd{fd, POLLIN, 0};
-        int n = ::poll(&pfd, 1, 200);
-        if (n == 0) continue;
-        if (n < 0 && errno == EINTR) continue;
-      }
       parser.get().body().data = chunk;
       parser.get().body().size = sizeof chunk;
       beast::error_code ec;
       http::read_some(**stream, buffer, parser, ec);
       if (ec == http::error::need_buffer) ec = {};
       if (ec == http::error::end_of_stream || ec == net::error::eof || ec == ssl::error::stream_truncated) return {};
+      // Shut down by cancelWatch(): a stop, not a failure.
+      if (ec && stop != nullptr && stop->load()) return {};
+      if (ec == beast::error::timeout) return {};  // the server overstayed timeoutSeconds: re-watch
       if (ec) return Error{ErrorCode::kUnavailable, "watch " + target + ": " + ec.message()};
       pending.append(chunk, sizeof chunk - parser.get().body().size);
       size_t nl;
