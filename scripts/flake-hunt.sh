@@ -25,7 +25,8 @@ shift 2
 build=${BUILD_DIR:-build}
 [ -f "$build/build.ninja" ] || { echo "flake-hunt: $build is not configured (run scripts/setup.sh)" >&2; exit 2; }
 
-rm -f "$build"/meson-logs/flake-"$suite"-*.json
+rm -f "$build"/meson-logs/flake-"$suite"-*.json "$build"/meson-logs/flake-"$suite"-*.txt \
+  "$build"/meson-logs/flake-"$suite"-*.junit.xml
 start=$(date +%s)
 for ((i = 1; i <= rounds; i++)); do
   meson test -C "$build" --no-rebuild --suite "$suite" --num-processes "${FLAKE_PROCESSES:-2}" \
