@@ -227,6 +227,7 @@ Result<size_t> IpvsMode::checkDrains() {
   Batch batch;
   std::map<ServiceKey, std::optional<VsState>> next;
   size_t timeouts = 0;
+  size_t deletedDests = 0;
   for (const auto& [key, st] : programmed_) {
     if (st.draining() == 0) continue;
     auto dests = client_->listDestinations(key);
@@ -249,15 +250,21 @@ Result<size_t> IpvsMode::checkDrains() {
       if (drained || capped) {
         if (!gone) batch.deleteDestination(key, it->first.first, it->first.second);
         if (!drained) ++timeouts;
+        ++deletedDests;
         it = updated.dests.erase(it);
         changed = true;
       } else {
         ++it;
       }
     }
-    if (changed) next[key] = std::move(updated);
+    if (changed && updated.dests.empty()) {
+      batch.deleteService(key);  // the last one drained: nftables refuses from now on
+      next[key] = std::nullopt;
+    } else if (changed) {
+      next[key] = std::move(updated);
+    }
   }
-  const size_t deleted = batch.size();
+  const size_t deleted = deletedDests;
   if (auto r = commit(batch, {}, std::move(next), "ipvs drain"); !r) {
     publishStats();
     return r.error();

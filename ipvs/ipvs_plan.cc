@@ -101,6 +101,7 @@ std::optional<VsState> reconcile(const ServiceKey& key, const VsState* current,
   next.owner = wanted->owner;
   next.scope = wanted->scope;
   if (current == nullptr) {
+    if (wanted->dests.empty()) return std::nullopt;  // refused by nftables, see below
     batch.addService(wanted->svc);
     for (const auto& [ep, d] : wanted->dests) {
       batch.addDestination(key, d);
@@ -136,6 +137,15 @@ std::optional<VsState> reconcile(const ServiceKey& key, const VsState* current,
       batch.updateDestination(key, drain.dest);
     }
     next.dests[ep] = drain;
+  }
+  if (next.dests.empty()) {
+    // Nothing to send to and nothing draining: no virtual server, so the
+    // nftables refusal answers new flows the same way for pods and for the
+    // node itself (a virtual server without destinations makes IPVS drop
+    // the node's own UDP with EPERM and answer pods with a rate-limited
+    // ICMP error).
+    batch.deleteService(key);
+    return std::nullopt;
   }
   return next;
 }

@@ -27,6 +27,9 @@
 //    their fallback flag (a weight-0 destination keeps its buckets in the
 //    kernel; without the flag new flows hashing there would be dropped), mh
 //    also hashes the source port when mhPort is set.
+//  - A frontend with no destination (none eligible, none draining) has no
+//    virtual server: the nftables table refuses its new flows (TCP RST,
+//    ICMP port unreachable) for pods and the node alike.
 //  - sessionAffinity ClientIP -> a persistent service with the affinity
 //    timeout (per client address: the full /32 or /128).
 #pragma once

@@ -30,7 +30,10 @@ std::string schema(const std::string& t) {
     s += "add set inet " + t + " masq" + f + " { type " + key + "; }\n";
     s += "add set inet " + t + " refuse" + f + " { type " + key + "; }\n";
     s += "add set inet " + t + " lbrestrict" + f + " { type " + key + "; }\n";
-    s += "add set inet " + t + " lbsrc" + f + " { type " + key + " . " + addr +
+    // No protocol in the interval set: 6.12 refuses a 1-byte field (meta
+    // l4proto) in an interval concatenation (EOPNOTSUPP); source ranges are
+    // per Service anyway, so address and port identify it.
+    s += "add set inet " + t + " lbsrc" + f + " { type " + addr + " . inet_service . " + addr +
          "; flags interval; }\n";
     s += "add set inet " + t + " hairpin" + f + " { type " + addr + " . " + addr + "; }\n";
   }
@@ -46,14 +49,17 @@ std::string schema(const std::string& t) {
     const std::string ip = f[0] == '4' ? "ip" : "ip6";
     const std::string key = ip + " daddr . meta l4proto . th dport";
     const std::string T = "inet " + t;
-    s += "add rule " + T + " guard " + key + " @lbrestrict" + f + " " + key + " . " + ip +
-         " saddr != @lbsrc" + f + " drop\n";
+    s += "add rule " + T + " guard " + key + " @lbrestrict" + f + " " + ip + " daddr . th dport . " +
+         ip + " saddr != @lbsrc" + f + " drop\n";
     for (const char* chain : {"guard", "guard_out"}) {
       s += "add rule " + T + " " + chain + " ct state new " + key + " @refuse" + f +
            " meta l4proto tcp reject with tcp reset\n";
-      s += "add rule " + T + " " + chain + " ct state new " + key + " @refuse" + f +
-           " reject with icmpx type port-unreachable\n";
     }
+    // UDP/SCTP only on input: the node's own datagrams loop back through it
+    // and their socket gets ECONNREFUSED (rejecting them on output fails
+    // the send with EPERM instead).
+    s += "add rule " + T + " guard ct state new " + key + " @refuse" + f +
+         " reject with icmpx type port-unreachable\n";
     // Marked before IPVS rewrites the destination (nft 1.0.6 cannot match
     // `ct original proto-dst` in a concatenation); the mark stays on the
     // skb through IPVS's transmit to postrouting.
@@ -81,7 +87,8 @@ NftElements nftElementsOf(const sluice::Service& s) {
       out[std::string("lbrestrict") + fam(f.address)].insert(key);
       for (const IpPrefix& p : s.sourceRanges) {
         if (p.address.family() != f.address.family()) continue;
-        out[std::string("lbsrc") + fam(f.address)].insert(key + " . " + p.toString());
+        out[std::string("lbsrc") + fam(f.address)].insert(
+            f.address.toString() + " . " + std::to_string(f.port) + " . " + p.toString());
       }
     }
   }

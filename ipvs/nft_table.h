@@ -9,14 +9,14 @@
 //           refuse4/6    addr . proto . port      nothing takes new flows
 //           hairpin4/6   addr . addr              every backend, as (b . b)
 //           lbrestrict4/6 addr . proto . port     LB frontends with source ranges
-//           lbsrc4/6     addr . proto . port . prefix (interval)
+//           lbsrc4/6     addr . port . prefix (interval)
 //     chain guard  (filter, input, priority -10: before IPVS's LOCAL_IN hook
 //                   at 98) source ranges, the refusal of new flows (TCP
 //                   RST, ICMP(v6) port unreachable for UDP/SCTP), and the
 //                   masquerade mark on flows to masq4/6 frontends
 //     chain guard_out (filter, output, priority -150: before IPVS's
-//                   LOCAL_OUT hook at -99): the same refusal for the node's
-//                   own connections
+//                   LOCAL_OUT hook at -99): the TCP refusal for the node's
+//                   own connections to a frontend whose backends all drain
 //     chain post   (nat, postrouting, srcnat) masquerade of marked packets
 //                   (IPVS sends them on with their conntrack entry when
 //                   net.ipv4.vs.conntrack=1), and hairpin (source == dest)
