@@ -65,8 +65,11 @@ std::string schema(const std::string& t) {
     // skb through IPVS's transmit to postrouting.
     s += "add rule " + T + " guard " + key + " @masq" + f + " meta mark set meta mark | " + mark +
          "\n";
-    s += "add rule " + T + " post " + ip + " saddr . " + ip + " daddr @hairpin" + f +
-         " masquerade\n";
+    // Not on lo: a backend that is a node address (the API server's) talks
+    // to itself over loopback all the time, and masquerading that breaks
+    // it. A pod's hairpin leaves through its veth.
+    s += "add rule " + T + " post oifname != \"lo\" " + ip + " saddr . " + ip + " daddr @hairpin" +
+         f + " masquerade\n";
   }
   return s;
 }

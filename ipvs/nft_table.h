@@ -19,7 +19,8 @@
 //                   own connections to a frontend whose backends all drain
 //     chain post   (nat, postrouting, srcnat) masquerade of marked packets
 //                   (IPVS sends them on with their conntrack entry when
-//                   net.ipv4.vs.conntrack=1), and hairpin (source == dest)
+//                   net.ipv4.vs.conntrack=1), and hairpin (source == dest,
+//                   not on lo)
 //
 // Writes go through libnftables (nft_run_cmd_from_buffer): each call is one
 // netlink transaction, so a change is applied whole or not at all. The
