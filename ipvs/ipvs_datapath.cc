@@ -17,12 +17,16 @@ const char* kSysctlDir = "/proc/sys/";
 
 std::vector<ModeFlag> ipvsFlags() {
   return {
-      {"scheduler", "default IPVS scheduler: rr, wrr, lc, wlc, sh, mh, sed, nq (a Service may "
-                    "pick its own with the annotation sluice.io/ipvs-scheduler)", "rr"},
+      {"scheduler",
+       "default IPVS scheduler: rr, wrr, lc, wlc, sh, mh, sed, nq (a Service may "
+       "pick its own with the annotation sluice.io/ipvs-scheduler)",
+       "rr"},
       {"mh-port", "mh (Maglev) hashes the source port too, not only the address (true|false)",
        "true"},
-      {"strict-arp", "arp_ignore=1 and arp_announce=2 so the node does not answer ARP for "
-                     "service addresses (true|false)", "true"},
+      {"strict-arp",
+       "arp_ignore=1 and arp_announce=2 so the node does not answer ARP for "
+       "service addresses (true|false)",
+       "true"},
       {"tcp-timeout", "IPVS TCP established timeout, seconds (0: the kernel's, 900)", "0"},
       {"tcp-fin-timeout", "IPVS TCP FIN_WAIT timeout, seconds (0: the kernel's, 120)", "0"},
       {"udp-timeout", "IPVS UDP timeout, seconds (0: the kernel's, 300)", "0"},

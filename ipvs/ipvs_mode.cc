@@ -10,7 +10,9 @@ namespace {
 // The API server's Service: programmed first by sync(), so a new node's
 // pods reach it before the rest of the table is written (kube-proxy wrote
 // it in map order, and its SNAT rule last: #133773).
-bool isApiServer(const sluice::ServiceKey& k) { return k.ns == "default" && k.name == "kubernetes"; }
+bool isApiServer(const sluice::ServiceKey& k) {
+  return k.ns == "default" && k.name == "kubernetes";
+}
 
 }  // namespace
 
@@ -39,7 +41,8 @@ Result<std::unique_ptr<IpvsMode>> IpvsMode::create(IpvsModeOptions options) {
   }
   auto client = NetlinkClient::create();
   if (!client) return client.error().wrap("ipvs mode");
-  if (options.timeouts.tcpSeconds || options.timeouts.tcpFinSeconds || options.timeouts.udpSeconds) {
+  if (options.timeouts.tcpSeconds || options.timeouts.tcpFinSeconds ||
+      options.timeouts.udpSeconds) {
     if (auto r = (*client)->setTimeouts(options.timeouts); !r) {
       return r.error().wrap("ipvs mode: set timeouts");
     }
@@ -205,10 +208,11 @@ Result<void> IpvsMode::apply(const ServiceDiff& diff) {
   for (const ServiceKey& key : touched) {
     auto cur = programmed_.find(key);
     auto w = want.find(key);
-    next[key] = reconcile(key, cur == programmed_.end() ? nullptr : &cur->second,
-                          w == want.end() ? nullptr : &w->second, now, options_.plan, batch,
-                          flushes);
+    next[key] =
+        reconcile(key, cur == programmed_.end() ? nullptr : &cur->second,
+                  w == want.end() ? nullptr : &w->second, now, options_.plan, batch, flushes);
   }
+  applyRequests_ += batch.size();
   if (auto r = commit(batch, flushes, std::move(next), "ipvs apply"); !r) {
     ++applyErrors_;
     publishStats();

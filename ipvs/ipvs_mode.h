@@ -108,6 +108,7 @@ class IpvsMode final : public ProxyMode {
   uint64_t applies_ = 0;
   uint64_t applyErrors_ = 0;
   uint64_t batches_ = 0;
+  uint64_t applyRequests_ = 0;   // netlink requests apply() sent (not dumps, not drains)
   uint64_t changeFailures_ = 0;  // requests the kernel refused
   uint64_t drained_ = 0;         // destinations deleted once drained
   uint64_t drainTimeouts_ = 0;   // ... or at the hard cap

@@ -3,9 +3,9 @@
 // /proc/net/ip_vs_conn for the flows).
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <set>
-#include <fstream>
 #include <sstream>
 
 #include "ipvs/ipvs_mode.h"
@@ -95,6 +95,7 @@ void IpvsMode::publishStats() {
   s.counters["netlink.receive_calls"] = n.receiveCalls;
   s.counters["netlink.round_trips"] = n.roundTrips;
   s.counters["ipvs.batches"] = batches_;
+  s.counters["ipvs.apply_requests"] = applyRequests_;
   s.counters["ipvs.change_failures"] = changeFailures_;
   s.counters["ipvs.draining"] = draining;
   s.counters["ipvs.drained"] = drained_;
@@ -142,7 +143,8 @@ Result<std::vector<DescribedFrontend>> IpvsMode::describeFrontends() const {
 Result<DescribedSelection> IpvsMode::describeSelection(const sluice::ServiceKey& key) const {
   std::lock_guard lock(mu_);
   auto owned = byOwner_.find(key);
-  if (owned == byOwner_.end()) return Error::notFound("service " + key.toString() + ": not programmed");
+  if (owned == byOwner_.end())
+    return Error::notFound("service " + key.toString() + ": not programmed");
   DescribedSelection sel;
   sel.service = key.toString();
   // The kernel's mh lookup table is not readable from userspace: the

@@ -12,13 +12,13 @@ constexpr const char* kSchedulerOption = "ipvs-scheduler";
 
 bool knownScheduler(const std::string& name) {
   static const std::set<std::string> kNames = {"rr", "wrr", "lc", "wlc", "sh",
-                                               "mh", "sed", "nq", "dh", "lblc"};
+                                               "mh", "sed", "nq", "dh",  "lblc"};
   return kNames.count(name) != 0;
 }
 
 size_t VsState::draining() const {
-  return static_cast<size_t>(std::count_if(dests.begin(), dests.end(),
-                                           [](const auto& d) { return d.second.draining; }));
+  return static_cast<size_t>(
+      std::count_if(dests.begin(), dests.end(), [](const auto& d) { return d.second.draining; }));
 }
 
 std::vector<VirtualServer> virtualServersOf(const sluice::Service& s, const PlanOptions& options,

@@ -67,8 +67,8 @@ using EndpointKey = std::pair<IpAddress, uint16_t>;
 
 // What one frontend needs in the kernel.
 struct VirtualServer {
-  Service svc;                 // ipvs::Service: key, scheduler, flags, persistence
-  sluice::ServiceKey owner;    // the service port it serves
+  Service svc;               // ipvs::Service: key, scheduler, flags, persistence
+  sluice::ServiceKey owner;  // the service port it serves
   FrontendScope scope = FrontendScope::kClusterIp;
   std::map<EndpointKey, Destination> dests;
 };

@@ -10,10 +10,14 @@ namespace {
 
 std::string protoName(Protocol p) {
   switch (p) {
-    case Protocol::kTcp: return "tcp";
-    case Protocol::kUdp: return "udp";
-    case Protocol::kSctp: return "sctp";
-    default: return std::to_string(static_cast<int>(p));
+    case Protocol::kTcp:
+      return "tcp";
+    case Protocol::kUdp:
+      return "udp";
+    case Protocol::kSctp:
+      return "sctp";
+    default:
+      return std::to_string(static_cast<int>(p));
   }
 }
 
@@ -40,8 +44,10 @@ std::string schema(const std::string& t) {
   s += "add chain inet " + t + " guard { type filter hook input priority -10; policy accept; }\n";
   s += "add chain inet " + t +
        " guard_out { type filter hook output priority -150; policy accept; }\n";
-  s += "add chain inet " + t + " post { type nat hook postrouting priority srcnat; policy accept; }\n";
-  for (const char* c : {"guard", "guard_out", "post"}) s += "flush chain inet " + t + " " + c + "\n";
+  s += "add chain inet " + t +
+       " post { type nat hook postrouting priority srcnat; policy accept; }\n";
+  for (const char* c : {"guard", "guard_out", "post"})
+    s += "flush chain inet " + t + " " + c + "\n";
   char mark[16];
   std::snprintf(mark, sizeof(mark), "0x%08x", kMasqueradeMark);
   s += "add rule inet " + t + " post meta mark & " + mark + " == " + mark + " masquerade\n";
@@ -49,8 +55,8 @@ std::string schema(const std::string& t) {
     const std::string ip = f[0] == '4' ? "ip" : "ip6";
     const std::string key = ip + " daddr . meta l4proto . th dport";
     const std::string T = "inet " + t;
-    s += "add rule " + T + " guard " + key + " @lbrestrict" + f + " " + ip + " daddr . th dport . " +
-         ip + " saddr != @lbsrc" + f + " drop\n";
+    s += "add rule " + T + " guard " + key + " @lbrestrict" + f + " " + ip +
+         " daddr . th dport . " + ip + " saddr != @lbsrc" + f + " drop\n";
     for (const char* chain : {"guard", "guard_out"}) {
       s += "add rule " + T + " " + chain + " ct state new " + key + " @refuse" + f +
            " meta l4proto tcp reject with tcp reset\n";
@@ -82,7 +88,8 @@ NftElements nftElementsOf(const sluice::Service& s) {
   for (const Frontend& f : s.frontends) {
     const std::string key = f.address.toString() + " . " + proto + " . " + std::to_string(f.port);
     const bool local = s.isLocal(f.scope);
-    if (f.scope != FrontendScope::kClusterIp && !local) out[std::string("masq") + fam(f.address)].insert(key);
+    if (f.scope != FrontendScope::kClusterIp && !local)
+      out[std::string("masq") + fam(f.address)].insert(key);
     if (s.backendSet(local, f.address.family()).forNewFlows().empty()) {
       out[std::string("refuse") + fam(f.address)].insert(key);
     }

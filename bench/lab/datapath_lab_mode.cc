@@ -84,7 +84,9 @@ class DatapathLabMode final : public LabMode {
     diff.changes.push_back(ServiceChange{before, changed});
     const auto requests = [&]() -> std::optional<uint64_t> {
       const auto c = datapath_->mode().stats().counters;
-      auto it = c.find("netlink.requests");
+      // What apply() itself sent; a drain's later delete and its dump run
+      // on the mode's own thread and are not part of the change.
+      auto it = c.find("ipvs.apply_requests");
       if (it == c.end()) return std::nullopt;
       return it->second;
     };

@@ -27,7 +27,9 @@ namespace {
 
 constexpr const char* kDummy = "kube-ipvs0";
 
-std::string ep(const IpAddress& a, uint16_t port) { return a.toString() + ":" + std::to_string(port); }
+std::string ep(const IpAddress& a, uint16_t port) {
+  return a.toString() + ":" + std::to_string(port);
+}
 
 class KubeIpvsLabMode final : public LabMode {
  public:
@@ -123,14 +125,14 @@ class KubeIpvsLabMode final : public LabMode {
         if (!addrs.count(f.address.toString())) {
           ip += "addr add " + f.address.toString() + "/32 dev " + kDummy + "\n";
         }
-        wantEntries.insert("add KUBE-CLUSTER-IP " + f.address.toString() + ",tcp:" +
-                           std::to_string(f.port));
+        wantEntries.insert("add KUBE-CLUSTER-IP " + f.address.toString() +
+                           ",tcp:" + std::to_string(f.port));
         for (const Backend& b : svc.backends) {
           const std::string rs = ep(b.address, b.port);
           wantDests.insert(vs + " " + rs);
           if (!dests.count(vs + " " + rs)) ipvs += "-a -t " + vs + " -r " + rs + " -m -w 1\n";
-          wantEntries.insert("add KUBE-LOOP-BACK " + b.address.toString() + ",tcp:" +
-                             std::to_string(b.port) + "," + b.address.toString());
+          wantEntries.insert("add KUBE-LOOP-BACK " + b.address.toString() +
+                             ",tcp:" + std::to_string(b.port) + "," + b.address.toString());
         }
         objects_ += 1 + svc.backends.size();
       }
@@ -138,7 +140,8 @@ class KubeIpvsLabMode final : public LabMode {
     for (const std::string& d : dests) {
       if (wantDests.count(d)) continue;
       const size_t sp = d.find(' ');
-      if (wantServices.count(d.substr(0, sp))) ipvs += "-d -t " + d.substr(0, sp) + " -r " + d.substr(sp + 1) + "\n";
+      if (wantServices.count(d.substr(0, sp)))
+        ipvs += "-d -t " + d.substr(0, sp) + " -r " + d.substr(sp + 1) + "\n";
     }
     for (const std::string& s : services) {
       if (!wantServices.count(s)) ipvs += "-D -t " + s + "\n";
@@ -181,7 +184,8 @@ class KubeIpvsLabMode final : public LabMode {
         "-A KUBE-POSTROUTING -j MASQUERADE --random-fully\n"
         "-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n"
         "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s " +
-        std::string(LabTopology::kClusterCidr) + " -j KUBE-MARK-MASQ\n"
+        std::string(LabTopology::kClusterCidr) +
+        " -j KUBE-MARK-MASQ\n"
         "-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\n"
         "COMMIT\n";
     return pipeTo("iptables-restore -w --noflush", rules, deadline, &peakRss_);

@@ -338,7 +338,9 @@ int run(const Config& c, const std::string& command) {
     double lastSyncMs = 0;
     for (int s : c.services) {
       if (gStop) break;
-      if (skip.empty() && lastSyncMs > 0 &&
+      // From S >= 100 only: below that a tool-driven mode's sync is its
+      // fixed per-exec cost (seconds under TCG), not a per-service one.
+      if (skip.empty() && lastSyncMs > 0 && lastS >= 100 &&
           lastSyncMs * s / lastS > 1000.0 * c.budgetSeconds) {
         char why[160];
         std::snprintf(why, sizeof(why),

@@ -112,10 +112,10 @@ TEST_F(IpvsNodeTest, ReusedClientPortConnectsWithoutAOneSecondStall) {
 
 TEST_F(IpvsNodeTest, LoadBalancerSourceRangesAdmitOnlyTheirClients) {
   const std::string lb = "198.51.100.200";
-  sluice::Service s = service("ranged", Protocol::kTcp,
-                      {frontend(vip4(), 80), frontend(lb, 80, Protocol::kTcp,
-                                                      FrontendScope::kLoadBalancer)},
-                      podBackends(kWebPods));
+  sluice::Service s = service(
+      "ranged", Protocol::kTcp,
+      {frontend(vip4(), 80), frontend(lb, 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
+      podBackends(kWebPods));
   s.sourceRanges = {*IpPrefix::parse("192.168.88.0/30")};
   put(s);
   EXPECT_FALSE(answeredBy(request(outside(), Transport::kTcp, lb, 80, 3)).empty());
@@ -206,10 +206,10 @@ TEST_F(IpvsNodeTest, BackendRemovedWhileTheAgentWasDownDrainsAfterItsRestartInst
 
 TEST_F(IpvsNodeTest, OneEndpointChangeCostsOneNetlinkMessagePerFrontendInOneSend) {
   const std::string vip = vip4();
-  sluice::Service s = service("cost", Protocol::kTcp,
-                      {frontend(vip, 80), frontend(kUplinkIp, 30090, Protocol::kTcp,
-                                                   FrontendScope::kNodePort)},
-                      podBackends({"web-a", "web-b"}));
+  sluice::Service s = service(
+      "cost", Protocol::kTcp,
+      {frontend(vip, 80), frontend(kUplinkIp, 30090, Protocol::kTcp, FrontendScope::kNodePort)},
+      podBackends({"web-a", "web-b"}));
   put(s);
   const uint64_t requests = node().counter("netlink.requests");
   const uint64_t sends = node().counter("netlink.send_calls");

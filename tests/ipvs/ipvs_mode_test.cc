@@ -86,11 +86,11 @@ TEST_F(IpvsModeTest, TcpToClusterIpFromTheHostIsBalanced) {
 TEST_F(IpvsModeTest, OutsideClientReachesNodePortAndLoadBalancerIpMasqueraded) {
   const std::string vip = vip4();
   const std::string lb = lbIp();
-  sluice::Service s = service("np", Protocol::kTcp,
-                      {frontend(vip, 80), frontend(kUplinkIp, 30080, Protocol::kTcp,
-                                                   FrontendScope::kNodePort),
-                       frontend(lb, 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
-                      podBackends(kWebPods));
+  sluice::Service s = service(
+      "np", Protocol::kTcp,
+      {frontend(vip, 80), frontend(kUplinkIp, 30080, Protocol::kTcp, FrontendScope::kNodePort),
+       frontend(lb, 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
+      podBackends(kWebPods));
   put(s);
   EXPECT_TRUE(node().dp->claimedAddresses().count(ip(lb))) << "LB IP not on the dummy interface";
   EXPECT_FALSE(node().dp->claimedAddresses().count(ip(kUplinkIp)))
@@ -113,10 +113,10 @@ TEST_F(IpvsModeTest, ExternalTrafficLocalKeepsTheClientIpAndNeverFallsBackToRemo
   const std::string vip = vip4();
   std::vector<Backend> backends = podBackends(kWebPods);
   backends[2].nodeLocal = false;  // web-c "runs on another node"
-  sluice::Service s = service("local", Protocol::kTcp,
-                      {frontend(vip, 80), frontend(kUplinkIp, 30081, Protocol::kTcp,
-                                                   FrontendScope::kNodePort)},
-                      backends);
+  sluice::Service s = service(
+      "local", Protocol::kTcp,
+      {frontend(vip, 80), frontend(kUplinkIp, 30081, Protocol::kTcp, FrontendScope::kNodePort)},
+      backends);
   s.externalPolicy = TrafficPolicy::kLocal;
   put(s);
 
@@ -138,7 +138,8 @@ TEST_F(IpvsModeTest, ExternalTrafficLocalKeepsTheClientIpAndNeverFallsBackToRemo
   put(s);
   const auto refused = request(outside(), Transport::kTcp, kUplinkIp, 30081, 1);
   EXPECT_EQ(refused[0].err, ECONNREFUSED) << refused[0].describe();
-  EXPECT_EQ(answeredBy(request(pod(), Transport::kTcp, vip, 80, 3)), std::set<std::string>{"web-c"});
+  EXPECT_EQ(answeredBy(request(pod(), Transport::kTcp, vip, 80, 3)),
+            std::set<std::string>{"web-c"});
 }
 
 TEST_F(IpvsModeTest, ClientIpAffinityHoldsFor15ConsecutiveConnections) {
@@ -212,14 +213,14 @@ TEST_F(IpvsModeTest, TerminatingBackendKeepsItsConnectionGetsNoNewOnesAndIsDelet
 
   std::vector<Backend> backends;
   for (const std::string& name : kWebPods) {
-    backends.push_back(podBackends({name}, false, name == held ? BackendState::kTerminating
-                                                               : BackendState::kActive)[0]);
+    backends.push_back(podBackends(
+        {name}, false, name == held ? BackendState::kTerminating : BackendState::kActive)[0]);
   }
   put(service("drain", Protocol::kTcp, {frontend(vip, 80)}, backends));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(stream->ping().backend, held);
   const auto fresh = request(pod(), Transport::kTcp, vip, 80, 15);
-  EXPECT_EQ(answeredBy(fresh).count(held), 0u) << "a terminating backend got a new connection"
-                                               << join(fresh);
+  EXPECT_EQ(answeredBy(fresh).count(held), 0u)
+      << "a terminating backend got a new connection" << join(fresh);
   // Nothing active left: the terminating ones take new flows.
   put(service("drain", Protocol::kTcp, {frontend(vip, 80)},
               podBackends(kWebPods, false, BackendState::kTerminating)));
@@ -303,8 +304,7 @@ TEST_F(IpvsModeTest, UdpToARemovedBackendMovesAtOnce) {
   for (const std::string& p : kWebPods) {
     if (p != held) rest.push_back(p);
   }
-  put(service("stale-udp", Protocol::kUdp, {frontend(vip, 53, Protocol::kUdp)},
-              podBackends(rest)));
+  put(service("stale-udp", Protocol::kUdp, {frontend(vip, 53, Protocol::kUdp)}, podBackends(rest)));
   const Answer moved = session.ping();
   ASSERT_EQ(moved.err, 0) << moved.describe();
   EXPECT_NE(moved.backend, held);

@@ -38,7 +38,8 @@ bool IpvsNode::start() {
       !sh(n + "link set " + uplink + " up") ||
       !sh("ip netns exec " + topo->nodeNetns() + " sysctl -qw net.ipv4.conf." + uplink +
           ".forwarding=1 net.ipv4.conf." + uplink + ".rp_filter=0") ||
-      !sh(o + "link set lo up") || !sh(o + "addr add " + std::string(kOutsideIp) + "/24 dev eth0") ||
+      !sh(o + "link set lo up") ||
+      !sh(o + "addr add " + std::string(kOutsideIp) + "/24 dev eth0") ||
       !sh(o + "link set eth0 up") ||
       !sh(o + "route add 198.51.100.0/24 via " + std::string(kUplinkIp))) {
     return fail("outside link (see the failed command above)");
@@ -156,7 +157,7 @@ std::vector<Backend> podBackends(const std::vector<std::string>& pods, bool v6,
 }
 
 sluice::Service service(const std::string& name, Protocol proto, std::vector<Frontend> frontends,
-                std::vector<Backend> backends) {
+                        std::vector<Backend> backends) {
   sluice::Service s;
   s.key = sluice::ServiceKey{"default", name, ""};
   s.protocol = proto;

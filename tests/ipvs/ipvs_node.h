@@ -71,7 +71,7 @@ Frontend frontend(const std::string& addr, uint16_t port, Protocol proto = Proto
 std::vector<Backend> podBackends(const std::vector<std::string>& pods, bool v6 = false,
                                  BackendState state = BackendState::kActive);
 sluice::Service service(const std::string& name, Protocol proto, std::vector<Frontend> frontends,
-                std::vector<Backend> backends);
+                        std::vector<Backend> backends);
 
 netns::Placement pod(const std::string& name = "client");
 netns::Placement host();

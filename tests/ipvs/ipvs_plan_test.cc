@@ -47,8 +47,9 @@ std::vector<Batch::Op> ops(const Batch& b) {
 // One virtual server per frontend; NodePort/LB under eTP=Local get only the
 // node-local backends while the ClusterIP keeps them all.
 TEST(IpvsPlanTest, ExternalLocalFrontendsGetOnlyLocalDestinations) {
-  sluice::Service s = web({fe("10.96.0.10", 80), fe("192.168.1.1", 30080, FrontendScope::kNodePort)},
-                          {be("10.244.0.2"), be("10.244.1.2", BackendState::kActive, false)});
+  sluice::Service s =
+      web({fe("10.96.0.10", 80), fe("192.168.1.1", 30080, FrontendScope::kNodePort)},
+          {be("10.244.0.2"), be("10.244.1.2", BackendState::kActive, false)});
   s.externalPolicy = TrafficPolicy::kLocal;
   const auto vs = virtualServersOf(s, PlanOptions{});
   ASSERT_EQ(vs.size(), 2u);
@@ -60,8 +61,8 @@ TEST(IpvsPlanTest, ExternalLocalFrontendsGetOnlyLocalDestinations) {
 // Terminating backends stay at weight 0 while an active one exists and take
 // new flows (their weight) when none does.
 TEST(IpvsPlanTest, TerminatingBackendsAreWeightZeroUnlessTheyAreTheFallback) {
-  sluice::Service s = web({fe("10.96.0.10", 80)},
-                          {be("10.244.0.2"), be("10.244.0.3", BackendState::kTerminating)});
+  sluice::Service s =
+      web({fe("10.96.0.10", 80)}, {be("10.244.0.2"), be("10.244.0.3", BackendState::kTerminating)});
   auto vs = virtualServersOf(s, PlanOptions{});
   EXPECT_EQ(vs[0].dests.at({ip("10.244.0.3"), 8080}).weight, 0u);
   EXPECT_EQ(vs[0].dests.at({ip("10.244.0.2"), 8080}).weight, 1u);
@@ -79,8 +80,8 @@ TEST(IpvsPlanTest, SchedulerFlagsAndPersistence) {
   s.affinity.timeoutSeconds = 600;
   auto vs = virtualServersOf(s, PlanOptions{});
   EXPECT_EQ(vs[0].svc.scheduler, "mh");
-  EXPECT_EQ(vs[0].svc.flags, ServiceFlags::kMhFallback | ServiceFlags::kMhPort |
-                                 ServiceFlags::kPersistent);
+  EXPECT_EQ(vs[0].svc.flags,
+            ServiceFlags::kMhFallback | ServiceFlags::kMhPort | ServiceFlags::kPersistent);
   EXPECT_EQ(vs[0].svc.timeoutSeconds, 600u);
   s.modeOptions["ipvs-scheduler"] = "sh";
   vs = virtualServersOf(s, PlanOptions{});
@@ -96,18 +97,19 @@ TEST(IpvsPlanTest, SchedulerFlagsAndPersistence) {
 // A new virtual server: the service first, then its destinations; one with
 // nothing to send to is not created at all (nftables refuses instead).
 TEST(IpvsPlanTest, NewVirtualServerIsAddedWithItsDestinationsAndAnEmptyOneIsNot) {
-  const auto vs = virtualServersOf(web({fe("10.96.0.10", 80)}, {be("10.244.0.2"), be("10.244.0.3")}),
-                                   PlanOptions{});
+  const auto vs = virtualServersOf(
+      web({fe("10.96.0.10", 80)}, {be("10.244.0.2"), be("10.244.0.3")}), PlanOptions{});
   Batch batch;
   std::vector<ConntrackFilter> flushes;
-  auto next = reconcile(vs[0].svc.key, nullptr, &vs[0], Clock::now(), PlanOptions{}, batch, flushes);
+  auto next =
+      reconcile(vs[0].svc.key, nullptr, &vs[0], Clock::now(), PlanOptions{}, batch, flushes);
   ASSERT_TRUE(next);
   EXPECT_EQ(ops(batch), (std::vector<Batch::Op>{Batch::Op::kAddService, Batch::Op::kAddDestination,
                                                 Batch::Op::kAddDestination}));
   const auto empty = virtualServersOf(web({fe("10.96.0.11", 80)}, {}), PlanOptions{});
   Batch none;
-  EXPECT_FALSE(reconcile(empty[0].svc.key, nullptr, &empty[0], Clock::now(), PlanOptions{}, none,
-                         flushes));
+  EXPECT_FALSE(
+      reconcile(empty[0].svc.key, nullptr, &empty[0], Clock::now(), PlanOptions{}, none, flushes));
   EXPECT_TRUE(none.empty());
 }
 
@@ -135,7 +137,8 @@ TEST(IpvsPlanTest, RemovedTcpBackendDrainsThenGoesAtTheHardCap) {
   cur = *reconcile(one[0].svc.key, &cur, &one[0], t0 + std::chrono::seconds(5), o, early, flushes);
   EXPECT_TRUE(early.empty()) << "neither rewritten nor deleted before the cap";
   Batch capped;
-  cur = *reconcile(one[0].svc.key, &cur, &one[0], t0 + std::chrono::seconds(11), o, capped, flushes);
+  cur =
+      *reconcile(one[0].svc.key, &cur, &one[0], t0 + std::chrono::seconds(11), o, capped, flushes);
   EXPECT_EQ(ops(capped), std::vector<Batch::Op>{Batch::Op::kDeleteDestination});
   EXPECT_EQ(cur.draining(), 0u);
   EXPECT_TRUE(flushes.empty());
@@ -144,17 +147,18 @@ TEST(IpvsPlanTest, RemovedTcpBackendDrainsThenGoesAtTheHardCap) {
 // A removed UDP backend is deleted at once, with a conntrack flush naming
 // the frontend and the backend.
 TEST(IpvsPlanTest, RemovedUdpBackendIsDeletedAtOnceAndFlushed) {
-  const auto two = virtualServersOf(
-      web({fe("10.96.0.10", 53, FrontendScope::kClusterIp, Protocol::kUdp)},
-          {be("10.244.0.2"), be("10.244.0.3")}, Protocol::kUdp),
-      PlanOptions{});
+  const auto two =
+      virtualServersOf(web({fe("10.96.0.10", 53, FrontendScope::kClusterIp, Protocol::kUdp)},
+                           {be("10.244.0.2"), be("10.244.0.3")}, Protocol::kUdp),
+                       PlanOptions{});
   Batch b0;
   std::vector<ConntrackFilter> flushes;
-  VsState cur = *reconcile(two[0].svc.key, nullptr, &two[0], Clock::now(), PlanOptions{}, b0, flushes);
-  const auto one = virtualServersOf(
-      web({fe("10.96.0.10", 53, FrontendScope::kClusterIp, Protocol::kUdp)}, {be("10.244.0.2")},
-          Protocol::kUdp),
-      PlanOptions{});
+  VsState cur =
+      *reconcile(two[0].svc.key, nullptr, &two[0], Clock::now(), PlanOptions{}, b0, flushes);
+  const auto one =
+      virtualServersOf(web({fe("10.96.0.10", 53, FrontendScope::kClusterIp, Protocol::kUdp)},
+                           {be("10.244.0.2")}, Protocol::kUdp),
+                       PlanOptions{});
   Batch b1;
   cur = *reconcile(one[0].svc.key, &cur, &one[0], Clock::now(), PlanOptions{}, b1, flushes);
   EXPECT_EQ(ops(b1), std::vector<Batch::Op>{Batch::Op::kDeleteDestination});
@@ -172,7 +176,8 @@ TEST(IpvsPlanTest, NftElementsFollowPoliciesAndEndpoints) {
                           {be("10.244.0.2")});
   s.sourceRanges = {*IpPrefix::parse("10.0.0.0/8")};
   NftElements e = nftElementsOf(s);
-  EXPECT_EQ(e["masq4"], (std::set<std::string>{"192.168.1.1 . tcp . 30080", "198.51.100.7 . tcp . 80"}));
+  EXPECT_EQ(e["masq4"],
+            (std::set<std::string>{"192.168.1.1 . tcp . 30080", "198.51.100.7 . tcp . 80"}));
   EXPECT_TRUE(e["refuse4"].empty());
   EXPECT_EQ(e["hairpin4"], std::set<std::string>{"10.244.0.2 . 10.244.0.2"});
   EXPECT_EQ(e["lbrestrict4"], std::set<std::string>{"198.51.100.7 . tcp . 80"});
@@ -181,7 +186,8 @@ TEST(IpvsPlanTest, NftElementsFollowPoliciesAndEndpoints) {
   s.backends = {be("10.244.1.2", BackendState::kActive, false)};
   e = nftElementsOf(s);
   EXPECT_TRUE(e["masq4"].empty()) << "eTP=Local keeps the client address";
-  EXPECT_EQ(e["refuse4"], (std::set<std::string>{"192.168.1.1 . tcp . 30080", "198.51.100.7 . tcp . 80"}))
+  EXPECT_EQ(e["refuse4"],
+            (std::set<std::string>{"192.168.1.1 . tcp . 30080", "198.51.100.7 . tcp . 80"}))
       << "no local endpoint: refused, not sent to the remote one";
 }
 

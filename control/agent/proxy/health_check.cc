@@ -23,7 +23,8 @@ int localCount(const Service& s) {
 Result<int> listenOn(const std::string& address, uint16_t port) {
   const bool any = address.empty();
   const bool v6 = !any && address.find(':') != std::string::npos;
-  const int fd = ::socket(any || v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int fd =
+      ::socket(any || v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error::internal(std::string("socket: ") + std::strerror(errno));
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -53,7 +54,8 @@ Result<int> listenOn(const std::string& address, uint16_t port) {
 
 }  // namespace
 
-HealthCheckServer::HealthCheckServer(std::string bindAddress) : bindAddress_(std::move(bindAddress)) {
+HealthCheckServer::HealthCheckServer(std::string bindAddress)
+    : bindAddress_(std::move(bindAddress)) {
   if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) wake_[0] = wake_[1] = -1;
   thread_ = std::thread([this] { serve(); });
 }
@@ -173,9 +175,9 @@ void HealthCheckServer::answer(int client) {
   sockaddr_storage local{};
   socklen_t len = sizeof(local);
   ::getsockname(client, reinterpret_cast<sockaddr*>(&local), &len);
-  const uint16_t port = ntohs(local.ss_family == AF_INET6
-                                  ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
-                                  : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+  const uint16_t port =
+      ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
   int n = 0;
   std::string ns, name;
   std::unique_lock lock(mu_);
@@ -188,10 +190,11 @@ void HealthCheckServer::answer(int client) {
   const std::string body = "{\"service\":{\"namespace\":\"" + ns + "\",\"name\":\"" + name +
                            "\"},\"localEndpoints\":" + std::to_string(n) +
                            ",\"serviceProxyHealthy\":true}";
-  const std::string resp = std::string("HTTP/1.1 ") + (n > 0 ? "200 OK" : "503 Service Unavailable") +
+  const std::string resp = std::string("HTTP/1.1 ") +
+                           (n > 0 ? "200 OK" : "503 Service Unavailable") +
                            "\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff"
-                           "\r\nContent-Length: " + std::to_string(body.size()) +
-                           "\r\nConnection: close\r\n\r\n" + body;
+                           "\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   (void)!::send(client, resp.data(), resp.size(), MSG_NOSIGNAL);
   ::close(client);
 }

@@ -39,7 +39,8 @@ std::string probe(uint16_t port) {
     const std::string req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     (void)!::send(fd, req.data(), req.size(), 0);
     char buf[2048];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;)
+      out.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
   return out;
@@ -50,7 +51,8 @@ Service local(uint16_t hcPort, std::vector<bool> locality) {
   s.key = ServiceKey{"default", "web", "http"};
   s.externalPolicy = TrafficPolicy::kLocal;
   s.healthCheckNodePort = hcPort;
-  s.frontends.push_back({*IpAddress::parse("10.96.0.10"), 80, Protocol::kTcp, FrontendScope::kClusterIp});
+  s.frontends.push_back(
+      {*IpAddress::parse("10.96.0.10"), 80, Protocol::kTcp, FrontendScope::kClusterIp});
   int i = 2;
   for (bool l : locality) {
     Backend b;
