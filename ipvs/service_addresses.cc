@@ -1,6 +1,7 @@
 #include "ipvs/service_addresses.h"
 
 #include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/addr.h>
 #include <netlink/cache.h>
@@ -9,6 +10,9 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <sys/socket.h>
+
+#include <cerrno>
+#include <vector>
 
 namespace sluice::ipvs {
 
@@ -64,6 +68,11 @@ Result<std::unique_ptr<ServiceAddresses>> ServiceAddresses::create(const std::st
   rtnl_link_put(current);
 
   std::unique_ptr<ServiceAddresses> out(new ServiceAddresses(sock->release(), ifindex));
+  NetlinkChannel::Options options;
+  options.protocol = NETLINK_ROUTE;
+  auto channel = NetlinkChannel::create(options);
+  if (!channel) return channel.error().wrap(where);
+  out->channel_ = std::move(*channel);
   nl_cache* cache = nullptr;
   if (int r = rtnl_addr_alloc_cache(out->sock_, &cache); r < 0) {
     return Error::internal(where + ": list addresses: " + nlError(r));
@@ -90,43 +99,56 @@ Result<std::unique_ptr<ServiceAddresses>> ServiceAddresses::create(const std::st
 
 ServiceAddresses::~ServiceAddresses() { nl_socket_free(sock_); }
 
-Result<void> ServiceAddresses::change(const IpAddress& address, bool add) {
-  rtnl_addr* a = rtnl_addr_alloc();
-  rtnl_addr_set_ifindex(a, ifindex_);
-  const auto bytes = address.bytes();
-  nl_addr* local = nl_addr_build(address.isV4() ? AF_INET : AF_INET6, bytes.data(), bytes.size());
-  nl_addr_set_prefixlen(local, address.isV4() ? 32 : 128);
-  rtnl_addr_set_local(a, local);
-  nl_addr_put(local);
-  if (address.isV6()) rtnl_addr_set_flags(a, IFA_F_NODAD);
-  ++requests_;
-  const int r = add ? rtnl_addr_add(sock_, a, NLM_F_REPLACE) : rtnl_addr_delete(sock_, a, 0);
-  rtnl_addr_put(a);
-  // Gone already (deleted) is the wanted state.
-  if (r < 0 && !(r == -NLE_NOADDR && !add) && !(r == -NLE_OBJ_NOTFOUND && !add)) {
-    return Error::internal(std::string(add ? "add " : "delete ") + address.toString() + ": " +
-                           nlError(r));
-  }
-  return okResult();
-}
-
 Result<void> ServiceAddresses::set(const std::set<IpAddress>& wanted) {
-  std::string errors;
-  for (auto it = held_.begin(); it != held_.end();) {
-    if (wanted.count(*it)) {
-      ++it;
-      continue;
-    }
-    if (auto r = change(*it, false); !r) errors += (errors.empty() ? "" : "; ") + r.error().message;
-    it = held_.erase(it);
+  struct Change {
+    IpAddress address;
+    bool add;
+  };
+  std::vector<Change> changes;
+  for (const IpAddress& a : held_) {
+    if (!wanted.count(a)) changes.push_back({a, false});
   }
   for (const IpAddress& a : wanted) {
-    if (held_.count(a)) continue;
-    if (auto r = change(a, true); !r) {
-      errors += (errors.empty() ? "" : "; ") + r.error().message;
-      continue;
+    if (!held_.count(a)) changes.push_back({a, true});
+  }
+  if (changes.empty()) return okResult();
+  auto acks =
+      channel_->transact(changes.size(), RTM_NEWADDR, [&](size_t i, nl_msg* msg) -> Result<void> {
+        const Change& c = changes[i];
+        nlmsghdr* h = nlmsg_hdr(msg);
+        h->nlmsg_type = c.add ? RTM_NEWADDR : RTM_DELADDR;
+        if (c.add) h->nlmsg_flags |= NLM_F_CREATE | NLM_F_REPLACE;
+        ifaddrmsg ifa{};
+        ifa.ifa_family = c.address.isV4() ? AF_INET : AF_INET6;
+        ifa.ifa_prefixlen = c.address.isV4() ? 32 : 128;
+        ifa.ifa_index = static_cast<uint32_t>(ifindex_);
+        ifa.ifa_flags = c.address.isV6() ? IFA_F_NODAD : 0;
+        ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+        const auto bytes = c.address.bytes();
+        if (nlmsg_append(msg, &ifa, sizeof(ifa), NLMSG_ALIGNTO) < 0 ||
+            nla_put(msg, IFA_LOCAL, static_cast<int>(bytes.size()), bytes.data()) < 0 ||
+            nla_put(msg, IFA_ADDRESS, static_cast<int>(bytes.size()), bytes.data()) < 0) {
+          return Error::internal("address " + c.address.toString() + ": message too large");
+        }
+        return okResult();
+      });
+  requests_ += changes.size();
+  if (!acks) return acks.error().wrap("service addresses");
+  std::string errors;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const Change& c = changes[i];
+    const int err = (*acks)[i].error;
+    // Gone already (deleted) is the wanted state.
+    if (err != 0 && !(!c.add && (err == EADDRNOTAVAIL || err == ENOENT))) {
+      errors += (errors.empty() ? "" : "; ") + std::string(c.add ? "add " : "delete ") +
+                c.address.toString() + ": " + errnoText(err);
+      if (c.add) continue;
     }
-    held_.insert(a);
+    if (c.add) {
+      held_.insert(c.address);
+    } else {
+      held_.erase(c.address);
+    }
   }
   if (!errors.empty()) return Error::internal("service addresses: " + errors);
   return okResult();

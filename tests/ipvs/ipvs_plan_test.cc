@@ -58,6 +58,19 @@ TEST(IpvsPlanTest, ExternalLocalFrontendsGetOnlyLocalDestinations) {
   EXPECT_EQ(vs[1].dests.begin()->first.first, ip("10.244.0.2"));
 }
 
+// internalTrafficPolicy Local: the ClusterIP gets only node-local backends,
+// external frontends (eTP=Cluster here) keep them all.
+TEST(IpvsPlanTest, InternalLocalClusterIpGetsOnlyLocalDestinations) {
+  sluice::Service s =
+      web({fe("10.96.0.10", 80), fe("192.168.1.1", 30080, FrontendScope::kNodePort)},
+          {be("10.244.0.2"), be("10.244.1.2", BackendState::kActive, false)});
+  s.internalPolicy = TrafficPolicy::kLocal;
+  const auto vs = virtualServersOf(s, PlanOptions{});
+  ASSERT_EQ(vs[0].dests.size(), 1u);
+  EXPECT_EQ(vs[0].dests.begin()->first.first, ip("10.244.0.2"));
+  EXPECT_EQ(vs[1].dests.size(), 2u);
+}
+
 // Terminating backends stay at weight 0 while an active one exists and take
 // new flows (their weight) when none does.
 TEST(IpvsPlanTest, TerminatingBackendsAreWeightZeroUnlessTheyAreTheFallback) {
