@@ -217,21 +217,42 @@ Result<void> IpvsDatapath::claimServiceAddresses(const ServiceDiff& diff, bool f
   std::string errors;
   if (!nft_) return okResult();  // stopped
   if (auto r = nft_->apply(diff, full); !r) errors = r.error().message;
-  if (full) addressesOf_.clear();
+  // Reference counts per address (a ClusterIP serves every port of its
+  // Service): an apply touches only its services' addresses.
+  if (full) {
+    addressesOf_.clear();
+    addressRefs_.clear();
+  }
+  std::set<IpAddress> touched;
   for (const ServiceChange& c : diff.changes) {
-    if (!c.after) {
-      addressesOf_.erase(c.key());
-      continue;
+    if (auto it = addressesOf_.find(c.key()); it != addressesOf_.end()) {
+      for (const IpAddress& a : it->second) {
+        if (--addressRefs_[a] == 0) addressRefs_.erase(a);
+        touched.insert(a);
+      }
+      addressesOf_.erase(it);
     }
-    std::set<IpAddress>& a = addressesOf_[c.key()];
-    a.clear();
+    if (!c.after) continue;
+    std::set<IpAddress>& mine = addressesOf_[c.key()];
     for (const Frontend& f : c.after->frontends) {
-      if (f.scope != FrontendScope::kNodePort) a.insert(f.address);
+      if (f.scope != FrontendScope::kNodePort) mine.insert(f.address);
+    }
+    for (const IpAddress& a : mine) {
+      ++addressRefs_[a];
+      touched.insert(a);
     }
   }
-  std::set<IpAddress> all;
-  for (const auto& [k, a] : addressesOf_) all.insert(a.begin(), a.end());
-  if (auto r = addresses_->set(all); !r) errors += (errors.empty() ? "" : "; ") + r.error().message;
+  Result<void> r = okResult();
+  if (full) {
+    std::set<IpAddress> all;
+    for (const auto& [a, n] : addressRefs_) all.insert(a);
+    r = addresses_->set(all);
+  } else {
+    std::set<IpAddress> add, remove;
+    for (const IpAddress& a : touched) (addressRefs_.count(a) ? add : remove).insert(a);
+    r = addresses_->update(add, remove);
+  }
+  if (!r) errors += (errors.empty() ? "" : "; ") + r.error().message;
   if (!errors.empty()) return Error::internal("ipvs mode: " + errors);
   return okResult();
 }
@@ -253,6 +274,7 @@ Result<void> IpvsDatapath::cleanup() {
     nft_.reset();
     addresses_.reset();
     addressesOf_.clear();
+    addressRefs_.clear();
   }
   mode_.reset();
   return cleanupLeftovers(node_, options_);

@@ -83,6 +83,7 @@ class IpvsDatapath final : public Datapath {
   std::unique_ptr<ServiceAddresses> addresses_;
   // The addresses each service puts on the dummy interface.
   std::map<sluice::ServiceKey, std::set<IpAddress>> addressesOf_;
+  std::map<IpAddress, int> addressRefs_;  // services holding each address
 };
 
 // The `ipvs` entry of the agent's mode factory.

@@ -106,9 +106,13 @@ Result<void> IpvsMode::commit(const Batch& batch, const std::vector<ConntrackFil
         owned->second.erase(key);
         if (owned->second.empty()) byOwner_.erase(owned);
       }
+      destinations_ -= cur->second.dests.size();
+      drainingKeys_.erase(key);
     }
     if (state) {
       byOwner_[state->owner].insert(key);
+      destinations_ += state->dests.size();
+      if (state->draining() > 0) drainingKeys_.insert(key);
       programmed_[key] = std::move(*state);
     } else if (cur != programmed_.end()) {
       programmed_.erase(cur);
@@ -136,7 +140,12 @@ Result<void> IpvsMode::sync(const ServiceTable& table) {
   if (!dumped) return dumped.error();
   programmed_ = std::move(*dumped);
   byOwner_.clear();
-  for (const auto& [key, st] : programmed_) byOwner_[st.owner].insert(key);
+  drainingKeys_.clear();
+  destinations_ = 0;
+  for (const auto& [key, st] : programmed_) {
+    byOwner_[st.owner].insert(key);
+    destinations_ += st.dests.size();
+  }
 
   std::map<ServiceKey, VirtualServer> want;
   std::vector<ServiceKey> order;  // the API server's virtual servers first
@@ -232,8 +241,8 @@ Result<size_t> IpvsMode::checkDrains() {
   std::map<ServiceKey, std::optional<VsState>> next;
   size_t timeouts = 0;
   size_t deletedDests = 0;
-  for (const auto& [key, st] : programmed_) {
-    if (st.draining() == 0) continue;
+  for (const ServiceKey& key : drainingKeys_) {
+    const VsState& st = programmed_.at(key);
     auto dests = client_->listDestinations(key);
     if (!dests) return dests.error().wrap("drain check of " + key.toString());
     std::map<EndpointKey, const Destination*> live;
@@ -282,7 +291,7 @@ Result<size_t> IpvsMode::checkDrains() {
 size_t IpvsMode::draining() const {
   std::lock_guard lock(mu_);
   size_t n = 0;
-  for (const auto& [key, st] : programmed_) n += st.draining();
+  for (const ServiceKey& key : drainingKeys_) n += programmed_.at(key).draining();
   return n;
 }
 
@@ -291,17 +300,9 @@ void IpvsMode::drainLoop() {
   while (!stopping_) {
     drainCv_.wait_for(lock, options_.drainCheckPeriod);
     if (stopping_) break;
-    bool any = false;
-    for (const auto& [key, st] : programmed_) any = any || st.draining() > 0;
-    if (!any) {
+    if (drainingKeys_.empty()) {
       // Nothing drains: sleep until an apply/sync starts a drain.
-      drainCv_.wait(lock, [this] {
-        if (stopping_) return true;
-        for (const auto& [key, st] : programmed_) {
-          if (st.draining() > 0) return true;
-        }
-        return false;
-      });
+      drainCv_.wait(lock, [this] { return stopping_ || !drainingKeys_.empty(); });
       continue;
     }
     lock.unlock();

@@ -104,7 +104,10 @@ class IpvsMode final : public ProxyMode {
   mutable std::mutex mu_;  // everything below but the stats snapshot
   std::map<ServiceKey, VsState> programmed_;
   std::map<sluice::ServiceKey, std::set<ServiceKey>> byOwner_;
-  bool synced_ = false;  // apply() needs the state sync() adopts
+  // Kept with programmed_ so an apply costs O(its services), not O(table).
+  size_t destinations_ = 0;
+  std::set<ServiceKey> drainingKeys_;  // virtual servers with a draining destination
+  bool synced_ = false;                // apply() needs the state sync() adopts
   uint64_t applies_ = 0;
   uint64_t applyErrors_ = 0;
   uint64_t batches_ = 0;

@@ -77,15 +77,12 @@ ModeCapabilities IpvsMode::capabilities() const {
 }
 
 void IpvsMode::publishStats() {
+  // O(draining virtual servers), not O(table): this runs after every apply.
   ProxyStats s;
-  std::set<sluice::ServiceKey> owners;
   size_t draining = 0;
-  for (const auto& [key, st] : programmed_) {
-    owners.insert(st.owner);
-    s.backends += st.dests.size();
-    draining += st.draining();
-  }
-  s.services = owners.size();
+  for (const ServiceKey& key : drainingKeys_) draining += programmed_.at(key).draining();
+  s.backends = destinations_;
+  s.services = byOwner_.size();
   s.frontends = programmed_.size();
   s.applies = applies_;
   s.applyErrors = applyErrors_;

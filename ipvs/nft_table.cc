@@ -2,6 +2,7 @@
 
 #include <nftables/libnftables.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace sluice::ipvs {
@@ -132,19 +133,18 @@ Result<void> NftTable::run(const std::string& commands) {
 }
 
 Result<void> NftTable::apply(const ServiceDiff& diff, bool full) {
-  auto next = full ? decltype(refs_){} : refs_;
+  // Reference-count deltas of the elements the changed services touch: an
+  // apply costs O(its services' elements), never a copy of the table.
+  std::map<std::string, std::map<std::string, int>> delta;
   for (const ServiceChange& c : diff.changes) {
     if (!full && c.before) {
       for (const auto& [set, elems] : nftElementsOf(*c.before)) {
-        for (const std::string& e : elems) {
-          auto it = next[set].find(e);
-          if (it != next[set].end() && --it->second == 0) next[set].erase(it);
-        }
+        for (const std::string& e : elems) --delta[set][e];
       }
     }
     if (c.after) {
       for (const auto& [set, elems] : nftElementsOf(*c.after)) {
-        for (const std::string& e : elems) ++next[set][e];
+        for (const std::string& e : elems) ++delta[set][e];
       }
     }
   }
@@ -154,33 +154,53 @@ Result<void> NftTable::apply(const ServiceDiff& diff, bool full) {
     cmds += std::string(verb) + " element " + T + " " + set + " { " + e + " }\n";
     ++elementWrites_;
   };
+  decltype(refs_) next;
   if (full) {
     // Elements an earlier agent wrote are unknown here: start the sets over
     // inside the same transaction, so no packet sees them empty.
     for (const char* s : {"masq", "refuse", "lbrestrict", "lbsrc", "hairpin"}) {
       for (const char* f : {"4", "6"}) cmds += "flush set " + T + " " + s + f + "\n";
     }
-    for (const auto& [set, elems] : next) {
-      for (const auto& [e, n] : elems) element("add", set, e);
-    }
-  } else {
-    for (const auto& [set, elems] : refs_) {
-      const auto& now = next[set];
+    for (const auto& [set, elems] : delta) {
       for (const auto& [e, n] : elems) {
-        if (!now.count(e)) element("delete", set, e);
+        if (n <= 0) continue;
+        element("add", set, e);
+        next[set][e] = n;
       }
     }
-    for (const auto& [set, elems] : next) {
-      const auto& was = refs_[set];
-      for (const auto& [e, n] : elems) {
-        if (!was.count(e)) element("add", set, e);
+  } else {
+    // What each touched element's count becomes; written to refs_ only
+    // once the transaction succeeded.
+    for (const auto& [set, elems] : delta) {
+      auto& current = refs_[set];
+      for (const auto& [e, d] : elems) {
+        if (d == 0) continue;
+        auto it = current.find(e);
+        const int was = it == current.end() ? 0 : it->second;
+        const int now = std::max(0, was + d);
+        if (was == 0 && now > 0) element("add", set, e);
+        if (was > 0 && now == 0) element("delete", set, e);
+        next[set][e] = now;
       }
     }
   }
   if (!cmds.empty()) {
     if (auto r = run(cmds); !r) return r.error().wrap("nftables table " + table_);
   }
-  refs_ = std::move(next);
+  if (full) {
+    refs_ = std::move(next);
+  } else {
+    for (auto& [set, elems] : next) {
+      auto& current = refs_[set];
+      for (auto& [e, n] : elems) {
+        if (n == 0) {
+          current.erase(e);
+        } else {
+          current[e] = n;
+        }
+      }
+    }
+  }
   return okResult();
 }
 

@@ -100,10 +100,6 @@ Result<std::unique_ptr<ServiceAddresses>> ServiceAddresses::create(const std::st
 ServiceAddresses::~ServiceAddresses() { nl_socket_free(sock_); }
 
 Result<void> ServiceAddresses::set(const std::set<IpAddress>& wanted) {
-  struct Change {
-    IpAddress address;
-    bool add;
-  };
   std::vector<Change> changes;
   for (const IpAddress& a : held_) {
     if (!wanted.count(a)) changes.push_back({a, false});
@@ -111,6 +107,22 @@ Result<void> ServiceAddresses::set(const std::set<IpAddress>& wanted) {
   for (const IpAddress& a : wanted) {
     if (!held_.count(a)) changes.push_back({a, true});
   }
+  return send(changes);
+}
+
+Result<void> ServiceAddresses::update(const std::set<IpAddress>& add,
+                                      const std::set<IpAddress>& remove) {
+  std::vector<Change> changes;
+  for (const IpAddress& a : remove) {
+    if (held_.count(a)) changes.push_back({a, false});
+  }
+  for (const IpAddress& a : add) {
+    if (!held_.count(a)) changes.push_back({a, true});
+  }
+  return send(changes);
+}
+
+Result<void> ServiceAddresses::send(const std::vector<Change>& changes) {
   if (changes.empty()) return okResult();
   auto acks =
       channel_->transact(changes.size(), RTM_NEWADDR, [&](size_t i, nl_msg* msg) -> Result<void> {

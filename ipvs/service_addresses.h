@@ -18,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "dataplane/ip_address.h"
 #include "dataplane/result.h"
@@ -39,6 +40,8 @@ class ServiceAddresses {
   // Makes the link hold exactly `wanted`; errors name each address, the
   // rest is still done.
   Result<void> set(const std::set<IpAddress>& wanted);
+  // Adds and removes these (O(changed), for applies).
+  Result<void> update(const std::set<IpAddress>& add, const std::set<IpAddress>& remove);
   const std::set<IpAddress>& addresses() const { return held_; }
   int ifindex() const { return ifindex_; }
   uint64_t requests() const { return requests_; }
@@ -48,6 +51,12 @@ class ServiceAddresses {
 
  private:
   ServiceAddresses(nl_sock* sock, int ifindex) : sock_(sock), ifindex_(ifindex) {}
+  struct Change {
+    IpAddress address;
+    bool add;
+  };
+  // One pipelined batch; held_ follows what the kernel acknowledged.
+  Result<void> send(const std::vector<Change>& changes);
 
   nl_sock* sock_;
   std::unique_ptr<NetlinkChannel> channel_;
