@@ -180,6 +180,25 @@ TEST_F(IpvsNodeTest, Ipv6ClusterIpTcpAndUdp) {
   EXPECT_FALSE(answeredBy(udp).empty()) << join(udp);
 }
 
+// SCTP services are IPVS virtual servers like TCP ones (Debian builds
+// CONFIG_IP_VS_PROTO_SCTP): programmed, described, and drained on removal.
+// Traffic is not sent: the netns clients speak TCP and UDP only.
+TEST_F(IpvsNodeTest, SctpServiceIsProgrammedAsAVirtualServer) {
+  const std::string vip = vip4();
+  sluice::Service s = service("sctp", Protocol::kSctp, {frontend(vip, 3868, Protocol::kSctp)},
+                              podBackends(kWebPods));
+  put(s);
+  auto described = node().dp->mode().describeFrontends();
+  ASSERT_TRUE(described.ok()) << described.error().message;
+  const DescribedFrontend* f = find(*described, vip);
+  ASSERT_NE(f, nullptr) << "no SCTP virtual server";
+  EXPECT_EQ(f->frontend.protocol, Protocol::kSctp);
+  EXPECT_EQ(f->backends.size(), 3u);
+  s.backends = podBackends({"web-a"});
+  put(s);
+  EXPECT_EQ(node().dp->ipvs().draining(), 2u) << "SCTP destinations drain like TCP ones";
+}
+
 TEST_F(IpvsNodeTest, BackendRemovedWhileTheAgentWasDownDrainsAfterItsRestartInsteadOfLeaking) {
   // kube-proxy #92019/#111903: weight-0 destinations outlived restarts.
   const std::string vip = vip4();
