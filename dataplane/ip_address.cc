@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cstring>
+#include <string>
 
 namespace sluice {
 
@@ -54,6 +55,38 @@ std::string IpAddress::toString() const {
   inet_ntop(isV4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof(buf));
   return buf;
 }
+
+Result<IpPrefix> IpPrefix::parse(std::string_view text) {
+  const size_t slash = text.find('/');
+  auto a = IpAddress::parse(text.substr(0, slash));
+  if (!a) return a.error();
+  const unsigned max = a->isV4() ? 32 : 128;
+  unsigned len = max;
+  if (slash != std::string_view::npos) {
+    const std::string_view n = text.substr(slash + 1);
+    if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoul(std::string(n)) > max) {
+      return Error::invalid("'" + std::string(text) + "': prefix length must be 0-" +
+                            std::to_string(max));
+    }
+    len = static_cast<unsigned>(std::stoul(std::string(n)));
+  }
+  return IpPrefix{*a, static_cast<uint8_t>(len)};
+}
+
+bool IpPrefix::contains(const IpAddress& a) const {
+  if (a.family() != address.family()) return false;
+  const auto x = a.bytes();
+  const auto y = address.bytes();
+  unsigned left = length;
+  for (size_t i = 0; i < x.size() && left > 0; ++i, left = left >= 8 ? left - 8 : 0) {
+    const uint8_t mask = left >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - left));
+    if ((x[i] & mask) != (y[i] & mask)) return false;
+  }
+  return true;
+}
+
+std::string IpPrefix::toString() const { return address.toString() + "/" + std::to_string(length); }
 
 std::string_view toString(Protocol protocol) {
   switch (protocol) {

@@ -48,6 +48,21 @@ class IpAddress {
   IpFamily family_ = IpFamily::kV4;
 };
 
+// An address prefix ("10.0.0.0/8", "fd00::/64"): a Service's
+// loadBalancerSourceRanges. The address is kept as given (host bits too);
+// contains() masks.
+struct IpPrefix {
+  IpAddress address;
+  uint8_t length = 0;  // 0-32 (IPv4), 0-128 (IPv6)
+
+  // "a.b.c.d/n" or "x::/n"; a bare address is a full-length prefix.
+  static Result<IpPrefix> parse(std::string_view text);
+  bool contains(const IpAddress& a) const;
+  std::string toString() const;
+  friend auto operator<=>(const IpPrefix&, const IpPrefix&) = default;
+  friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
+};
+
 // IANA protocol numbers (the IP header's protocol / next-header field).
 enum class Protocol : uint8_t {
   kIcmp = 1,

@@ -34,6 +34,10 @@ struct DescribedBackend {
   BackendState state = BackendState::kActive;
   bool nodeLocal = false;
   uint32_t slot = 0;  // 1-based position in the frontend's backend set; 0: unordered
+  // Connections the datapath holds to this backend through this frontend,
+  // where it counts them (IPVS: established / other states); 0 otherwise.
+  uint32_t activeConnections = 0;
+  uint32_t inactiveConnections = 0;
 };
 
 // One frontend as the datapath holds it.

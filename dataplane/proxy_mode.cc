@@ -18,6 +18,7 @@ std::string_view toString(ModeFeature feature) {
     case ModeFeature::kUdpStaleFlowCleanup: return "udp-stale-flow-cleanup";
     case ModeFeature::kIcmpErrorTranslation: return "icmp-error-translation";
     case ModeFeature::kDsr: return "dsr";
+    case ModeFeature::kLoadBalancerSourceRanges: return "load-balancer-source-ranges";
   }
   return "unknown";
 }
@@ -62,6 +63,12 @@ std::vector<UnmetRequest> unmetRequests(const Service& s, const ModeCapabilities
   if (std::any_of(s.frontends.begin(), s.frontends.end(),
                   [](const Frontend& f) { return f.address.isV6(); })) {
     lacks(ModeFeature::kIpv6, "IPv6 frontends");
+  }
+  const bool anyLb = std::any_of(s.frontends.begin(), s.frontends.end(), [](const Frontend& f) {
+    return f.scope == FrontendScope::kLoadBalancer;
+  });
+  if (anyLb && !s.sourceRanges.empty()) {
+    lacks(ModeFeature::kLoadBalancerSourceRanges, "loadBalancerSourceRanges");
   }
   const bool anyActive = std::any_of(s.backends.begin(), s.backends.end(), [](const Backend& b) {
     return b.state == BackendState::kActive;

@@ -64,6 +64,7 @@ enum class ModeFeature : uint8_t {
   kUdpStaleFlowCleanup,   // UDP flows to a removed backend are cut at once
   kIcmpErrorTranslation,  // ICMP errors about service flows carry the frontend
   kDsr,                   // direct server return
+  kLoadBalancerSourceRanges,  // spec.loadBalancerSourceRanges on LoadBalancer frontends
 };
 
 std::string_view toString(ModeFeature feature);

@@ -85,6 +85,19 @@ struct Service {
   TrafficPolicy internalPolicy = TrafficPolicy::kCluster;  // ClusterIP
   LbAlgorithm algorithm = LbAlgorithm::kRandom;
   uint32_t maglevTableSize = kDefaultMaglevTableSize;
+  // spec.loadBalancerSourceRanges: clients allowed to reach the LoadBalancer
+  // frontends (empty: everyone). Other scopes are not restricted, as in
+  // kube-proxy.
+  std::vector<IpPrefix> sourceRanges;
+  // spec.healthCheckNodePort (eTP=Local LoadBalancers; 0: none): where the
+  // agent answers whether this node has local endpoints.
+  uint16_t healthCheckNodePort = 0;
+  // Per-Service settings for one mode, from the Service's annotations
+  // sluice.io/<mode>-<name> and sluice.dev/<mode>-<name>, keyed
+  // "<mode>-<name>" ("ipvs-scheduler" -> "wlc"). The translator copies them
+  // without knowing any mode; each mode reads its own keys and says what it
+  // cannot use. Annotations the translator itself interprets are not here.
+  std::map<std::string, std::string> modeOptions;
 
   // The one home of the rules for which backends take new flows, used by
   // every mode. A backend set is the backends of one address family (all

@@ -32,8 +32,9 @@ packages=(
   # vm suite (tests/vm/vm_run.py): Debian kernels with IP_VS under qemu TCG, a busybox
   # initramfs, kmod's modinfo for module order and zstd for 6.12's kernel image
   qemu-system-x86 busybox-static kmod zstd
-  # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it
-  libnl-genl-3-dev ipvsadm
+  # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it; the
+  # mode's nftables table through libnftables; ipset for the lab's kube-ipvs baseline
+  libnl-genl-3-dev ipvsadm libnftables-dev ipset
 )
 
 missing=()

@@ -1,5 +1,5 @@
-// The lab's adapter for sluice's own modes (ebpf; ipvs and dpdk as they
-// arrive): the Datapath the agent's mode factory creates, driven through
+// The lab's adapter for sluice's own modes (ebpf, ipvs; dpdk as it
+// arrives): the Datapath the agent's mode factory creates, driven through
 // the same interfaces the agent uses (dataplane/datapath.h) — pod interfaces
 // attached as sluice-cni wires pods (the client's veth and every backend
 // veth), sync() and apply() of the dataplane model, cleanup() after. No
@@ -68,8 +68,11 @@ class DatapathLabMode final : public LabMode {
     return {};
   }
 
+  // As the agent: the mode, then the node answering for what it programmed
+  // (IPVS: service addresses on its dummy interface).
   Result<void> sync(const ServiceTable& table, Deadline /*deadline*/) override {
-    return datapath_->mode().sync(table);
+    if (auto r = datapath_->mode().sync(table); !r) return r;
+    return datapath_->claimServiceAddresses(ServiceDiff::fullSync(table), true);
   }
 
   // The diff an agent's watch would produce for one EndpointSlice update:
@@ -79,8 +82,21 @@ class DatapathLabMode final : public LabMode {
                                       const Service& changed, Deadline /*deadline*/) override {
     ServiceDiff diff;
     diff.changes.push_back(ServiceChange{before, changed});
-    return datapath_->mode().apply(diff);
+    const auto requests = [&]() -> std::optional<uint64_t> {
+      const auto c = datapath_->mode().stats().counters;
+      // What apply() itself sent; a drain's later delete and its dump run
+      // on the mode's own thread and are not part of the change.
+      auto it = c.find("ipvs.apply_requests");
+      if (it == c.end()) return std::nullopt;
+      return it->second;
+    };
+    const auto before0 = requests();
+    if (auto r = datapath_->mode().apply(diff); !r) return r;
+    if (auto after = requests(); before0 && after) lastRequests_ = static_cast<double>(*after - *before0);
+    return datapath_->claimServiceAddresses(diff, false);
   }
+
+  std::optional<double> netlinkRequestsPerChange() const override { return lastRequests_; }
 
   ModeMemory memory() override {
     ModeMemory m;
@@ -142,6 +158,7 @@ class DatapathLabMode final : public LabMode {
   std::unique_ptr<testing::ScopedBpffs> fs_;
   std::unique_ptr<Datapath> datapath_;
   std::vector<std::string> veths_;
+  std::optional<double> lastRequests_;
 };
 
 }  // namespace

@@ -23,6 +23,7 @@ std::vector<std::string> labModeNames() {
   for (const ModeDriver& d : agent::modeDrivers()) names.push_back(d.name);
   names.push_back("iptables");
   names.push_back("nftables");
+  names.push_back("kube-ipvs");
   return names;
 }
 
@@ -32,6 +33,7 @@ std::unique_ptr<LabMode> makeLabMode(std::string_view name, LabScale scale) {
   }
   if (name == "iptables") return makeIptablesLabMode();
   if (name == "nftables") return makeNftablesLabMode();
+  if (name == "kube-ipvs") return makeKubeIpvsLabMode();
   return nullptr;
 }
 

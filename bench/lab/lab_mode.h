@@ -1,7 +1,7 @@
 // LabMode: one proxy mode as the lab drives it. sluice's modes come from
 // the agent's mode factory through one adapter (datapath_lab_mode.cc), so a
 // new mode joins the lab with no lab code; the kube-proxy baselines
-// (iptables, nftables) are one file each.
+// (iptables, nftables, kube-ipvs) are one file each.
 //
 // Threading: every call comes from the lab's main thread while it sits in
 // the node network namespace (so netlink, tc, iptables-restore and nft
@@ -57,6 +57,9 @@ class LabMode {
   virtual Result<void> applyOneEndpointChange(const ServiceTable& after, const Service& before,
                                               const Service& changed, Deadline deadline) = 0;
   virtual ModeMemory memory() = 0;
+  // Requests to the kernel's IPVS netlink family the last
+  // applyOneEndpointChange() sent (modes that program IPVS; else nullopt).
+  virtual std::optional<double> netlinkRequestsPerChange() const { return std::nullopt; }
   // Removes what setUp and sync added; the topology goes next.
   virtual void tearDown() = 0;
 };
@@ -70,6 +73,7 @@ std::unique_ptr<LabMode> makeDatapathLabMode(std::string_view name, LabScale sca
 // The kube-proxy baselines.
 std::unique_ptr<LabMode> makeIptablesLabMode();
 std::unique_ptr<LabMode> makeNftablesLabMode();
+std::unique_ptr<LabMode> makeKubeIpvsLabMode();
 
 // Shared by the rule-based modes.
 // Runs `program` with `input` on its stdin; the error carries its stderr

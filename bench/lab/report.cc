@@ -29,10 +29,13 @@ std::string cell(const Figure& f) {
   return number(*f.value);
 }
 
-// value / ebpf's value at the same S, when both exist.
+// The baseline mode the ratios are to (writeReport's argument).
+std::string gBaseline = "ebpf";
+
+// value / the baseline's value at the same S, when both exist.
 std::optional<double> ratio(const std::vector<PointResult>& all, const PointResult& p, size_t col) {
   for (const PointResult& b : all) {
-    if (b.mode == "ebpf" && b.services == p.services && b.endpoints == p.endpoints) {
+    if (b.mode == gBaseline && b.services == p.services && b.endpoints == p.endpoints) {
       const Figure& mine = p.figures[col];
       const Figure& base = b.figures[col];
       if (mine.value && base.value && *base.value != 0) return *mine.value / *base.value;
@@ -60,20 +63,23 @@ const std::vector<Column>& columns() {
       {"kernel_noise_mib", "+- noise (MiB)", false},
       {"bpf_map_mib", "BPF map memlock (MiB)"},
       {"rss_mib", "userspace RSS (MiB)"},
+      {"netlink_per_change", "IPVS netlink requests per change"},
   };
-  static_assert(kColumnCount == 15);
+  static_assert(kColumnCount == 16);
   return kColumns;
 }
 
 std::vector<std::string> writeReport(const std::string& dir, const std::vector<PointResult>& results,
-                                     const std::string& command, std::string* error) {
+                                     const std::string& command, std::string* error,
+                                     const std::string& baseline) {
+  gBaseline = baseline;
   std::vector<std::string> written;
   const auto& cols = columns();
   {
     std::ofstream csv(dir + "/results.csv");
     csv << "mode,services,endpoints";
     for (const Column& c : cols) csv << "," << c.key;
-    for (const Column& c : cols) csv << "," << c.key << "_vs_ebpf";
+    for (const Column& c : cols) csv << "," << c.key << "_vs_" << baseline;
     csv << ",note\n";
     for (const PointResult& p : results) {
       csv << p.mode << "," << p.services << "," << p.endpoints;
@@ -97,7 +103,7 @@ std::vector<std::string> writeReport(const std::string& dir, const std::vector<P
   {
     std::ofstream md(dir + "/results.md");
     md << "Command: `" << command << "`\n\n";
-    md << "Each cell: value (ratio to ebpf at the same S in this run).\n\n";
+    md << "Each cell: value (ratio to " << baseline << " at the same S in this run).\n\n";
     md << "| mode | S | E |";
     for (const Column& c : cols) md << " " << c.title << " |";
     md << " note |\n|---|---|---|";
@@ -108,7 +114,7 @@ std::vector<std::string> writeReport(const std::string& dir, const std::vector<P
       for (size_t i = 0; i < cols.size(); ++i) {
         std::string c = cell(p.figures[i]);
         const auto r = cols[i].ratio ? ratio(results, p, i) : std::nullopt;
-        if (r && p.mode != "ebpf") {
+        if (r && p.mode != baseline) {
           c += " (" + number(*r) + "x)";
         }
         md << " " << c << " |";

@@ -1,6 +1,7 @@
 // Results of one lab run and how they are written: results.csv, results.md
-// and gnuplot PNGs. Every figure also appears as its ratio to the ebpf mode
-// at the same S from the same run.
+// and gnuplot PNGs. Every figure also appears as its ratio to the baseline
+// mode (ebpf unless --baseline says otherwise) at the same S from the same
+// run.
 #pragma once
 
 #include <optional>
@@ -34,6 +35,7 @@ enum Col : size_t {
   kKernelNoiseMiB,
   kBpfMapMiB,
   kRssMiB,
+  kNetlinkPerChange,
   kColumnCount,
 };
 
@@ -58,6 +60,7 @@ struct PointResult {
 // latency.png, change.png, rps.png, memory.png into dir. Returns the files written, or
 // an error text in *error.
 std::vector<std::string> writeReport(const std::string& dir, const std::vector<PointResult>& results,
-                                     const std::string& command, std::string* error);
+                                     const std::string& command, std::string* error,
+                                     const std::string& baseline = "ebpf");
 
 }  // namespace sluice::lab

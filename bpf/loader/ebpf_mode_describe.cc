@@ -62,6 +62,8 @@ ModeCapabilities EbpfMode::capabilities() const {
   caps.missing[ModeFeature::kSctp] =
       "SCTP is not translated by the eBPF programs: SCTP to a frontend reaches no backend";
   caps.missing[ModeFeature::kDsr] = "direct server return is not implemented: replies go back through the node";
+  caps.missing[ModeFeature::kLoadBalancerSourceRanges] =
+      "not enforced by the eBPF programs: every client reaches the LoadBalancer IPs";
   if (netnsCookie_ == 0) {
     caps.missing[ModeFeature::kSocketLb] =
         "this kernel cannot name a network namespace (SO_NETNS_COOKIE, Linux 5.14): the socket hooks "

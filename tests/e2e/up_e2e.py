@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """`sluice up` end to end: the single-node cluster the README's demo starts,
 driven by real kubectl, with real pods (echo processes in namespaces) and the
-eBPF datapath, checked by what curl sees through each Service.
+eBPF datapath (or, with --mode ipvs, kernel IPVS: the vm suite runs it inside
+a Debian kernel through up_ipvs_vm.sh), checked by what curl sees through
+each Service.
 
 One `sluice up` process with its own data directory, API port, BPF pin
 directory, debug socket and metrics port; stopped by PID (SIGTERM, then
@@ -36,8 +38,10 @@ def free_port():
 class Up:
     """One `sluice up` process."""
 
-    def __init__(self, sluice, data_dir, tag):
+    def __init__(self, sluice, data_dir, tag, mode="ebpf", node_ip=None):
         self.sluice = sluice
+        self.mode = mode
+        self.node_ip = node_ip
         self.data_dir = data_dir
         self.pin_dir = "/sys/fs/bpf/sluice-e2e-%s" % tag
         self.socket = "/run/sluice-e2e-%s.sock" % tag
@@ -45,8 +49,10 @@ class Up:
         self.proc = None
 
     def args(self):
-        return ["--data-dir", self.data_dir, "--ebpf-pin-dir", self.pin_dir, "--debug-socket", self.socket,
-                "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port]
+        mode = ["--ebpf-pin-dir", self.pin_dir] if self.mode == "ebpf" else ["--mode", self.mode]
+        node = ["--node-ip", self.node_ip] if self.node_ip else []
+        return ["--data-dir", self.data_dir, "--debug-socket", self.socket,
+                "--metrics-bind-address", "127.0.0.1:%d" % self.metrics_port] + mode + node
 
     def start(self, timeout=60):
         self.log_path = os.path.join(self.data_dir, "up.log")
@@ -128,10 +134,10 @@ def eventually(fn, what, timeout=60, interval=0.25):
 
 
 class UpTest:
-    def __init__(self, sluice, kubectl, examples, work):
+    def __init__(self, sluice, kubectl, examples, work, mode="ebpf", node_ip=None):
         self.work = work
         self.examples = examples
-        self.up = Up(sluice, os.path.join(work, "data"), str(os.getpid()))
+        self.up = Up(sluice, os.path.join(work, "data"), str(os.getpid()), mode, node_ip)
         os.makedirs(self.up.data_dir)
         self.k = Kubectl(kubectl, self.up, work)
 
@@ -220,18 +226,23 @@ def main():
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--kubectl", required=True)
     ap.add_argument("--examples", required=True)
+    ap.add_argument("--mode", default="ebpf", choices=["ebpf", "ipvs"])
+    ap.add_argument("--node-ip", help="the node's address (default: the host's primary IPv4)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("skip: needs root (network namespaces, BPF)")
         return SKIP
-    if not os.path.isdir("/sys/fs/bpf"):
+    if a.mode == "ebpf" and not os.path.isdir("/sys/fs/bpf"):
         print("skip: no bpffs at /sys/fs/bpf")
+        return SKIP
+    if a.mode == "ipvs" and not os.path.isdir("/proc/sys/net/ipv4/vs"):
+        print("skip: no IPVS in this kernel (the vm suite runs this test in one)")
         return SKIP
     if not os.access(a.kubectl, os.X_OK):
         print("skip: %s not installed" % a.kubectl)
         return SKIP
     work = Workdir("sluice-up-e2e-")
-    t = UpTest(a.sluice, a.kubectl, a.examples, work.path)
+    t = UpTest(a.sluice, a.kubectl, a.examples, work.path, a.mode, a.node_ip)
     try:
         failures = run_cases([
             ("start_and_deploy", t.start_and_deploy),

@@ -84,6 +84,10 @@ std::string renderServices(const debug::ListServicesResponse& r) {
       if (b.state() != "active") line += " [" + b.state() + "]";
       if (b.node_local()) line += " [local]";
       if (b.weight() > 1) line += " [weight=" + std::to_string(b.weight()) + "]";
+      if (b.active_connections() != 0 || b.inactive_connections() != 0) {
+        line += " [conns=" + std::to_string(b.active_connections()) + "/" +
+                std::to_string(b.inactive_connections()) + "]";
+      }
       rows.push_back({"", "", line});
     }
   }

@@ -36,6 +36,8 @@ void fillBackend(debug::Backend& out, const DescribedBackend& b) {
   out.set_node_local(b.nodeLocal);
   out.set_slot(b.slot);
   out.set_weight(b.weight);
+  out.set_active_connections(b.activeConnections);
+  out.set_inactive_connections(b.inactiveConnections);
 }
 
 grpc::Status status(const Error& e) {

@@ -1,12 +1,14 @@
 #include "control/agent/proxy/mode_factory.h"
 
 #include "bpf/loader/ebpf_datapath.h"
+#include "ipvs/ipvs_datapath.h"
 
 namespace sluice::agent {
 
 const std::vector<ModeDriver>& modeDrivers() {
   static const std::vector<ModeDriver> drivers = {
       bpf::ebpfModeDriver(),
+      ipvs::ipvsModeDriver(),
   };
   return drivers;
 }

@@ -25,6 +25,7 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
               << toString(feature) << ": " << effect << "\n";
   }
 
+  if (o.healthChecks) a->health_ = std::make_unique<HealthCheckServer>();
   ProxySyncOptions so;
   so.translator.nodeName = o.node.nodeName;
   so.translator.nodeAddresses = o.node.nodeAddresses;
@@ -65,12 +66,18 @@ void ProxyAgent::stop() {
   if (debug_) debug_->stop();
   if (metrics_) metrics_->stop();
   if (sync_) sync_->stop();
+  health_.reset();
   if (datapath_) datapath_->stop();
 }
 
 void ProxyAgent::onApplied(const ServiceDiff& diff, bool full) {
   if (auto r = datapath_->claimServiceAddresses(diff, full); !r) {
     std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+  }
+  if (health_) {
+    if (auto r = health_->update(diff, full); !r) {
+      std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+    }
   }
 }
 

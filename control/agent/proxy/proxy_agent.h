@@ -18,6 +18,7 @@
 
 #include "control/agent/proxy/debug_client.h"
 #include "control/agent/proxy/debug_service.h"
+#include "control/agent/proxy/health_check.h"
 #include "control/agent/proxy/metrics.h"
 #include "control/agent/proxy/mode_factory.h"
 #include "control/agent/proxy/proxy_sync.h"
@@ -38,6 +39,8 @@ struct ProxyAgentOptions {
   std::chrono::milliseconds minSyncPeriod{20};
   // start() fails if the first list + full sync takes longer.
   std::chrono::milliseconds initialSyncTimeout{60000};
+  // Serve the healthCheckNodePort of eTP=Local Services (kube-proxy does).
+  bool healthChecks = true;
 };
 
 class ProxyAgent {
@@ -67,6 +70,10 @@ class ProxyAgent {
   Datapath& datapath() { return *datapath_; }
   // The metrics server's port (0 without one).
   uint16_t metricsPort() const { return metrics_ ? metrics_->port() : 0; }
+  // The healthCheckNodePorts served now.
+  std::set<uint16_t> healthCheckPorts() const {
+    return health_ ? health_->ports() : std::set<uint16_t>();
+  }
   // Service addresses the node answers for now (LoadBalancer IPs on the
   // uplink in the eBPF mode).
   std::set<IpAddress> lbAddresses() const { return datapath_->claimedAddresses(); }
@@ -81,6 +88,7 @@ class ProxyAgent {
   std::unique_ptr<ProxySync> sync_;
   std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<DebugServer> debug_;
+  std::unique_ptr<HealthCheckServer> health_;  // null when options say no
 };
 
 }  // namespace sluice::agent

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 
 namespace sluice::agent {
 
@@ -157,6 +158,41 @@ Translation ServiceTranslator::translate(const Json& service,
     }
   }
 
+  // loadBalancerSourceRanges: only on LoadBalancer frontends (kube-proxy);
+  // a bad entry is left out with a warning, never widened to "everyone".
+  std::vector<IpPrefix> sourceRanges;
+  {
+    const std::vector<std::string> texts = strings(field(spec, "loadBalancerSourceRanges"));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      auto p = IpPrefix::parse(texts[i]);
+      if (!p) {
+        warn("spec.loadBalancerSourceRanges[" + std::to_string(i) + "]: " + p.error().message);
+      } else {
+        sourceRanges.push_back(*p);
+      }
+    }
+  }
+  uint16_t healthCheckNodePort = 0;
+  if (auto h = optInt(spec, "healthCheckNodePort"); h && *h >= 1 && *h <= 65535 &&
+                                                    externalPolicy == TrafficPolicy::kLocal) {
+    healthCheckNodePort = static_cast<uint16_t>(*h);
+  }
+  // Mode options: sluice.io/<mode>-<name> and sluice.dev/<mode>-<name>
+  // annotations other than the ones read above, keyed without the prefix.
+  std::map<std::string, std::string> modeOptions;
+  if (annotations.is_object()) {
+    for (const auto& [k, v] : annotations.items()) {
+      if (!v.is_string() || k == kLbAlgorithmAnnotation || k == kMaglevTableSizeAnnotation) continue;
+      for (const char* prefix : {"sluice.io/", "sluice.dev/"}) {
+        const std::string_view pre(prefix);
+        if (k.size() > pre.size() && k.compare(0, pre.size(), pre) == 0 &&
+            k.find('-', pre.size()) != std::string::npos) {
+          modeOptions[k.substr(pre.size())] = v.get<std::string>();
+        }
+      }
+    }
+  }
+
   // The service's slices, by name.
   std::vector<const Json*> own;
   for (const Json* s : slices) {
@@ -189,6 +225,9 @@ Translation ServiceTranslator::translate(const Json& service,
     svc.internalPolicy = internalPolicy;
     svc.algorithm = algorithm;
     svc.maglevTableSize = maglevSize;
+    svc.sourceRanges = sourceRanges;
+    svc.healthCheckNodePort = healthCheckNodePort;
+    svc.modeOptions = modeOptions;
 
     const auto svcPort = static_cast<uint16_t>(*number);
     std::set<std::pair<IpAddress, uint16_t>> seen;

@@ -19,7 +19,11 @@
 //   - ExternalName and headless (clusterIP None) services program nothing.
 // The load-balancing algorithm is random unless the Service carries the
 // annotation sluice.io/lb-algorithm: maglev (sluice.io/maglev-table-size
-// picks a prime table size), Cilium's per-service switch.
+// picks a prime table size), Cilium's per-service switch. Other
+// sluice.io/<mode>-<name> (or sluice.dev/...) annotations are copied into
+// Service::modeOptions for the mode to read ("ipvs-scheduler"); this file
+// knows no mode. spec.loadBalancerSourceRanges and, under eTP=Local,
+// spec.healthCheckNodePort are carried as they are.
 //
 // Pure: no I/O, no clock. Thread-compatible (const methods only).
 #pragma once

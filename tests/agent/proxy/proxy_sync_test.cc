@@ -38,7 +38,7 @@ TEST(ModeFactoryTest, UnknownModesAreRejectedWithTheKnownOnes) {
   auto d = createDatapath("iptables", NodeConfig{}, {});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_EQ(d.error().message, "unknown mode \"iptables\": this agent has ebpf");
+  EXPECT_EQ(d.error().message, "unknown mode \"iptables\": this agent has ebpf, ipvs");
 }
 
 // A mode's own flags are checked by the mode, with the flag's name, before

@@ -288,3 +288,32 @@ TEST(ServiceTranslatorOrderTest, SliceServiceNameIsTheLabel) {
 
 }  // namespace
 }  // namespace sluice::agent
+
+namespace sluice::agent {
+namespace {
+
+// loadBalancerSourceRanges (a bad one left out with a warning), the
+// healthCheckNodePort of an eTP=Local Service, and sluice.io/<mode>-<name>
+// annotations as mode options the translator does not interpret.
+TEST(ServiceTranslatorFieldsTest, SourceRangesHealthCheckPortAndModeOptions) {
+  ServiceTranslator t(TranslatorOptions{"node-a", {}});
+  const Json service = Json::parse(R"({"metadata":{"namespace":"default","name":"web",
+      "annotations":{"sluice.io/ipvs-scheduler":"wlc","sluice.dev/ipvs-other":"x",
+                     "sluice.io/lb-algorithm":"random","example.com/ipvs-scheduler":"sh"}},
+    "spec":{"type":"LoadBalancer","clusterIPs":["10.96.0.30"],"externalTrafficPolicy":"Local",
+      "healthCheckNodePort":32000,"loadBalancerSourceRanges":["10.0.0.0/8","nope","192.168.1.7"],
+      "ports":[{"port":80,"protocol":"TCP","nodePort":30080}]}})");
+  const Translation got = t.translate(service, {});
+  ASSERT_EQ(got.services.size(), 1u);
+  const Service& s = got.services[0];
+  ASSERT_EQ(s.sourceRanges.size(), 2u);
+  EXPECT_EQ(s.sourceRanges[0].toString(), "10.0.0.0/8");
+  EXPECT_EQ(s.sourceRanges[1].toString(), "192.168.1.7/32");
+  EXPECT_EQ(got.warnings.size(), 1u);
+  EXPECT_EQ(s.healthCheckNodePort, 32000);
+  EXPECT_EQ(s.modeOptions, (std::map<std::string, std::string>{{"ipvs-other", "x"},
+                                                               {"ipvs-scheduler", "wlc"}}));
+}
+
+}  // namespace
+}  // namespace sluice::agent
