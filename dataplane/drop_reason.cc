@@ -55,6 +55,24 @@ std::string_view toString(DropReason reason) {
       return "nat_buffer_mismatch";
     case DropReason::kTtlExceeded:
       return "ttl_exceeded";
+    case DropReason::kNoBackend:
+      return "no_backend";
+    case DropReason::kNoLocalBackend:
+      return "no_local_backend";
+    case DropReason::kSnatPortsExhausted:
+      return "snat_ports_exhausted";
+    case DropReason::kRejectFailed:
+      return "reject_failed";
+    case DropReason::kNoNextHop:
+      return "no_next_hop";
+    case DropReason::kHandoffRingFull:
+      return "handoff_ring_full";
+    case DropReason::kExceptionRingFull:
+      return "exception_ring_full";
+    case DropReason::kTxQueueFull:
+      return "tx_queue_full";
+    case DropReason::kEncapFailed:
+      return "encap_failed";
   }
   return "unknown";
 }

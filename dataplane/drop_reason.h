@@ -65,9 +65,25 @@ enum class DropReason : uint8_t {
   // Forwarding stages that decrement TTL / hop limit (the DPDK path). Parsing
   // never returns it: locally delivered packets do not decrement.
   kTtlExceeded,
+
+  // Service stages of the DPDK path (named as bpf/abi/metrics.h names the
+  // same reasons, so a dump reads the same in either mode).
+  kNoBackend,       // refused: no ready or terminating endpoint (answered with RST/ICMP)
+  kNoLocalBackend,  // a Local traffic policy and no endpoint on this node: dropped, not refused
+  // Every SNAT port of this lcore's share is taken towards this backend
+  // (or none maps back to this lcore under the NIC's RSS).
+  kSnatPortsExhausted,
+  kRejectFailed,  // the RST / ICMP unreachable did not fit the buffer
+  kNoNextHop,     // a remote backend and no gateway MAC to send it to
+  // The lock-free rings between lcores are bounded: a full one drops rather
+  // than waits, so a slow consumer never stalls the producer's burst.
+  kHandoffRingFull,    // to the lcore that owns the flow (software RSS)
+  kExceptionRingFull,  // to the control thread's exception path (kernel-bound)
+  kTxQueueFull,        // the port's TX ring did not take the burst
+  kEncapFailed,        // DSR: no headroom for the outer IP header, or MTU exceeded
 };
 
-inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kTtlExceeded) + 1;
+inline constexpr size_t kDropReasonCount = static_cast<size_t>(DropReason::kEncapFailed) + 1;
 
 // snake_case name for counters and logs, e.g. "ipv4_options" (exported as
 // "drop.ipv4_options"); "unknown" for a value outside the enum.
