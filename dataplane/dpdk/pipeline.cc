@@ -153,7 +153,10 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
   key = p.isIcmpError ? p.tuple.reversed() : p.tuple;
   if (!steered && shared_.steering->workers() > 1) {
     const bool toFrontend = shared_.tables->frontend(key.dst, key.dstPort, key.protocol) != nullptr;
-    const uint32_t owner = shared_.steering->owner(key, toFrontend);
+    const Steering& st = *shared_.steering;
+    const uint32_t owner =
+        st.owner(key, toFrontend,
+                 from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(index_) : std::nullopt);
     if (owner != index_) {
       counters_->event(Event::kHandoff);
       return {Action::kHandoff, static_cast<uint8_t>(owner), DropReason::kNone};

@@ -7,9 +7,9 @@
 // Software mode (a PMD without RSS, or one RX queue: every vdev here): any
 // worker may receive any packet, computes the owner below, and hands the
 // packet over a lock-free ring if it is not the owner itself.
+//   - to a frontend: hash(source address, source port), the client;
 //   - to a SNAT address, on a port of the SNAT range: the port's owner,
 //     port % workers (each worker hands out only its own ports);
-//   - to a frontend: hash(source address, source port), the client;
 //   - anything else: hash(destination address, destination port), which
 //     for the reply of a flow not SNATed (destination = the client) is the
 //     same worker as its first packet.
@@ -24,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -64,15 +65,24 @@ class Steering {
     return nullptr;
   }
 
-  // Software mode: the owner of a packet travelling as `t` (an ICMP error
-  // travels as its quoted tuple reversed); `toFrontend`: t.dst:dstPort is
-  // a frontend.
-  uint32_t owner(const FlowTuple& t, bool toFrontend) const {
+  // The owner of a packet travelling as `t` (an ICMP error travels as its
+  // quoted tuple reversed); `toFrontend`: t.dst:dstPort is a frontend;
+  // `rxWorker`: in RSS mode, the worker whose NIC queue the packet came in
+  // on (unset for frames from the kernel side, which the control thread
+  // receives).
+  uint32_t owner(const FlowTuple& t, bool toFrontend, std::optional<uint32_t> rxWorker) const {
     if (workers_ == 1) return 0;
-    if (const PortRange* r = snatRange(t.dst); r != nullptr && r->contains(t.dstPort)) {
-      return t.dstPort % workers_;
+    // First: a frontend port is never a SNAT port (the pipeline skips
+    // those), even where a NodePort lies inside the SNAT range.
+    if (toFrontend) {
+      // RSS mode: the NIC placed the first packet; that worker keeps the flow.
+      if (rss() && rxWorker) return *rxWorker;
+      return endpointOwner(t.src, t.srcPort);
     }
-    return toFrontend ? endpointOwner(t.src, t.srcPort) : endpointOwner(t.dst, t.dstPort);
+    if (const PortRange* r = snatRange(t.dst); r != nullptr && r->contains(t.dstPort)) {
+      return rss() ? ownerOfQueue(rssQueueOf(t)) : t.dstPort % workers_;
+    }
+    return endpointOwner(t.dst, t.dstPort);
   }
   uint32_t endpointOwner(const IpAddress& a, uint16_t port) const;
 
