@@ -19,7 +19,7 @@
 // compare within one run. Without hugepages (as here), 1M flows pay TLB
 // misses that 2 MB pages would mostly avoid.
 //
-// Usage: pipeline_bench [--packets N] (per row; default 2,000,000).
+// Usage: pipeline_bench [--packets N] (per row; default 2,000,000) [--only ROW].
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -202,8 +202,10 @@ std::unique_ptr<Worker> makeWorker(Setup& s, uint32_t capacity, std::vector<Flow
 int main(int argc, char** argv) {
   using namespace sluice::dpdk;  // NOLINT(google-build-using-namespace)
   Bench b;
+  int only = -1;  // --only N: run row N alone (profiling)
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--packets") b.packets = std::strtoull(argv[i + 1], nullptr, 10);
+    if (std::string(argv[i]) == "--only") only = std::atoi(argv[i + 1]);
   }
   const std::string prefix = "--file-prefix=sluice-bench-" + std::to_string(::getpid());
   std::vector<std::string> args = {"pipeline_bench", "--no-huge", "-m", "1024", "--no-pci",
@@ -267,7 +269,9 @@ int main(int argc, char** argv) {
       {"ClusterIP DNAT, first packet, 1M table", false, true, 1u << 20},
   };
   uint32_t base = 0;
+  int index = -1;
   for (const Row& r : rows) {
+    if (++index != only && only >= 0) continue;
     std::vector<FlowSide> sides;
     auto w = makeWorker(*setup, r.flows, sides);
     const auto dst = r.nodePort ? node : vip;

@@ -46,10 +46,19 @@ std::vector<std::pair<IpAddress, PortRange>> snatAddresses(const PipelineConfig&
   return out;
 }
 
-struct Worker::Slot {
-  ParsedPacket parsed;
-  bool lookup = false;
+struct Worker::Scratch {
+  std::array<ParsedPacket, kMaxBurst> parsed;
+  std::array<FlowTuple, kMaxBurst> keys;
+  std::array<uint16_t, kMaxBurst> lookupOf;  // key index -> frame index
+  std::array<ConntrackMatch, kMaxBurst> matches;
 };
+
+void Worker::FreeScratch::operator()(Scratch* s) const { delete s; }
+
+Worker::Worker(uint32_t index, SharedState shared, Conntrack conntrack, std::span<FlowSide> sides,
+               LcoreCounters& counters)
+    : index_(index), shared_(shared), conntrack_(std::move(conntrack)), sides_(sides),
+      counters_(&counters), scratch_(new Scratch()) {}
 
 Result<Worker> Worker::create(uint32_t index, SharedState shared, Conntrack conntrack,
                               std::span<FlowSide> flowSides, LcoreCounters& counters) {
@@ -120,7 +129,16 @@ bool Worker::isServiceDestination(const PeekedDestination& d) const {
 Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, bool steered) {
   const PipelineConfig& c = *shared_.config;
   const MacAddr& ours = from == PortRole::kUplink ? c.uplinkMac : c.routerMac;
-  if (auto target = arpRequestTarget(f)) {
+  // EtherType (past one VLAN tag) decides which of the checks below apply:
+  // IPv4, the common case, goes straight to the parser.
+  const uint16_t type = f.length >= kEthernetHeaderLength + kVlanTagLength
+                            ? static_cast<uint16_t>(f.data[12] << 8 | f.data[13])
+                            : 0;
+  const bool maybeArp = type != kEtherTypeIpv4;
+  const bool maybeNd = type == kEtherTypeIpv6 || type == kEtherTypeVlan;
+  if (!maybeArp) {
+    // fall through to the parser
+  } else if (auto target = arpRequestTarget(f)) {
     if (answersFor(*target, from)) {
       makeArpReply(f, ours);
       counters_->event(Event::kArpReply);
@@ -128,7 +146,9 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
     }
     return pass(f, from);
   }
-  if (auto target = ndSolicitationTarget(f)) {
+  if (!maybeNd) {
+    // not IPv6: no neighbor discovery
+  } else if (auto target = ndSolicitationTarget(f)) {
     if (answersFor(*target, from) && makeNdAdvertisement(f, ours)) {
       counters_->event(Event::kNdReply);
       return replyBack(from);
@@ -167,33 +187,32 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
 
 void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_t nowNs,
                      Verdict* out, bool steered) {
-  std::array<Slot, kMaxBurst> slots;
-  std::array<FlowTuple, kMaxBurst> keys;
-  std::array<uint16_t, kMaxBurst> lookupOf;  // key index -> frame index
-  std::array<ConntrackMatch, kMaxBurst> matches;
+  Scratch& s = *scratch_;
   uint16_t nKeys = 0;
   counters_->rxPackets.add(n);
 
   for (uint16_t i = 0; i < n; ++i) {
     Frame f = frameOf(frames[i]);
-    out[i] = early(f, from, slots[i].parsed, keys[nKeys], steered);
+    out[i] = early(f, from, s.parsed[i], s.keys[nKeys], steered);
     setLength(frames[i], f.length);
-    if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone) {
-      lookupOf[nKeys++] = i;
-      slots[i].lookup = true;
-    }
+    if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone) s.lookupOf[nKeys++] = i;
   }
-  conntrack_.lookupBurst({keys.data(), nKeys}, {matches.data(), nKeys}, nowNs);
+  conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
+  // The flows' side data is a second random access per packet: start all
+  // of them before using any.
+  for (uint16_t k = 0; k < nKeys; ++k) {
+    if (s.matches[k]) __builtin_prefetch(&sides_[conntrack_.indexOf(*s.matches[k].entry)]);
+  }
 
   // An erase while finishing the burst (a flow whose backend left) may
   // recycle an entry a later frame's match points at: from then on each
   // frame looks its flow up again.
   bool relookup = false;
   for (uint16_t k = 0; k < nKeys; ++k) {
-    const uint16_t i = lookupOf[k];
+    const uint16_t i = s.lookupOf[k];
     Frame f = frameOf(frames[i]);
-    ParsedPacket& p = slots[i].parsed;
-    ConntrackMatch m = relookup ? conntrack_.lookup(keys[k], nowNs) : matches[k];
+    ParsedPacket& p = s.parsed[i];
+    ConntrackMatch m = relookup ? conntrack_.lookup(s.keys[k], nowNs) : s.matches[k];
     if (m && m.direction == ConntrackDirection::kOriginal &&
         !shared_.tables->backends().isLive(m.entry->backendId)) {
       // The backend is gone: the flow chooses again (an ICMP error about
@@ -222,9 +241,7 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
   if (m.direction == ConntrackDirection::kOriginal) {
     const NatEndpoint backend = e.backend();
     r = dnat(f.bytes(), p, backend.address, backend.port);
-    if (r == DropReason::kNone) {
-      if (auto s = e.snat()) r = snat(f.bytes(), p, s->address, s->port);
-    }
+    if (r == DropReason::kNone && side.snat) r = snat(f.bytes(), p, e.reply.dst, e.reply.dstPort);
     if (r != DropReason::kNone) return drop(r);
     counters_->event(p.isIcmpError ? Event::kIcmpErrRev : Event::kSvcEstablished);
     return toSide(f, side.backendRole, side, false);
@@ -341,6 +358,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
   std::memcpy(side.clientMac.data(), f.data + 6, 6);
   side.clientRole = from;
   side.backendRole = backendRole;
+  side.snat = flow.nat.snat.has_value();
 
   DropReason r = dnat(f.bytes(), p, be.address, be.port);
   if (r == DropReason::kNone && flow.nat.snat) r = snat(f.bytes(), p, flow.nat.snat->address, flow.nat.snat->port);

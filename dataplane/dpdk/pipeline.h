@@ -41,6 +41,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -90,7 +91,10 @@ struct FlowSide {
   MacAddr clientMac{};  // source MAC of the flow's first frame: replies to uplink clients go back to it
   PortRole clientRole = PortRole::kUplink;
   PortRole backendRole = PortRole::kUplink;
-  uint8_t reserved[8]{};
+  // The entry has a SNAT binding (ConntrackEntry::snat() without its two
+  // address compares per packet).
+  bool snat = false;
+  uint8_t reserved[7]{};
 };
 static_assert(sizeof(FlowSide) == 16);
 
@@ -146,11 +150,7 @@ class Worker {
 
  private:
   Worker(uint32_t index, SharedState shared, Conntrack conntrack, std::span<FlowSide> sides,
-         LcoreCounters& counters)
-      : index_(index), shared_(shared), conntrack_(std::move(conntrack)), sides_(sides),
-        counters_(&counters) {}
-
-  struct Slot;  // per-frame scratch of one burst (pipeline.cc)
+         LcoreCounters& counters);
 
   Verdict early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, bool steered);
   Verdict established(Frame& f, PortRole from, ParsedPacket& p, const ConntrackMatch& m,
@@ -163,11 +163,19 @@ class Worker {
   bool answersFor(const IpAddress& a, PortRole from) const;
   bool isServiceDestination(const PeekedDestination& d) const;
 
+  // Per-burst scratch, kept here rather than on the stack: building ~9 KiB
+  // of value-initialised arrays per burst cost ~40 cycles a packet.
+  struct Scratch;
+  struct FreeScratch {
+    void operator()(Scratch* s) const;
+  };
+
   uint32_t index_;
   SharedState shared_;
   Conntrack conntrack_;
   std::span<FlowSide> sides_;
   LcoreCounters* counters_;
+  std::unique_ptr<Scratch, FreeScratch> scratch_;
   uint32_t snatCursor_ = 0;  // where the next SNAT port search starts in each range
 };
 
