@@ -1,12 +1,13 @@
 #include "dataplane/dpdk/affinity.h"
 
-#include <rte_hash_crc.h>
 #include <rte_pause.h>
 
 #include <bit>
 #include <cstring>
 #include <new>
 #include <string>
+
+#include "dataplane/dpdk/service_tables.h"
 
 namespace sluice::dpdk {
 namespace {
@@ -74,7 +75,7 @@ Result<AffinityTable> AffinityTable::adopt(std::span<std::byte> region, uint32_t
 AffinityTable::Bucket& AffinityTable::bucketOf(const IpAddress& client, uint32_t serviceId) const {
   std::array<uint8_t, 16> a{};
   std::memcpy(a.data(), client.bytes().data(), client.bytes().size());
-  uint32_t h = rte_hash_crc(a.data(), a.size(), serviceId);
+  const uint32_t h = crc32c(a.data(), a.size(), serviceId);
   return buckets_[h & mask_];
 }
 

@@ -46,6 +46,17 @@ std::vector<std::pair<IpAddress, PortRange>> snatAddresses(const PipelineConfig&
   return out;
 }
 
+uint32_t steerOwner(rte_mbuf* m, PortRole from, const SharedState& shared) {
+  const Steering& st = *shared.steering;
+  if (st.workers() == 1) return 0;
+  const Frame f = frameOf(m);
+  ParsedPacket p;
+  if (parsePacket(f.bytes(), Framing::kEthernet, p) != DropReason::kNone) return 0;
+  const FlowTuple key = p.isIcmpError ? p.tuple.reversed() : p.tuple;
+  const bool toFrontend = shared.tables->frontend(key.dst, key.dstPort, key.protocol) != nullptr;
+  return st.owner(key, toFrontend, from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(0) : std::nullopt);
+}
+
 struct Worker::Scratch {
   std::array<ParsedPacket, kMaxBurst> parsed;
   std::array<FlowTuple, kMaxBurst> keys;

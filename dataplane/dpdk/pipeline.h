@@ -121,6 +121,11 @@ struct SharedState {
   const PipelineConfig* config = nullptr;
 };
 
+// The worker owning the flow of a frame received on `from` outside any
+// worker (the TAP, which the control thread polls): what Worker::process
+// would hand it to. Frames that are not a parseable flow go to worker 0.
+uint32_t steerOwner(rte_mbuf* frame, PortRole from, const SharedState& shared);
+
 class Worker {
  public:
   static constexpr uint16_t kMaxBurst = 64;

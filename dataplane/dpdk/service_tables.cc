@@ -13,7 +13,24 @@
 namespace sluice::dpdk {
 
 uint32_t crc32c(const void* data, size_t size, uint32_t seed) {
-  return rte_hash_crc(data, static_cast<uint32_t>(size), seed);
+  // Word by word through memcpy: rte_hash_crc() itself loads through
+  // misaligned uint32_t pointers, which x86 allows but C++ (and UBSan) do not.
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint32_t crc = seed;
+  for (; size >= 8; p += 8, size -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    crc = rte_hash_crc_8byte(w, crc);
+  }
+  if (size >= 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    crc = rte_hash_crc_4byte(w, crc);
+    p += 4;
+    size -= 4;
+  }
+  for (; size > 0; ++p, --size) crc = rte_hash_crc_1byte(*p, crc);
+  return crc;
 }
 
 uint32_t selectionHash(const FlowTuple& t) {
