@@ -34,6 +34,10 @@ packages=(
   qemu-system-x86 busybox-static kmod zstd
   # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it
   libnl-genl-3-dev ipvsadm
+  # dataplane/dpdk/: DPDK 22.11 (PMDs load as plugins), testpmd for the I/O
+  # floor; ethtool turns off TX checksum offload on veths whose frames reach
+  # net_af_packet half-checksummed
+  libdpdk-dev dpdk-dev ethtool
 )
 
 missing=()

@@ -188,12 +188,16 @@ int main(int argc, char** argv) {
   std::vector<char*> argvEal;
   for (std::string& a : args) argvEal.push_back(a.data());
   // A kernel-side uplink must not answer for what DPDK now handles: its
-  // frames go to the vdev's socket (taps run before tc ingress) and the
-  // kernel's stack drops them.
+  // frames still reach the vdev's packet socket (taps run before the
+  // ingress hooks) while an nftables netdev ingress chain drops them for
+  // the kernel's stack (an nft chain rather than tc: kernels built without
+  // tc actions are common). net_af_xdp needs none: XDP redirects them.
   const std::string uplinkIface = vdevArg(f.uplinkVdev, "iface");
   if (f.stealUplink && !uplinkIface.empty() && f.uplinkVdev.rfind("net_af_packet", 0) == 0) {
-    run("tc qdisc replace dev " + uplinkIface + " clsact");
-    run("tc filter replace dev " + uplinkIface + " ingress pref 1 matchall action drop");
+    const std::string table = "netdev sluice_dpdk_" + uplinkIface;
+    run("nft add table " + table);
+    run("nft add chain " + table + " uplink_in '{ type filter hook ingress device " + uplinkIface +
+        " priority -500; policy drop; }'");
     run("sysctl -qw net.ipv6.conf." + uplinkIface + ".disable_ipv6=1", true);
   }
   if (rte_eal_init(int(argvEal.size()), argvEal.data()) < 0) {

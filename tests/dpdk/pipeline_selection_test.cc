@@ -336,8 +336,8 @@ TEST_F(PipelineSelectionTest, ArpIsAnsweredForServiceAddressesOnTheRightSide) {
     std::vector<uint8_t> f = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xbb, 0, 0, 0, 1, 0x08, 0x06,
                               0, 1, 0x08, 0x00, 6, 4, 0, 1, 0x02, 0xbb, 0, 0, 0, 1, 192, 168, 1, 77,
                               0, 0, 0, 0, 0, 0};
-    const auto t = ip(target).bytes();
-    f.insert(f.end(), t.begin(), t.end());
+    const IpAddress t = ip(target);
+    f.insert(f.end(), t.bytes().begin(), t.bytes().end());
     return f;
   };
   const auto lb = p_->run(arp("198.51.100.10"), PortRole::kUplink, ++now_);
@@ -370,8 +370,8 @@ TEST_F(PipelineSelectionTest, NeighborSolicitationForALoadBalancerAddressIsAdver
   ns.icmpType = 135;
   ns.ttl = 255;
   ns.srcMac = {0x02, 0xcc, 0, 0, 0, 1};
-  const auto target = ip("2001:db8:100::10").bytes();
-  ns.payload.assign(target.begin(), target.end());
+  const IpAddress target = ip("2001:db8:100::10");
+  ns.payload.assign(target.bytes().begin(), target.bytes().end());
   std::vector<uint8_t> f = buildPacket(ns);
   // The builder writes 4 zero bytes after type/code/checksum: NS's reserved field.
   const auto r = p_->run(f, PortRole::kUplink, ++now_);
