@@ -1,12 +1,18 @@
 #include "control/agent/proxy/mode_factory.h"
 
 #include "bpf/loader/ebpf_datapath.h"
+#if SLUICE_HAVE_DPDK
+#include "dataplane/dpdk/dpdk_mode.h"
+#endif
 
 namespace sluice::agent {
 
 const std::vector<ModeDriver>& modeDrivers() {
   static const std::vector<ModeDriver> drivers = {
       bpf::ebpfModeDriver(),
+#if SLUICE_HAVE_DPDK
+      dpdk::dpdkModeDriver(),
+#endif
   };
   return drivers;
 }
