@@ -46,7 +46,8 @@ size_t AffinityTable::regionBytes(uint32_t buckets) {
 
 Result<AffinityTable> AffinityTable::createIn(std::span<std::byte> region, uint32_t buckets) {
   if (buckets == 0 || !std::has_single_bit(buckets)) {
-    return Error::invalid("affinity: " + std::to_string(buckets) + " buckets: must be a power of two");
+    return Error::invalid("affinity: " + std::to_string(buckets) +
+                          " buckets: must be a power of two");
   }
   if (region.size() < regionBytes(buckets)) return Error::invalid("affinity: region too small");
   const Header h{kMagic, kVersion, buckets, {}};

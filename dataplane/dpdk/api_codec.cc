@@ -12,7 +12,8 @@ std::string addressBytes(const IpAddress& a) {
 
 Result<IpAddress> addressFrom(const std::string& bytes) {
   if (bytes.size() == 4) {
-    return IpAddress::v4({uint8_t(bytes[0]), uint8_t(bytes[1]), uint8_t(bytes[2]), uint8_t(bytes[3])});
+    return IpAddress::v4(
+        {uint8_t(bytes[0]), uint8_t(bytes[1]), uint8_t(bytes[2]), uint8_t(bytes[3])});
   }
   if (bytes.size() == 16) {
     std::array<uint8_t, 16> b;
@@ -76,7 +77,8 @@ Result<Service> fromProto(const api::Service& in) {
     if (!a) return a.error().wrap(where + field + ".address");
     auto fp = protocol(f.protocol(), field + ".protocol");
     if (!fp) return fp.error();
-    if (f.port() > 65535) return Error::invalid(where + field + ".port: " + std::to_string(f.port()));
+    if (f.port() > 65535)
+      return Error::invalid(where + field + ".port: " + std::to_string(f.port()));
     if (f.scope() > static_cast<uint32_t>(FrontendScope::kExternalIp)) {
       return Error::invalid(where + field + ".scope: " + std::to_string(f.scope()));
     }
@@ -87,11 +89,12 @@ Result<Service> fromProto(const api::Service& in) {
     const std::string field = "backends[" + std::to_string(i) + "]";
     auto a = addressFrom(b.address());
     if (!a) return a.error().wrap(where + field + ".address");
-    if (b.port() > 65535 || b.weight() > 65535 || b.state() > static_cast<uint32_t>(BackendState::kQuarantined)) {
+    if (b.port() > 65535 || b.weight() > 65535 ||
+        b.state() > static_cast<uint32_t>(BackendState::kQuarantined)) {
       return Error::invalid(where + field + ": port, weight or state out of range");
     }
-    s.backends.push_back({*a, uint16_t(b.port()), uint16_t(b.weight()), static_cast<BackendState>(b.state()),
-                          b.node_local()});
+    s.backends.push_back({*a, uint16_t(b.port()), uint16_t(b.weight()),
+                          static_cast<BackendState>(b.state()), b.node_local()});
   }
   s.affinity.clientIp = in.affinity();
   s.affinity.timeoutSeconds = in.affinity_timeout_s();

@@ -31,7 +31,8 @@ Result<BackendRegistry> BackendRegistry::createIn(std::span<std::byte> region, u
     return Error::invalid("backend registry: capacity " + std::to_string(capacity) +
                           ": must be a power of two up to " + std::to_string(kMaxCapacity));
   }
-  if (region.size() < regionBytes(capacity)) return Error::invalid("backend registry: region too small");
+  if (region.size() < regionBytes(capacity))
+    return Error::invalid("backend registry: region too small");
   const Header h{kMagic, kVersion, capacity, {}};
   std::memcpy(region.data(), &h, sizeof h);
   auto* slots = reinterpret_cast<Slot*>(region.data() + sizeof(Header));
@@ -44,12 +45,14 @@ Result<BackendRegistry> BackendRegistry::createIn(std::span<std::byte> region, u
 }
 
 Result<BackendRegistry> BackendRegistry::adopt(std::span<std::byte> region, uint32_t capacity) {
-  if (region.size() < regionBytes(capacity)) return Error::invalid("backend registry: region too small");
+  if (region.size() < regionBytes(capacity))
+    return Error::invalid("backend registry: region too small");
   Header h;
   std::memcpy(&h, region.data(), sizeof h);
   if (h.magic != kMagic || h.version != kVersion || h.capacity != capacity) {
-    return Error{ErrorCode::kFailedPrecondition, "backend registry: region holds no registry of capacity " +
-                                                     std::to_string(capacity)};
+    return Error{
+        ErrorCode::kFailedPrecondition,
+        "backend registry: region holds no registry of capacity " + std::to_string(capacity)};
   }
   BackendRegistry r(reinterpret_cast<Slot*>(region.data() + sizeof(Header)), capacity);
   for (uint32_t i = 0; i < capacity; ++i) {

@@ -78,7 +78,7 @@ class BackendRegistry {
 
   Slot* slots_;
   uint32_t mask_;
-  uint32_t cursor_ = 0;  // next-fit search start
+  uint32_t cursor_ = 0;                           // next-fit search start
   std::unordered_map<uint64_t, uint32_t> byKey_;  // key -> id, the writer's index
 };
 

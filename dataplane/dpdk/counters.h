@@ -48,7 +48,9 @@ std::string_view toString(Event event);
 // A counter with one writer.
 class Counter {
  public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void set(uint64_t v) { v_.store(v, std::memory_order_relaxed); }  // a gauge
   uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 

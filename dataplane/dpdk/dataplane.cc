@@ -82,10 +82,10 @@ struct Dataplane::WorkerCtx {
   std::unique_ptr<Worker> worker;
   std::vector<FlowSide> heapSides;
   LcoreCounters counters;
-  Counter conntrackEntries;  // gauge the worker refreshes each round
-  rte_ring* handoff = nullptr;     // MP/SC: uplink frames other workers hand over
-  rte_ring* fromKernel = nullptr;  // SP/SC: TAP frames from the control thread
-  rte_ring* excPriority = nullptr; // SP/SC: to the control thread
+  Counter conntrackEntries;         // gauge the worker refreshes each round
+  rte_ring* handoff = nullptr;      // MP/SC: uplink frames other workers hand over
+  rte_ring* fromKernel = nullptr;   // SP/SC: TAP frames from the control thread
+  rte_ring* excPriority = nullptr;  // SP/SC: to the control thread
   rte_ring* excBulk = nullptr;
   // describeFlows(): 1 = asked, 2 = snapshot ready.
   std::atomic<int> describe{0};
@@ -101,7 +101,8 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
   if (auto r = d->setUpPorts(); !r) return r.error();
   if (auto r = d->setUpState(); !r) return r.error();
   d->running_ = true;
-  for (uint32_t w = 0; w < d->workers_.size(); ++w) d->threads_.emplace_back([p = d.get(), w] { p->workerLoop(w); });
+  for (uint32_t w = 0; w < d->workers_.size(); ++w)
+    d->threads_.emplace_back([p = d.get(), w] { p->workerLoop(w); });
   d->threads_.emplace_back([p = d.get()] { p->controlLoop(); });
   return d;
 }
@@ -116,19 +117,22 @@ Result<void> Dataplane::setUpPorts() {
   }
   tapQueues_ = static_cast<uint16_t>(workers + 1);
   // Every RX and TX descriptor, every ring, a burst in flight per thread.
-  const uint64_t need = uint64_t{workers} * (2ull * options_.descriptors + kHandoffRing + kFromKernelRing +
-                                             kPriorityRing + kBulkRing) +
+  const uint64_t need = uint64_t{workers} * (2ull * options_.descriptors + kHandoffRing +
+                                             kFromKernelRing + kPriorityRing + kBulkRing) +
                         uint64_t{tapQueues_} * 2 * options_.descriptors + 4096;
   const unsigned mbufs = static_cast<unsigned>(std::bit_ceil(need) - 1);
-  pool_ = rte_pktmbuf_pool_create("sluice_dpdk", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  pool_ = rte_pktmbuf_pool_create("sluice_dpdk", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                  SOCKET_ID_ANY);
   if (pool_ == nullptr) return Error::exhausted("mbuf pool of " + std::to_string(mbufs) + " mbufs");
 
-  auto setUp = [this](uint16_t port, uint16_t rxq, uint16_t txq, const std::string& what) -> Result<void> {
+  auto setUp = [this](uint16_t port, uint16_t rxq, uint16_t txq,
+                      const std::string& what) -> Result<void> {
     rte_eth_dev_info info{};
     if (rte_eth_dev_info_get(port, &info) != 0) return Error::internal(what + ": no device info");
     if (rxq > info.max_rx_queues || txq > info.max_tx_queues) {
-      return Error::invalid(what + ": needs " + std::to_string(rxq) + " RX / " + std::to_string(txq) +
-                            " TX queues, has " + std::to_string(info.max_rx_queues) + " / " +
+      return Error::invalid(what + ": needs " + std::to_string(rxq) + " RX / " +
+                            std::to_string(txq) + " TX queues, has " +
+                            std::to_string(info.max_rx_queues) + " / " +
                             std::to_string(info.max_tx_queues) +
                             " (net_af_packet: qpairs=N; net_tap: queues follow the configuration)");
     }
@@ -154,7 +158,9 @@ Result<void> Dataplane::setUpPorts() {
     return okResult();
   };
   // The uplink: one RX and TX queue per worker (af_packet: qpairs=workers).
-  if (auto r = setUp(uplinkPort_, uint16_t(workers), uint16_t(workers), "uplink " + options_.uplinkDevice); !r) {
+  if (auto r = setUp(uplinkPort_, uint16_t(workers), uint16_t(workers),
+                     "uplink " + options_.uplinkDevice);
+      !r) {
     return r;
   }
   // The TAP: a TX queue per worker and one for the control thread, which
@@ -170,7 +176,8 @@ Result<void> Dataplane::setUpPorts() {
   options_.pipeline.kernelMac = options_.pipeline.uplinkMac;
   // What the pipeline answers ARP/ND with towards the kernel: locally
   // administered, "sl" and the uplink's last three bytes.
-  options_.pipeline.routerMac = {0x02, 0x73, 0x6c, mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5]};
+  options_.pipeline.routerMac = {
+      0x02, 0x73, 0x6c, mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5]};
   return okResult();
 }
 
@@ -187,10 +194,12 @@ Result<void> Dataplane::setUpState() {
     const auto p = reinterpret_cast<uintptr_t>(mem.data());
     return std::span<std::byte>(mem.data() + ((64 - p % 64) % 64), bytes);
   };
-  const auto backendRegion = state_ ? state_->backends()
-                                    : region(heapBackends_, BackendRegistry::regionBytes(layout.maxBackends));
-  const auto affinityRegion = state_ ? state_->affinity()
-                                     : region(heapAffinity_, AffinityTable::regionBytes(layout.affinityBuckets));
+  const auto backendRegion =
+      state_ ? state_->backends()
+             : region(heapBackends_, BackendRegistry::regionBytes(layout.maxBackends));
+  const auto affinityRegion =
+      state_ ? state_->affinity()
+             : region(heapAffinity_, AffinityTable::regionBytes(layout.affinityBuckets));
   auto backends = adopt ? BackendRegistry::adopt(backendRegion, layout.maxBackends)
                         : BackendRegistry::createIn(backendRegion, layout.maxBackends);
   if (!backends) return backends.error();
@@ -215,7 +224,8 @@ Result<void> Dataplane::setUpState() {
     Result<Conntrack> ct = Error::internal("unset");
     if (state_) {
       sides = state_->flowSides(w);
-      ct = adopt ? Conntrack::adopt(state_->conntrack(w), ctConfig) : Conntrack::createIn(state_->conntrack(w), ctConfig);
+      ct = adopt ? Conntrack::adopt(state_->conntrack(w), ctConfig)
+                 : Conntrack::createIn(state_->conntrack(w), ctConfig);
     } else {
       ctx->heapSides.resize(layout.conntrackCapacity);
       sides = ctx->heapSides;
@@ -262,8 +272,12 @@ void Dataplane::workerLoop(uint32_t w) {
       for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = in[i];
         switch (verdicts[i].action) {
-          case Action::kTxUplink: toUplink[nu++] = m; break;
-          case Action::kTxKernel: toTap[nt++] = m; break;
+          case Action::kTxUplink:
+            toUplink[nu++] = m;
+            break;
+          case Action::kTxKernel:
+            toTap[nt++] = m;
+            break;
           case Action::kException:
           case Action::kExceptionPriority: {
             const bool prio = verdicts[i].action == Action::kExceptionPriority;
@@ -281,7 +295,9 @@ void Dataplane::workerLoop(uint32_t w) {
               rte_pktmbuf_free(m);
             }
             break;
-          case Action::kDrop: rte_pktmbuf_free(m); break;
+          case Action::kDrop:
+            rte_pktmbuf_free(m);
+            break;
         }
       }
       const uint16_t su = nu ? rte_eth_tx_burst(uplinkPort_, uint16_t(w), toUplink, nu) : 0;
@@ -295,9 +311,11 @@ void Dataplane::workerLoop(uint32_t w) {
     };
     // The kernel's frames first (small, and the node's own control traffic
     // rides in them), then what other workers handed over, then the NIC.
-    run(uint16_t(rte_ring_sc_dequeue_burst(ctx.fromKernel, reinterpret_cast<void**>(in), kBurst, nullptr)),
+    run(uint16_t(rte_ring_sc_dequeue_burst(ctx.fromKernel, reinterpret_cast<void**>(in), kBurst,
+                                           nullptr)),
         PortRole::kKernel, true);
-    run(uint16_t(rte_ring_sc_dequeue_burst(ctx.handoff, reinterpret_cast<void**>(in), kBurst, nullptr)),
+    run(uint16_t(
+            rte_ring_sc_dequeue_burst(ctx.handoff, reinterpret_cast<void**>(in), kBurst, nullptr)),
         PortRole::kUplink, true);
     run(rte_eth_rx_burst(uplinkPort_, uint16_t(w), in, kBurst), PortRole::kUplink, false);
     worker.expire(now, kExpireBudget);
@@ -314,7 +332,8 @@ void Dataplane::workerLoop(uint32_t w) {
     counters.polls.add();
     if (work == 0) counters.idlePolls.add();
     rcu_->quiescent(w);
-    idle.account(work > 0, [&] { rcu_->offline(w); }, [&] { rcu_->online(w); });
+    idle.account(
+        work > 0, [&] { rcu_->offline(w); }, [&] { rcu_->online(w); });
   }
   rcu_->offline(w);
 }
@@ -350,8 +369,9 @@ void Dataplane::controlLoop() {
     }
     // The exception path: every priority frame, then a budget of bulk ones.
     for (auto& w : workers_) {
-      for (unsigned n; (n = rte_ring_sc_dequeue_burst(w->excPriority, reinterpret_cast<void**>(bufs), kBurst,
-                                                      nullptr)) > 0;) {
+      for (unsigned n;
+           (n = rte_ring_sc_dequeue_burst(w->excPriority, reinterpret_cast<void**>(bufs), kBurst,
+                                          nullptr)) > 0;) {
         work += n;
         toTap(bufs, uint16_t(n));
       }
@@ -369,7 +389,8 @@ void Dataplane::controlLoop() {
     }
     rcu_->quiescent(self);
     if (std::unique_lock lock(writer_, std::try_to_lock); lock.owns_lock()) rcu_->reclaim();
-    idle.account(work > 0, [&] { rcu_->offline(self); }, [&] { rcu_->online(self); });
+    idle.account(
+        work > 0, [&] { rcu_->offline(self); }, [&] { rcu_->online(self); });
   }
   rcu_->offline(self);
 }
@@ -445,7 +466,8 @@ std::vector<DescribedFrontend> Dataplane::describeFrontends() const {
       (set.terminatingFallback ? d.terminating : d.active) = uint32_t(set.members.size());
       for (const BackendRef& b : e->backends) {
         if (b.address.family() != f.address.family()) continue;
-        d.backends.push_back({b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0});
+        d.backends.push_back(
+            {b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0});
       }
       out.push_back(std::move(d));
     }
@@ -459,7 +481,8 @@ std::vector<DescribedDpdkFlow> Dataplane::describeFlows(size_t limit) const {
     w->describeLimit = limit == 0 ? 0 : limit - std::min(limit - 1, out.size());
     w->describe.store(1, std::memory_order_release);
     // A worker answers between bursts; asleep, within its 1 ms back-off.
-    for (int i = 0; i < 2000 && w->describe.load(std::memory_order_acquire) != 2; ++i) ::usleep(500);
+    for (int i = 0; i < 2000 && w->describe.load(std::memory_order_acquire) != 2; ++i)
+      ::usleep(500);
     if (w->describe.load(std::memory_order_acquire) == 2) {
       out.insert(out.end(), w->snapshot.begin(), w->snapshot.end());
     }

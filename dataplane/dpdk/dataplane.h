@@ -48,12 +48,13 @@ struct rte_ring;
 namespace sluice::dpdk {
 
 struct DataplaneOptions {
-  std::string uplinkDevice;  // the EAL device name of the uplink port ("net_af_packet0", a PCI address)
-  std::string tapDevice;     // the EAL device name of the TAP port ("net_tap0")
+  std::string
+      uplinkDevice;  // the EAL device name of the uplink port ("net_af_packet0", a PCI address)
+  std::string tapDevice;  // the EAL device name of the TAP port ("net_tap0")
   uint32_t workers = 1;
-  StateLayout state;         // capacities (workers is taken from `workers`)
-  std::string stateFile;     // "" = no state file: flows are lost on restart
-  PipelineConfig pipeline;   // node addresses, gateway, SNAT ranges (MACs are filled in at start)
+  StateLayout state;        // capacities (workers is taken from `workers`)
+  std::string stateFile;    // "" = no state file: flows are lost on restart
+  PipelineConfig pipeline;  // node addresses, gateway, SNAT ranges (MACs are filled in at start)
   // The uplink's RX/TX descriptors per queue (DPDK's usual 1024; vdevs cap lower).
   uint16_t descriptors = 1024;
 };

@@ -37,8 +37,12 @@ std::vector<ModeFlag> dpdkFlags() {
       {"uplink-pci", "PCI address of a NIC for the uplink instead of a vdev", ""},
       {"tap", "the exception path's TAP interface (default sl-<node>, 15 chars)", ""},
       {"workers", "worker lcores", "1"},
-      {"state-file", "shared-memory file keeping flows across restarts (default /dev/shm/sluice-dpdk-<node>.state)", ""},
-      {"kernel-addresses", "CIDRs on the TAP, comma-separated (default: each node address /24 or /64)", ""},
+      {"state-file",
+       "shared-memory file keeping flows across restarts (default "
+       "/dev/shm/sluice-dpdk-<node>.state)",
+       ""},
+      {"kernel-addresses",
+       "CIDRs on the TAP, comma-separated (default: each node address /24 or /64)", ""},
       {"kernel-routes", "CIDRs routed into the TAP, comma-separated (the service CIDR)", ""},
       {"gateway-mac", "next hop MAC for backends on other nodes", ""},
       {"snat-ports", "ports SNAT hands out on the node address", "61000-65535"},
@@ -60,7 +64,8 @@ std::string defaultBinary() {
   const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   for (const auto& candidate : {self.parent_path() / "sluice-dpdk",
                                 self.parent_path() / "../../dataplane/dpdk/sluice-dpdk"}) {
-    if (std::filesystem::exists(candidate, ec)) return std::filesystem::canonical(candidate, ec).string();
+    if (std::filesystem::exists(candidate, ec))
+      return std::filesystem::canonical(candidate, ec).string();
   }
   return "sluice-dpdk";
 }
@@ -73,20 +78,34 @@ grpc::ClientContext* withDeadline(grpc::ClientContext& ctx, std::chrono::millise
 Error fromStatus(const std::string& what, const grpc::Status& s) {
   ErrorCode code = ErrorCode::kUnavailable;
   switch (s.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: code = ErrorCode::kInvalidArgument; break;
-    case grpc::StatusCode::ALREADY_EXISTS: code = ErrorCode::kAlreadyExists; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = ErrorCode::kResourceExhausted; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = ErrorCode::kFailedPrecondition; break;
-    case grpc::StatusCode::NOT_FOUND: code = ErrorCode::kNotFound; break;
-    case grpc::StatusCode::INTERNAL: code = ErrorCode::kInternal; break;
-    default: break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = ErrorCode::kInvalidArgument;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = ErrorCode::kAlreadyExists;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = ErrorCode::kResourceExhausted;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = ErrorCode::kFailedPrecondition;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = ErrorCode::kNotFound;
+      break;
+    case grpc::StatusCode::INTERNAL:
+      code = ErrorCode::kInternal;
+      break;
+    default:
+      break;
   }
   return {code, "sluice-dpdk " + what + ": " + s.error_message()};
 }
 
 }  // namespace
 
-Result<DpdkModeOptions> DpdkModeOptions::fromFlags(const NodeConfig& node, const ModeFlagValues& values) {
+Result<DpdkModeOptions> DpdkModeOptions::fromFlags(const NodeConfig& node,
+                                                   const ModeFlagValues& values) {
   const auto flags = dpdkFlags();
   for (const auto& [name, value] : values) {
     bool known = false;
@@ -102,7 +121,8 @@ Result<DpdkModeOptions> DpdkModeOptions::fromFlags(const NodeConfig& node, const
   }
   o.start = get("start") == "true";
   o.binary = get("binary").empty() ? defaultBinary() : get("binary");
-  o.stateFile = get("state-file").empty() ? "/dev/shm/sluice-dpdk-" + instance + ".state" : get("state-file");
+  o.stateFile =
+      get("state-file").empty() ? "/dev/shm/sluice-dpdk-" + instance + ".state" : get("state-file");
   o.pidFile = o.socket + ".pid";
   std::string tap = get("tap").empty() ? "sl-" + instance : get("tap");
   if (tap.size() > 15) tap.resize(15);  // IFNAMSIZ - 1
@@ -114,17 +134,21 @@ Result<DpdkModeOptions> DpdkModeOptions::fromFlags(const NodeConfig& node, const
   } else if (!node.uplink.empty()) {
     a.insert(a.end(), {"--uplink-vdev", "net_af_packet0,iface=" + node.uplink});
   } else if (o.start) {
-    return Error::invalid("the dpdk mode needs an uplink: --uplink, --dpdk-uplink-vdev or --dpdk-uplink-pci");
+    return Error::invalid(
+        "the dpdk mode needs an uplink: --uplink, --dpdk-uplink-vdev or --dpdk-uplink-pci");
   }
-  a.insert(a.end(), {"--tap", tap, "--socket", o.socket, "--state-file", o.stateFile, "--workers",
-                     get("workers"), "--conntrack-capacity", get("conntrack-capacity"), "--snat-ports",
-                     get("snat-ports"), "--file-prefix", "sluice-dpdk-" + instance});
+  a.insert(a.end(),
+           {"--tap", tap, "--socket", o.socket, "--state-file", o.stateFile, "--workers",
+            get("workers"), "--conntrack-capacity", get("conntrack-capacity"), "--snat-ports",
+            get("snat-ports"), "--file-prefix", "sluice-dpdk-" + instance});
   std::vector<std::string> kernelAddresses = splitCommas(get("kernel-addresses"));
   if (kernelAddresses.empty()) {
-    for (const IpAddress& n : node.nodeAddresses) kernelAddresses.push_back(n.toString() + (n.isV4() ? "/24" : "/64"));
+    for (const IpAddress& n : node.nodeAddresses)
+      kernelAddresses.push_back(n.toString() + (n.isV4() ? "/24" : "/64"));
   }
   for (const std::string& k : kernelAddresses) a.insert(a.end(), {"--kernel-address", k});
-  for (const std::string& r : splitCommas(get("kernel-routes"))) a.insert(a.end(), {"--kernel-route", r});
+  for (const std::string& r : splitCommas(get("kernel-routes")))
+    a.insert(a.end(), {"--kernel-route", r});
   for (const IpAddress& n : node.nodeAddresses) a.insert(a.end(), {"--node-address", n.toString()});
   if (!get("gateway-mac").empty()) a.insert(a.end(), {"--gateway-mac", get("gateway-mac")});
   return o;
@@ -152,7 +176,8 @@ Result<std::unique_ptr<DpdkMode>> DpdkMode::create(const DpdkModeOptions& option
     argv.push_back(nullptr);
     const std::string logPath = options.socket + ".log";
     int pidPipe[2];
-    if (::pipe2(pidPipe, O_CLOEXEC) != 0) return Error::internal(std::string("pipe: ") + std::strerror(errno));
+    if (::pipe2(pidPipe, O_CLOEXEC) != 0)
+      return Error::internal(std::string("pipe: ") + std::strerror(errno));
     std::fflush(nullptr);
     const pid_t child = ::fork();
     if (child < 0) return Error::internal(std::string("fork: ") + std::strerror(errno));
@@ -184,8 +209,8 @@ Result<std::unique_ptr<DpdkMode>> DpdkMode::create(const DpdkModeOptions& option
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (!epoch) {
-      return Error::unavailable("sluice-dpdk (" + options.binary + ") did not answer on " + options.socket +
-                                " within 30 s; see " + options.socket + ".log");
+      return Error::unavailable("sluice-dpdk (" + options.binary + ") did not answer on " +
+                                options.socket + " within 30 s; see " + options.socket + ".log");
     }
   }
   if (!epoch) return epoch.error();
@@ -208,8 +233,8 @@ void DpdkMode::stop() {
 Result<uint64_t> DpdkMode::fetchEpoch() const {
   grpc::ClientContext ctx;
   api::StatusReply reply;
-  const grpc::Status s =
-      client_->stub->Status(withDeadline(ctx, std::chrono::milliseconds(500)), api::StatusRequest(), &reply);
+  const grpc::Status s = client_->stub->Status(withDeadline(ctx, std::chrono::milliseconds(500)),
+                                               api::StatusRequest(), &reply);
   if (!s.ok()) return fromStatus("status", s);
   return reply.epoch();
 }
@@ -239,8 +264,10 @@ ModeCapabilities DpdkMode::capabilities() const {
   c.missing[ModeFeature::kSocketLb] =
       "no socket-level load balancing: the node's own processes reach services per packet, "
       "through the TAP route (--dpdk-kernel-routes)";
-  c.missing[ModeFeature::kSctp] = "SCTP is not translated (its CRC32c cannot be updated incrementally)";
-  c.missing[ModeFeature::kDsr] = "direct server return is not implemented: replies go back through the node";
+  c.missing[ModeFeature::kSctp] =
+      "SCTP is not translated (its CRC32c cannot be updated incrementally)";
+  c.missing[ModeFeature::kDsr] =
+      "direct server return is not implemented: replies go back through the node";
   return c;
 }
 
@@ -287,7 +314,9 @@ ProxyStats DpdkMode::stats() const {
   ProxyStats out;
   grpc::ClientContext ctx;
   api::StatusReply reply;
-  if (!client_->stub->Status(withDeadline(ctx, std::chrono::seconds(2)), api::StatusRequest(), &reply).ok()) {
+  if (!client_->stub
+           ->Status(withDeadline(ctx, std::chrono::seconds(2)), api::StatusRequest(), &reply)
+           .ok()) {
     return out;
   }
   out.services = reply.services();
@@ -302,8 +331,8 @@ ProxyStats DpdkMode::stats() const {
 Result<std::vector<DescribedFrontend>> DpdkMode::describeFrontends() const {
   grpc::ClientContext ctx;
   api::FrontendList list;
-  const grpc::Status s =
-      client_->stub->DescribeFrontends(withDeadline(ctx, std::chrono::seconds(5)), api::DescribeRequest(), &list);
+  const grpc::Status s = client_->stub->DescribeFrontends(
+      withDeadline(ctx, std::chrono::seconds(5)), api::DescribeRequest(), &list);
   if (!s.ok()) return fromStatus("describe", s);
   std::vector<DescribedFrontend> out;
   for (const api::DescribedFrontend& p : list.frontends()) {
@@ -355,13 +384,15 @@ Result<std::vector<DescribedFlow>> DpdkMode::describeFlows(size_t limit) const {
   api::DescribeFlowsRequest req;
   req.set_limit(limit);
   api::FlowList list;
-  const grpc::Status s = client_->stub->DescribeFlows(withDeadline(ctx, std::chrono::seconds(5)), req, &list);
+  const grpc::Status s =
+      client_->stub->DescribeFlows(withDeadline(ctx, std::chrono::seconds(5)), req, &list);
   if (!s.ok()) return fromStatus("describe flows", s);
   std::vector<DescribedFlow> out;
   for (const api::Flow& f : list.flows()) {
     DescribedFlow d;
     d.protocol = static_cast<Protocol>(f.protocol());
-    auto src = addressFrom(f.source()), dst = addressFrom(f.destination()), be = addressFrom(f.backend());
+    auto src = addressFrom(f.source()), dst = addressFrom(f.destination()),
+         be = addressFrom(f.backend());
     if (!src || !dst || !be) continue;
     d.source = {*src, uint16_t(f.source_port())};
     d.destination = {*dst, uint16_t(f.destination_port())};
@@ -381,7 +412,8 @@ Result<std::vector<DescribedFlow>> DpdkMode::describeFlows(size_t limit) const {
   return out;
 }
 
-Result<std::unique_ptr<DpdkDatapath>> DpdkDatapath::create(const NodeConfig&, const DpdkModeOptions& options) {
+Result<std::unique_ptr<DpdkDatapath>> DpdkDatapath::create(const NodeConfig&,
+                                                           const DpdkModeOptions& options) {
   auto mode = DpdkMode::create(options);
   if (!mode) return mode.error().wrap("dpdk mode");
   return std::unique_ptr<DpdkDatapath>(new DpdkDatapath(options, std::move(*mode)));
@@ -438,7 +470,8 @@ ModeDriver dpdkModeDriver() {
   ModeDriver d;
   d.name = "dpdk";
   d.flags = dpdkFlags();
-  d.create = [](const NodeConfig& node, const ModeFlagValues& values) -> Result<std::unique_ptr<Datapath>> {
+  d.create = [](const NodeConfig& node,
+                const ModeFlagValues& values) -> Result<std::unique_ptr<Datapath>> {
     auto o = DpdkModeOptions::fromFlags(node, values);
     if (!o) return o.error();
     auto dp = DpdkDatapath::create(node, *o);

@@ -33,12 +33,12 @@
 namespace sluice::dpdk {
 
 struct DpdkModeOptions {
-  std::string socket;          // the process's API socket
-  bool start = true;           // start sluice-dpdk when nothing answers
-  std::string binary;          // sluice-dpdk ("" = beside the agent, or on PATH)
+  std::string socket;                    // the process's API socket
+  bool start = true;                     // start sluice-dpdk when nothing answers
+  std::string binary;                    // sluice-dpdk ("" = beside the agent, or on PATH)
   std::vector<std::string> processArgs;  // the process's flags, when the agent starts it
   std::string stateFile;
-  std::string pidFile;         // where a started process's PID is kept (cleanup)
+  std::string pidFile;  // where a started process's PID is kept (cleanup)
 
   static Result<DpdkModeOptions> fromFlags(const NodeConfig& node, const ModeFlagValues& values);
 };
@@ -84,7 +84,8 @@ class DpdkMode final : public ProxyMode {
 
 class DpdkDatapath final : public Datapath {
  public:
-  static Result<std::unique_ptr<DpdkDatapath>> create(const NodeConfig& node, const DpdkModeOptions& options);
+  static Result<std::unique_ptr<DpdkDatapath>> create(const NodeConfig& node,
+                                                      const DpdkModeOptions& options);
   // Stops a process an agent of these options started (its PID file) and
   // removes the state file.
   static Result<void> cleanupLeftovers(const DpdkModeOptions& options);

@@ -135,8 +135,8 @@ std::optional<IpAddress> ndSolicitationTarget(const Frame& f) {
   if (f.length < l3 + kIpv6HeaderLength + 24) return std::nullopt;
   const uint8_t* ip = f.data + l3;
   const uint8_t* icmp = ip + kIpv6HeaderLength;
-  if ((ip[0] >> 4) != 6 || ip[6] != static_cast<uint8_t>(Protocol::kIcmpV6) || ip[7] != kNdHopLimit ||
-      icmp[0] != kNdNeighborSolicit || icmp[1] != 0) {
+  if ((ip[0] >> 4) != 6 || ip[6] != static_cast<uint8_t>(Protocol::kIcmpV6) ||
+      ip[7] != kNdHopLimit || icmp[0] != kNdNeighborSolicit || icmp[1] != 0) {
     return std::nullopt;
   }
   static constexpr std::array<uint8_t, 16> kUnspecified{};
@@ -278,7 +278,8 @@ bool isControlTraffic(const Frame& f) {
     ipLen = kIpv6HeaderLength;
   }
   const uint8_t proto = v6 ? ip[6] : ip[9];
-  if (proto == kProtoIgmp || proto == kProtoOspf || proto == kProtoPim || proto == kProtoVrrp) return true;
+  if (proto == kProtoIgmp || proto == kProtoOspf || proto == kProtoPim || proto == kProtoVrrp)
+    return true;
   if (f.length < l2->l3 + ipLen + 4) return false;
   const uint8_t* l4 = ip + ipLen;
   if (v6 && proto == static_cast<uint8_t>(Protocol::kIcmpV6)) {

@@ -90,8 +90,8 @@ MalformedVerdict judgeMalformed(const Frame& f, DropReason reason, IsService&& i
 struct PeekedDestination {
   IpAddress address;
   std::optional<uint16_t> port;
-  uint8_t protocol = 0;      // IP protocol / last next-header seen
-  bool firstFragment = true; // false for a non-first fragment (no ports)
+  uint8_t protocol = 0;       // IP protocol / last next-header seen
+  bool firstFragment = true;  // false for a non-first fragment (no ports)
 };
 std::optional<PeekedDestination> peekDestination(const Frame& f);
 

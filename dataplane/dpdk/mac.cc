@@ -12,7 +12,8 @@ Result<MacAddr> parseMac(std::string_view text) {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
   };
-  if (text.size() != 17) return Error::invalid("MAC address " + std::string(text) + ": want xx:xx:xx:xx:xx:xx");
+  if (text.size() != 17)
+    return Error::invalid("MAC address " + std::string(text) + ": want xx:xx:xx:xx:xx:xx");
   for (size_t i = 0; i < 6; ++i) {
     const int hi = hex(text[i * 3]), lo = hex(text[i * 3 + 1]);
     if (hi < 0 || lo < 0 || (i < 5 && text[i * 3 + 2] != ':')) {

@@ -47,26 +47,34 @@ struct Flags {
 };
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: sluice-dpdk (--uplink-vdev SPEC | --uplink-pci ADDR) [--tap NAME] [--workers N]\n"
-               "  [--socket PATH] [--state-file PATH|''] [--conntrack-capacity N] [--max-backends N]\n"
-               "  [--affinity-buckets N] [--node-address IP]... [--gateway-mac MAC] [--snat-ports A-B]\n"
-               "  [--kernel-address CIDR]... [--kernel-route CIDR]... [--steal-uplink true|false]\n"
-               "  [--memory MB] [--file-prefix NAME] [--eal ARG]...\n");
+  std::fprintf(
+      stderr,
+      "usage: sluice-dpdk (--uplink-vdev SPEC | --uplink-pci ADDR) [--tap NAME] [--workers N]\n"
+      "  [--socket PATH] [--state-file PATH|''] [--conntrack-capacity N] [--max-backends N]\n"
+      "  [--affinity-buckets N] [--node-address IP]... [--gateway-mac MAC] [--snat-ports A-B]\n"
+      "  [--kernel-address CIDR]... [--kernel-route CIDR]... [--steal-uplink true|false]\n"
+      "  [--memory MB] [--file-prefix NAME] [--eal ARG]...\n");
 }
 
 bool parse(int argc, char** argv, Flags& f) {
-  std::map<std::string, std::string*> strings = {
-      {"--uplink-vdev", &f.uplinkVdev}, {"--uplink-pci", &f.uplinkPci}, {"--tap", &f.tap},
-      {"--socket", &f.socket},          {"--state-file", &f.stateFile}, {"--file-prefix", &f.filePrefix},
-      {"--gateway-mac", &f.gatewayMac}, {"--snat-ports", &f.snatPorts}};
+  std::map<std::string, std::string*> strings = {{"--uplink-vdev", &f.uplinkVdev},
+                                                 {"--uplink-pci", &f.uplinkPci},
+                                                 {"--tap", &f.tap},
+                                                 {"--socket", &f.socket},
+                                                 {"--state-file", &f.stateFile},
+                                                 {"--file-prefix", &f.filePrefix},
+                                                 {"--gateway-mac", &f.gatewayMac},
+                                                 {"--snat-ports", &f.snatPorts}};
   std::map<std::string, std::vector<std::string>*> lists = {
-      {"--kernel-address", &f.kernelAddresses}, {"--kernel-route", &f.kernelRoutes},
-      {"--node-address", &f.nodeAddresses},     {"--eal", &f.eal}};
-  std::map<std::string, uint32_t*> numbers = {
-      {"--workers", &f.workers},           {"--conntrack-capacity", &f.conntrack},
-      {"--max-backends", &f.maxBackends},  {"--affinity-buckets", &f.affinityBuckets},
-      {"--memory", &f.memoryMb}};
+      {"--kernel-address", &f.kernelAddresses},
+      {"--kernel-route", &f.kernelRoutes},
+      {"--node-address", &f.nodeAddresses},
+      {"--eal", &f.eal}};
+  std::map<std::string, uint32_t*> numbers = {{"--workers", &f.workers},
+                                              {"--conntrack-capacity", &f.conntrack},
+                                              {"--max-backends", &f.maxBackends},
+                                              {"--affinity-buckets", &f.affinityBuckets},
+                                              {"--memory", &f.memoryMb}};
   for (int i = 1; i < argc; ++i) {
     std::string name = argv[i], value;
     if (const size_t eq = name.find('='); eq != std::string::npos) {
@@ -86,7 +94,8 @@ bool parse(int argc, char** argv, Flags& f) {
       char* end = nullptr;
       const unsigned long v = std::strtoul(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || v == 0 || v > (1ul << 28)) {
-        std::fprintf(stderr, "sluice-dpdk: %s %s: want a number 1-268435456\n", name.c_str(), value.c_str());
+        std::fprintf(stderr, "sluice-dpdk: %s %s: want a number 1-268435456\n", name.c_str(),
+                     value.c_str());
         return false;
       }
       *n->second = uint32_t(v);
@@ -140,12 +149,14 @@ int main(int argc, char** argv) {
   }
   DataplaneOptions o;
   o.workers = f.workers;
-  o.state = {f.workers, f.conntrack, std::bit_ceil(f.maxBackends), std::bit_ceil(f.affinityBuckets)};
+  o.state = {f.workers, f.conntrack, std::bit_ceil(f.maxBackends),
+             std::bit_ceil(f.affinityBuckets)};
   o.stateFile = f.stateFile;
   for (const std::string& a : f.nodeAddresses) {
     auto ip = IpAddress::parse(a);
     if (!ip) {
-      std::fprintf(stderr, "sluice-dpdk: --node-address %s: %s\n", a.c_str(), ip.error().message.c_str());
+      std::fprintf(stderr, "sluice-dpdk: --node-address %s: %s\n", a.c_str(),
+                   ip.error().message.c_str());
       return 2;
     }
     (ip->isV4() ? o.pipeline.nodeV4 : o.pipeline.nodeV6) = *ip;
@@ -161,22 +172,27 @@ int main(int argc, char** argv) {
   if (!f.snatPorts.empty()) {
     unsigned a = 0, b = 0;
     if (std::sscanf(f.snatPorts.c_str(), "%u-%u", &a, &b) != 2 || a < 1 || a > b || b > 65535) {
-      std::fprintf(stderr, "sluice-dpdk: --snat-ports %s: want FIRST-LAST within 1-65535\n", f.snatPorts.c_str());
+      std::fprintf(stderr, "sluice-dpdk: --snat-ports %s: want FIRST-LAST within 1-65535\n",
+                   f.snatPorts.c_str());
       return 2;
     }
     o.pipeline.nodeSnatPorts = {uint16_t(a), uint16_t(b)};
   }
 
   // EAL: the uplink and the TAP as devices, no hugepages unless mounted.
-  const std::string uplinkDevice = f.uplinkPci.empty() ? f.uplinkVdev.substr(0, f.uplinkVdev.find(','))
-                                                       : f.uplinkPci;
+  const std::string uplinkDevice =
+      f.uplinkPci.empty() ? f.uplinkVdev.substr(0, f.uplinkVdev.find(',')) : f.uplinkPci;
   o.uplinkDevice = uplinkDevice;
   o.tapDevice = "net_tap_sl0";
-  std::vector<std::string> args = {"sluice-dpdk", "-m", std::to_string(f.memoryMb), "--no-telemetry",
-                                   "--log-level=warning",
-                                   "--file-prefix=" + (f.filePrefix.empty() ? "sluice-dpdk-" + std::to_string(::getpid())
-                                                                            : f.filePrefix),
-                                   "--vdev=" + o.tapDevice + ",iface=" + f.tap};
+  std::vector<std::string> args = {
+      "sluice-dpdk",
+      "-m",
+      std::to_string(f.memoryMb),
+      "--no-telemetry",
+      "--log-level=warning",
+      "--file-prefix=" +
+          (f.filePrefix.empty() ? "sluice-dpdk-" + std::to_string(::getpid()) : f.filePrefix),
+      "--vdev=" + o.tapDevice + ",iface=" + f.tap};
   if (!hugepagesMounted()) args.push_back("--no-huge");
   if (f.uplinkPci.empty()) {
     args.push_back("--no-pci");
@@ -228,9 +244,11 @@ int main(int argc, char** argv) {
         status = 1;
       } else {
         const auto s = (*dp)->status();
-        std::printf("sluice-dpdk: epoch %llu, %u worker(s), uplink %s, TAP %s, %llu flows adopted, API on %s\n",
-                    static_cast<unsigned long long>(s.epoch), f.workers, uplinkDevice.c_str(), f.tap.c_str(),
-                    static_cast<unsigned long long>(s.adoptedFlows), f.socket.c_str());
+        std::printf(
+            "sluice-dpdk: epoch %llu, %u worker(s), uplink %s, TAP %s, %llu flows adopted, API on "
+            "%s\n",
+            static_cast<unsigned long long>(s.epoch), f.workers, uplinkDevice.c_str(),
+            f.tap.c_str(), static_cast<unsigned long long>(s.adoptedFlows), f.socket.c_str());
         std::fflush(stdout);
         struct sigaction sa {};
         sa.sa_handler = onSignal;

@@ -54,7 +54,9 @@ uint32_t steerOwner(rte_mbuf* m, PortRole from, const SharedState& shared) {
   if (parsePacket(f.bytes(), Framing::kEthernet, p) != DropReason::kNone) return 0;
   const FlowTuple key = p.isIcmpError ? p.tuple.reversed() : p.tuple;
   const bool toFrontend = shared.tables->frontend(key.dst, key.dstPort, key.protocol) != nullptr;
-  return st.owner(key, toFrontend, from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(0) : std::nullopt);
+  return st.owner(
+      key, toFrontend,
+      from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(0) : std::nullopt);
 }
 
 struct Worker::Scratch {
@@ -68,8 +70,12 @@ void Worker::FreeScratch::operator()(Scratch* s) const { delete s; }
 
 Worker::Worker(uint32_t index, SharedState shared, Conntrack conntrack, std::span<FlowSide> sides,
                LcoreCounters& counters)
-    : index_(index), shared_(shared), conntrack_(std::move(conntrack)), sides_(sides),
-      counters_(&counters), scratch_(new Scratch()) {}
+    : index_(index),
+      shared_(shared),
+      conntrack_(std::move(conntrack)),
+      sides_(sides),
+      counters_(&counters),
+      scratch_(new Scratch()) {}
 
 Result<Worker> Worker::create(uint32_t index, SharedState shared, Conntrack conntrack,
                               std::span<FlowSide> flowSides, LcoreCounters& counters) {
@@ -79,7 +85,8 @@ Result<Worker> Worker::create(uint32_t index, SharedState shared, Conntrack conn
                           std::to_string(kMinConntrackCapacity));
   }
   if (flowSides.size() < conntrack.capacity()) {
-    return Error::invalid("worker " + std::to_string(index) + ": flow sides smaller than conntrack");
+    return Error::invalid("worker " + std::to_string(index) +
+                          ": flow sides smaller than conntrack");
   }
   if (shared.tables == nullptr || shared.affinity == nullptr || shared.steering == nullptr ||
       shared.config == nullptr) {
@@ -96,7 +103,8 @@ Verdict Worker::drop(DropReason r) {
 Verdict Worker::pass(const Frame& f, PortRole from) {
   counters_->event(Event::kPassNonService);
   if (from == PortRole::kKernel) return {Action::kTxUplink, 0, DropReason::kNone};
-  return {isControlTraffic(f) ? Action::kExceptionPriority : Action::kException, 0, DropReason::kNone};
+  return {isControlTraffic(f) ? Action::kExceptionPriority : Action::kException, 0,
+          DropReason::kNone};
 }
 
 Verdict Worker::replyBack(PortRole from) const {
@@ -127,7 +135,8 @@ bool Worker::answersFor(const IpAddress& a, PortRole from) const {
 
 bool Worker::isServiceDestination(const PeekedDestination& d) const {
   if (d.port) {
-    return shared_.tables->frontend(d.address, *d.port, static_cast<Protocol>(d.protocol)) != nullptr ||
+    return shared_.tables->frontend(d.address, *d.port, static_cast<Protocol>(d.protocol)) !=
+               nullptr ||
            shared_.steering->snatRange(d.address) != nullptr;
   }
   return shared_.tables->address(d.address) != nullptr ||
@@ -168,9 +177,8 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
   }
   const DropReason reason = parsePacket(f.bytes(), Framing::kEthernet, p);
   if (reason != DropReason::kNone) {
-    const auto v = judgeMalformed(f, reason, [this](const PeekedDestination& d) {
-      return isServiceDestination(d);
-    });
+    const auto v = judgeMalformed(
+        f, reason, [this](const PeekedDestination& d) { return isServiceDestination(d); });
     return v == MalformedVerdict::kDrop ? drop(reason) : pass(f, from);
   }
   // ICMP that is not an error (echo) is not balanced: the stack answers it;
@@ -185,9 +193,9 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
   if (!steered && shared_.steering->workers() > 1) {
     const bool toFrontend = shared_.tables->frontend(key.dst, key.dstPort, key.protocol) != nullptr;
     const Steering& st = *shared_.steering;
-    const uint32_t owner =
-        st.owner(key, toFrontend,
-                 from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(index_) : std::nullopt);
+    const uint32_t owner = st.owner(
+        key, toFrontend,
+        from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(index_) : std::nullopt);
     if (owner != index_) {
       counters_->event(Event::kHandoff);
       return {Action::kHandoff, static_cast<uint8_t>(owner), DropReason::kNone};
@@ -206,7 +214,8 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     Frame f = frameOf(frames[i]);
     out[i] = early(f, from, s.parsed[i], s.keys[nKeys], steered);
     setLength(frames[i], f.length);
-    if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone) s.lookupOf[nKeys++] = i;
+    if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone)
+      s.lookupOf[nKeys++] = i;
   }
   conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
   // The flows' side data is a second random access per packet: start all
@@ -270,16 +279,18 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
   const FlowTuple& t = p.tuple;
   const FrontendEntry* fe = tables.frontend(t.dst, t.dstPort, t.protocol);
   // ClusterIPs are not served from outside the cluster.
-  if (fe == nullptr || (from == PortRole::kUplink && fe->frontend.scope == FrontendScope::kClusterIp)) {
+  if (fe == nullptr ||
+      (from == PortRole::kUplink && fe->frontend.scope == FrontendScope::kClusterIp)) {
     return pass(f, from);
   }
   const ServiceEntry& svc = *fe->service;
   const Service& model = svc.source;
   // Inside the cluster (the kernel side: pods, the node) only ClusterIPs
   // follow a Local policy; a pod reaching a NodePort is balanced over all.
-  const bool local = fe->frontend.scope == FrontendScope::kClusterIp
-                         ? model.internalPolicy == TrafficPolicy::kLocal
-                         : from == PortRole::kUplink && model.externalPolicy == TrafficPolicy::kLocal;
+  const bool local =
+      fe->frontend.scope == FrontendScope::kClusterIp
+          ? model.internalPolicy == TrafficPolicy::kLocal
+          : from == PortRole::kUplink && model.externalPolicy == TrafficPolicy::kLocal;
   const SelectionSet& set = svc.set(t.src.family(), local);
   if (set.empty()) {
     if (local && svc.hasBackends[t.src.isV6()]) return drop(DropReason::kNoLocalBackend);
@@ -360,7 +371,8 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
       if (ins.status != ConntrackInsertStatus::kReplyCollision) break;
     }
   }
-  if (ins.status == ConntrackInsertStatus::kReplyCollision) return drop(DropReason::kSnatPortsExhausted);
+  if (ins.status == ConntrackInsertStatus::kReplyCollision)
+    return drop(DropReason::kSnatPortsExhausted);
   if (ins.status == ConntrackInsertStatus::kExists) {
     // An earlier frame of this burst opened the flow.
     return established(f, from, p, ins.match, nowNs);
@@ -372,7 +384,8 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
   side.snat = flow.nat.snat.has_value();
 
   DropReason r = dnat(f.bytes(), p, be.address, be.port);
-  if (r == DropReason::kNone && flow.nat.snat) r = snat(f.bytes(), p, flow.nat.snat->address, flow.nat.snat->port);
+  if (r == DropReason::kNone && flow.nat.snat)
+    r = snat(f.bytes(), p, flow.nat.snat->address, flow.nat.snat->port);
   if (r != DropReason::kNone) {
     conntrack_.erase(t);
     return drop(r);

@@ -72,7 +72,8 @@ struct PipelineConfig {
   std::optional<IpAddress> nodeV6;
   // The kernel-side SNAT addresses, the eBPF mode's hairpin addresses.
   IpAddress kernelSnatV4 = IpAddress::v4({169, 254, 42, 1});
-  IpAddress kernelSnatV6 = IpAddress::v6({0xfd, 0x73, 0x6c, 0x75, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
+  IpAddress kernelSnatV6 =
+      IpAddress::v6({0xfd, 0x73, 0x6c, 0x75, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1});
   // Ports handed out on the node address. Linux's ephemeral range
   // (net.ipv4.ip_local_port_range) is 32768-60999 by default; the node's own
   // connections use it on the same address, so SNAT stays above it.
@@ -88,7 +89,8 @@ std::vector<std::pair<IpAddress, PortRange>> snatAddresses(const PipelineConfig&
 // Per-flow data kept beside each conntrack entry (same pool index), in the
 // same memory region, so it survives a restart with the entry.
 struct FlowSide {
-  MacAddr clientMac{};  // source MAC of the flow's first frame: replies to uplink clients go back to it
+  MacAddr
+      clientMac{};  // source MAC of the flow's first frame: replies to uplink clients go back to it
   PortRole clientRole = PortRole::kUplink;
   PortRole backendRole = PortRole::kUplink;
   // The entry has a SNAT binding (ConntrackEntry::snat() without its two
@@ -100,10 +102,10 @@ static_assert(sizeof(FlowSide) == 16);
 
 enum class Action : uint8_t {
   kTxUplink,
-  kTxKernel,            // a translated frame (or a reply) into the kernel's TAP
-  kException,           // to the kernel through the exception path, unchanged
-  kExceptionPriority,   // ... control-plane traffic: its own ring, never starved
-  kHandoff,             // to worker `worker`, which owns the flow
+  kTxKernel,           // a translated frame (or a reply) into the kernel's TAP
+  kException,          // to the kernel through the exception path, unchanged
+  kExceptionPriority,  // ... control-plane traffic: its own ring, never starved
+  kHandoff,            // to worker `worker`, which owns the flow
   kDrop,
 };
 

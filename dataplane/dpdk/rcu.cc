@@ -8,7 +8,7 @@
 namespace sluice::dpdk {
 
 void Rcu::FreeAligned::operator()(rte_rcu_qsbr* p) const {
-  ::operator delete(static_cast<void*>(p), std::align_val_t{RTE_CACHE_LINE_SIZE});
+  ::operator delete (static_cast<void*>(p), std::align_val_t{RTE_CACHE_LINE_SIZE});
 }
 
 Result<std::unique_ptr<Rcu>> Rcu::create(uint32_t maxReaders) {
@@ -18,7 +18,7 @@ Result<std::unique_ptr<Rcu>> Rcu::create(uint32_t maxReaders) {
   }
   // rte_rcu_qsbr wants cache-line-aligned memory; the heap will do (it needs
   // no DPDK memory, so tables can be tested without hugepages or EAL).
-  void* mem = ::operator new(bytes, std::align_val_t{RTE_CACHE_LINE_SIZE});
+  void* mem = ::operator new (bytes, std::align_val_t{RTE_CACHE_LINE_SIZE});
   std::unique_ptr<Rcu> rcu(new Rcu());
   rcu->qsbr_.reset(static_cast<rte_rcu_qsbr*>(mem));
   if (rte_rcu_qsbr_init(rcu->qsbr_.get(), maxReaders) != 0) {

@@ -13,12 +13,15 @@ namespace sluice::dpdk {
 namespace {
 
 grpc::Status toStatus(const Error& e) {
-  static constexpr grpc::StatusCode kCodes[] = {
-      grpc::StatusCode::INVALID_ARGUMENT,   grpc::StatusCode::NOT_FOUND,
-      grpc::StatusCode::ALREADY_EXISTS,     grpc::StatusCode::RESOURCE_EXHAUSTED,
-      grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::ABORTED,
-      grpc::StatusCode::OUT_OF_RANGE,       grpc::StatusCode::UNAVAILABLE,
-      grpc::StatusCode::INTERNAL};
+  static constexpr grpc::StatusCode kCodes[] = {grpc::StatusCode::INVALID_ARGUMENT,
+                                                grpc::StatusCode::NOT_FOUND,
+                                                grpc::StatusCode::ALREADY_EXISTS,
+                                                grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                                grpc::StatusCode::FAILED_PRECONDITION,
+                                                grpc::StatusCode::ABORTED,
+                                                grpc::StatusCode::OUT_OF_RANGE,
+                                                grpc::StatusCode::UNAVAILABLE,
+                                                grpc::StatusCode::INTERNAL};
   return {kCodes[static_cast<size_t>(e.code)], e.message};
 }
 
@@ -39,7 +42,8 @@ struct ApiServer::Service final : api::Dataplane::Service {
     ServiceTable table;
     api::SyncChunk chunk;
     while (reader->Read(&chunk)) {
-      if (chunk.epoch() != 0 && chunk.epoch() != dp.epoch()) return staleEpoch(chunk.epoch(), dp.epoch());
+      if (chunk.epoch() != 0 && chunk.epoch() != dp.epoch())
+        return staleEpoch(chunk.epoch(), dp.epoch());
       for (const api::Service& p : chunk.services()) {
         auto s = fromProto(p);
         if (!s) return toStatus(s.error());
@@ -54,7 +58,8 @@ struct ApiServer::Service final : api::Dataplane::Service {
 
   grpc::Status Apply(grpc::ServerContext* ctx, const api::ApplyRequest* req,
                      api::ApplyReply* reply) override {
-    if (req->epoch() != 0 && req->epoch() != dp.epoch()) return staleEpoch(req->epoch(), dp.epoch());
+    if (req->epoch() != 0 && req->epoch() != dp.epoch())
+      return staleEpoch(req->epoch(), dp.epoch());
     ServiceDiff diff;
     for (const api::ServiceKey& k : req->removals()) {
       sluice::Service before;
@@ -66,13 +71,15 @@ struct ApiServer::Service final : api::Dataplane::Service {
       if (!s) return toStatus(s.error());
       diff.changes.push_back({std::nullopt, std::move(*s)});
     }
-    if (ctx->IsCancelled()) return {grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed before apply"};
+    if (ctx->IsCancelled())
+      return {grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed before apply"};
     if (auto r = dp.apply(diff); !r) return toStatus(r.error());
     reply->set_epoch(dp.epoch());
     return grpc::Status::OK;
   }
 
-  grpc::Status Status(grpc::ServerContext*, const api::StatusRequest*, api::StatusReply* reply) override {
+  grpc::Status Status(grpc::ServerContext*, const api::StatusRequest*,
+                      api::StatusReply* reply) override {
     const DataplaneStatus s = dp.status();
     reply->set_epoch(s.epoch);
     reply->set_services(s.services);

@@ -136,9 +136,9 @@ Result<std::unique_ptr<ServiceEntry>> ServiceTables::compile(const Service& s,
         const Backend& b = s.backends[i];
         mb.push_back({Endpoint{b.address, b.port}.toString(), b.weight});
       }
-      const SelectionSet* before =
-          previous != nullptr ? &previous->set(family, local) : nullptr;
-      if (before != nullptr && before->maglevTable && before->maglevTable->size() == builder->tableSize()) {
+      const SelectionSet* before = previous != nullptr ? &previous->set(family, local) : nullptr;
+      if (before != nullptr && before->maglevTable &&
+          before->maglevTable->size() == builder->tableSize()) {
         auto u = builder->rebuild(*before->maglevTable, mb);
         if (!u) return u.error().wrap("service " + key + ": maglev");
         e->maglevChangedSlots += static_cast<uint32_t>(u->changedSlots.size());
@@ -207,7 +207,23 @@ Result<void> ServiceTables::upsert(const Service& s) {
   // Ids of backends that stay are reacquired (same key, same id); those
   // that leave are released after the new entry is published.
   auto compiled = compile(s, previous);
-  if (!compiled) return compiled.error();
+  if (!compiled) {
+    // Ids the failed compile took for backends the service did not have
+    // would otherwise stay live with nothing naming them.
+    for (const Backend& b : s.backends) {
+      const uint64_t k = BackendRegistry::keyOf(s.key, b, s.protocol);
+      bool had = false;
+      if (previous != nullptr) {
+        for (const Backend& old : previous->source.backends) {
+          had = had || BackendRegistry::keyOf(s.key, old, previous->source.protocol) == k;
+        }
+      }
+      if (!had) {
+        if (auto id = backends_.acquire(k)) backends_.release(*id);
+      }
+    }
+    return compiled.error();
+  }
   std::unique_ptr<ServiceEntry> entry = std::move(*compiled);
   const ServiceEntry* published = entry.get();
 

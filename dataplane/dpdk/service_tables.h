@@ -163,7 +163,8 @@ class ServiceTables {
   std::map<ServiceKey, std::unique_ptr<ServiceEntry>> services_;
   std::map<uint32_t, const ServiceEntry*> byId_;
   // Owned frontend entries, by key; the index holds the same pointers.
-  std::map<std::tuple<IpAddress, uint16_t, Protocol>, std::unique_ptr<FrontendEntry>> ownedFrontends_;
+  std::map<std::tuple<IpAddress, uint16_t, Protocol>, std::unique_ptr<FrontendEntry>>
+      ownedFrontends_;
   struct AddressRefs {
     int frontends = 0;
     int announced = 0;

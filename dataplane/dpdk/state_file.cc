@@ -41,7 +41,8 @@ struct StateFile::Offsets {
   size_t backends = 0, affinity = 0, total = 0;
 };
 
-Result<std::unique_ptr<StateFile>> StateFile::open(const std::string& path, const StateLayout& layout) {
+Result<std::unique_ptr<StateFile>> StateFile::open(const std::string& path,
+                                                   const StateLayout& layout) {
   if (layout.workers == 0 || layout.conntrackCapacity == 0) {
     return Error::invalid("state file: a layout needs workers and a conntrack capacity");
   }
@@ -68,8 +69,9 @@ Result<std::unique_ptr<StateFile>> StateFile::open(const std::string& path, cons
   f->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (f->fd_ < 0) return Error::internal("state file " + path + ": " + std::strerror(errno));
   if (::flock(f->fd_, LOCK_EX | LOCK_NB) != 0) {
-    return Error{ErrorCode::kFailedPrecondition,
-                 "state file " + path + " is held by another sluice-dpdk (" + std::strerror(errno) + ")"};
+    return Error{
+        ErrorCode::kFailedPrecondition,
+        "state file " + path + " is held by another sluice-dpdk (" + std::strerror(errno) + ")"};
   }
   struct stat st {};
   ::fstat(f->fd_, &st);
@@ -87,7 +89,8 @@ Result<std::unique_ptr<StateFile>> StateFile::open(const std::string& path, cons
     }
   }
   void* p = ::mmap(nullptr, f->size_, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd_, 0);
-  if (p == MAP_FAILED) return Error::internal("state file " + path + ": mmap: " + std::strerror(errno));
+  if (p == MAP_FAILED)
+    return Error::internal("state file " + path + ": mmap: " + std::strerror(errno));
   f->base_ = static_cast<std::byte*>(p);
   f->adopted_ = same;
   if (!same) {

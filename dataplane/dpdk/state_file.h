@@ -36,7 +36,8 @@ struct StateLayout {
 
 class StateFile {
  public:
-  static Result<std::unique_ptr<StateFile>> open(const std::string& path, const StateLayout& layout);
+  static Result<std::unique_ptr<StateFile>> open(const std::string& path,
+                                                 const StateLayout& layout);
   ~StateFile();
   StateFile(const StateFile&) = delete;
   StateFile& operator=(const StateFile&) = delete;

@@ -30,7 +30,8 @@ uint32_t Steering::rssHash(const FlowTuple& t) const {
   auto addr = [&](const IpAddress& a) {
     const auto b = a.bytes();
     for (size_t i = 0; i < b.size(); i += 4) {
-      words[n++] = uint32_t{b[i]} << 24 | uint32_t{b[i + 1]} << 16 | uint32_t{b[i + 2]} << 8 | b[i + 3];
+      words[n++] =
+          uint32_t{b[i]} << 24 | uint32_t{b[i + 1]} << 16 | uint32_t{b[i + 2]} << 8 | b[i + 3];
     }
   };
   addr(t.src);

@@ -41,8 +41,8 @@ struct PortRange {
 
 // A NIC's RSS configuration as DPDK reports it.
 struct RssConfig {
-  std::vector<uint8_t> key;     // Toeplitz key (40 bytes for most NICs, 52 for some)
-  std::vector<uint16_t> reta;   // redirection table: hash % size -> RX queue
+  std::vector<uint8_t> key;           // Toeplitz key (40 bytes for most NICs, 52 for some)
+  std::vector<uint16_t> reta;         // redirection table: hash % size -> RX queue
   std::vector<uint32_t> queueWorker;  // RX queue -> worker
 };
 
@@ -52,7 +52,8 @@ class Steering {
   // with the port range each is handed out from.
   Steering(uint32_t workers, std::vector<std::pair<IpAddress, PortRange>> snatAddresses);
   // RSS mode (see above).
-  Steering(uint32_t workers, std::vector<std::pair<IpAddress, PortRange>> snatAddresses, RssConfig rss);
+  Steering(uint32_t workers, std::vector<std::pair<IpAddress, PortRange>> snatAddresses,
+           RssConfig rss);
 
   uint32_t workers() const { return workers_; }
   bool rss() const { return !rss_.reta.empty(); }

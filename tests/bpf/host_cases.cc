@@ -37,9 +37,9 @@ ServiceTable services() {
                                {backend("10.0.2.44", 8080)});
   remoteOnly.externalPolicy = TrafficPolicy::kLocal;
   add(remoteOnly);
-  Service here = service("np-local", Protocol::kTcp, {nodePort(kNode, 30082)},
-                         {backend("10.0.1.45", 8080, BackendState::kActive, true),
-                          backend("10.0.2.46", 8080)});
+  Service here = service(
+      "np-local", Protocol::kTcp, {nodePort(kNode, 30082)},
+      {backend("10.0.1.45", 8080, BackendState::kActive, true), backend("10.0.2.46", 8080)});
   here.externalPolicy = TrafficPolicy::kLocal;
   add(here);
   add(service("lb", Protocol::kTcp,
@@ -66,14 +66,12 @@ std::vector<PacketCase> serviceCases() {
                frame(from(to(data, "10.0.1.5", 8080), kNode, 40000)), "event.svc_established"});
   PacketSpec synAck = tcp("10.0.1.5", 8080, kNode, 40000, kTcpSyn | kTcpAck);
   synAck.ack = 1001;
-  c.push_back({"a remote backend's SYN-ACK on the uplink is reversed to the client",
-               frame(synAck), kOk, frame(from(to(synAck, kOutside, 40000), kNode, 30080)),
-               "event.rev_nat"});
+  c.push_back({"a remote backend's SYN-ACK on the uplink is reversed to the client", frame(synAck),
+               kOk, frame(from(to(synAck, kOutside, 40000), kNode, 30080)), "event.rev_nat"});
 
   const PacketSpec syn6 = tcp(kOutside6, 40000, kNode6, 30080);
-  c.push_back({"IPv6 NodePort eTP=Cluster SYN: DNAT + SNAT to the node's IPv6 address",
-               frame(syn6), kOk, frame(from(to(syn6, "fd00:1::5", 8080), kNode6, 40000)),
-               "event.snat"});
+  c.push_back({"IPv6 NodePort eTP=Cluster SYN: DNAT + SNAT to the node's IPv6 address", frame(syn6),
+               kOk, frame(from(to(syn6, "fd00:1::5", 8080), kNode6, 40000)), "event.snat"});
   const PacketSpec synAck6 = tcp("fd00:1::5", 8080, kNode6, 40000, kTcpSyn | kTcpAck);
   c.push_back({"IPv6 reply reversed to the client", frame(synAck6), kOk,
                frame(from(to(synAck6, kOutside6, 40000), kNode6, 30080)), "event.rev_nat"});
@@ -152,8 +150,8 @@ std::vector<PacketCase> malformedCases() {
     auto f = frame(tcp(kOutside, 41004, kNode, 30080));
     put16(f, l3 + 2, static_cast<uint16_t>(f.size() - l3 + 1));
     setIpv4HeaderChecksum(f);
-    c.push_back({"IPv4 total length past the frame", f, kDrop, std::nullopt,
-                 "drop.bad_ip_total_length"});
+    c.push_back(
+        {"IPv4 total length past the frame", f, kDrop, std::nullopt, "drop.bad_ip_total_length"});
   }
   return c;
 }

@@ -105,29 +105,29 @@ std::vector<PacketCase> podCases() {
   const PacketSpec seg = withData(syn);
   c.push_back({"TCP SYN to a ClusterIP opens the flow", frame(syn), kOk,
                frame(to(syn, "10.0.1.5", 8080)), "event.svc_new"});
-  c.push_back({"a router's fragmentation-needed keeps the router as sender; the quoted segment "
-               "and its TCP checksum are the client's again",
-               frame(errorAbout(to(seg, "10.0.1.5", 8080), kRouter, kUnreach, kFragNeeded)), kOk,
-               frame(errorAbout(seg, kRouter, kUnreach, kFragNeeded)), "event.icmp_err_rev"});
+  c.push_back(
+      {"a router's fragmentation-needed keeps the router as sender; the quoted segment "
+       "and its TCP checksum are the client's again",
+       frame(errorAbout(to(seg, "10.0.1.5", 8080), kRouter, kUnreach, kFragNeeded)), kOk,
+       frame(errorAbout(seg, kRouter, kUnreach, kFragNeeded)), "event.icmp_err_rev"});
   c.push_back({"time exceeded quoting 8 TCP bytes (no TCP checksum in the quote)",
                frame(errorAbout(to(seg, "10.0.1.5", 8080), kRouter, kTimeExceeded, 0, 28)), kOk,
                frame(errorAbout(seg, kRouter, kTimeExceeded, 0, 28)), "event.icmp_err_rev"});
 
   const PacketSpec query6 = udp(kClient6, 5000, "fd00:96::53", 53);
   const PacketSpec atBackend6 = to(query6, "fd00:1::7", 5353);
-  c.push_back({"IPv6 UDP query opens the flow", frame(query6), kOk, frame(atBackend6),
-               "event.svc_new"});
+  c.push_back(
+      {"IPv6 UDP query opens the flow", frame(query6), kOk, frame(atBackend6), "event.svc_new"});
   c.push_back({"ICMPv6 port unreachable: sender, quote and pseudo-header checksum translated",
                frame(errorAbout(atBackend6, "fd00:1::7", kUnreach6, kPortUnreach6)), kOk,
                frame(errorAbout(query6, "fd00:96::53", kUnreach6, kPortUnreach6)),
                "event.icmp_err_rev"});
   const PacketSpec syn6 = tcp(kClient6, 40000, "fd00:96::10", 80);
-  c.push_back({"IPv6 TCP SYN opens the flow", frame(syn6), kOk,
-               frame(to(syn6, "fd00:1::5", 8080)), "event.svc_new"});
+  c.push_back({"IPv6 TCP SYN opens the flow", frame(syn6), kOk, frame(to(syn6, "fd00:1::5", 8080)),
+               "event.svc_new"});
   c.push_back({"a router's ICMPv6 packet too big about the segment",
-               frame(errorAbout(to(withData(syn6), "fd00:1::5", 8080), kRouter6, kTooBig6, 0)),
-               kOk, frame(errorAbout(withData(syn6), kRouter6, kTooBig6, 0)),
-               "event.icmp_err_rev"});
+               frame(errorAbout(to(withData(syn6), "fd00:1::5", 8080), kRouter6, kTooBig6, 0)), kOk,
+               frame(errorAbout(withData(syn6), kRouter6, kTooBig6, 0)), "event.icmp_err_rev"});
 
   // Hairpin: the pod reached itself, so its own error goes to the hairpin
   // source and must come back from the ClusterIP to the pod.
@@ -149,9 +149,9 @@ std::vector<PacketCase> untouchedCases() {
   const PacketSpec atBackend = to(query, "10.0.1.7", 5353);
   c.push_back({"UDP query opens the flow the errors below quote", frame(query), kOk,
                frame(atBackend), "event.svc_new"});
-  const std::vector<uint8_t> good = frame(errorAbout(atBackend, "10.0.1.7", kUnreach,
-                                                     kPortUnreach));
-  constexpr size_t icmp = 14 + 20;  // outer ICMP header
+  const std::vector<uint8_t> good =
+      frame(errorAbout(atBackend, "10.0.1.7", kUnreach, kPortUnreach));
+  constexpr size_t icmp = 14 + 20;    // outer ICMP header
   constexpr size_t quote = icmp + 8;  // quoted IP header
 
   c.push_back({"error quoting a flow to a non-service address",
@@ -190,8 +190,8 @@ std::vector<PacketCase> untouchedCases() {
   {
     auto f = good;
     f[quote] = 0x65;  // version 6 in the quoted IPv4 header
-    c.push_back({"quoted header of the wrong IP version", f, kOk, std::nullopt,
-                 "event.pass_non_service"});
+    c.push_back(
+        {"quoted header of the wrong IP version", f, kOk, std::nullopt, "event.pass_non_service"});
   }
   {
     PacketSpec echo = errorAbout(atBackend, "10.0.1.7", 0, 0);  // echo reply carrying a quote
@@ -201,8 +201,8 @@ std::vector<PacketCase> untouchedCases() {
   {
     PacketSpec elsewhere = errorAbout(atBackend, "10.0.1.7", kUnreach, kPortUnreach);
     elsewhere.dst = ip("10.0.0.9");
-    c.push_back({"error addressed to someone other than the quoted source", frame(elsewhere),
-                 kOk, std::nullopt, "event.pass_non_service"});
+    c.push_back({"error addressed to someone other than the quoted source", frame(elsewhere), kOk,
+                 std::nullopt, "event.pass_non_service"});
   }
   {
     PacketSpec frag = errorAbout(atBackend, "10.0.1.7", kUnreach, kPortUnreach);
@@ -226,17 +226,17 @@ std::vector<PacketCase> untouchedCases() {
   }
   {
     const PacketSpec q6 = udp(kClient6, 6000, "fd00:96::53", 53);
-    c.push_back({"IPv6 UDP query opens a flow", frame(q6), kOk,
-                 frame(to(q6, "fd00:1::7", 5353)), "event.svc_new"});
+    c.push_back({"IPv6 UDP query opens a flow", frame(q6), kOk, frame(to(q6, "fd00:1::7", 5353)),
+                 "event.svc_new"});
     PacketSpec ext = to(q6, "fd00:1::7", 5353);
     ext.ipv6Ext = {{60, {1, 4, 0, 0, 0, 0}}};
     c.push_back({"quoted IPv6 header followed by an extension header",
                  frame(errorAbout(ext, "fd00:1::7", kUnreach6, kPortUnreach6)), kOk, std::nullopt,
                  "event.pass_non_service"});
-    c.push_back({"ICMPv6 quote cut inside the quoted IPv6 header",
-                 frame(errorAbout(to(q6, "fd00:1::7", 5353), "fd00:1::7", kUnreach6,
-                                  kPortUnreach6, 30)),
-                 kOk, std::nullopt, "event.pass_non_service"});
+    c.push_back(
+        {"ICMPv6 quote cut inside the quoted IPv6 header",
+         frame(errorAbout(to(q6, "fd00:1::7", 5353), "fd00:1::7", kUnreach6, kPortUnreach6, 30)),
+         kOk, std::nullopt, "event.pass_non_service"});
   }
   return c;
 }
@@ -244,30 +244,30 @@ std::vector<PacketCase> untouchedCases() {
 ServiceTable hostServices() {
   ServiceTable t;
   EXPECT_TRUE(t.upsert(service("np-udp", Protocol::kUdp,
-                 {frontend(kNode, 30053, Protocol::kUdp, FrontendScope::kNodePort),
-                  frontend(kNode6, 30053, Protocol::kUdp,
-                       FrontendScope::kNodePort)},
-                 {backend("10.0.2.7", 5353), backend("fd00:2::7", 5353)}))
-          .ok());
+                               {frontend(kNode, 30053, Protocol::kUdp, FrontendScope::kNodePort),
+                                frontend(kNode6, 30053, Protocol::kUdp, FrontendScope::kNodePort)},
+                               {backend("10.0.2.7", 5353), backend("fd00:2::7", 5353)}))
+                  .ok());
   EXPECT_TRUE(t.upsert(service("np", Protocol::kTcp,
-                 {frontend(kNode, 30080, Protocol::kTcp, FrontendScope::kNodePort)},
-                 {backend("10.0.2.5", 8080)}))
-          .ok());
+                               {frontend(kNode, 30080, Protocol::kTcp, FrontendScope::kNodePort)},
+                               {backend("10.0.2.5", 8080)}))
+                  .ok());
   return t;
 }
 
 std::vector<PacketCase> hostCases() {
- std::vector<PacketCase> c;
+  std::vector<PacketCase> c;
   // Under BPF_PROG_TEST_RUN the FIB has no answer, so routed packets are
   // handed to the stack: TC_ACT_OK (as in host_packet_test.cc).
   const PacketSpec query = udp(kOutside, 5000, kNode, 30053);
   const PacketSpec atBackend = from(to(query, "10.0.2.7", 5353), kNode, 5000);
   c.push_back({"NodePort UDP from outside: DNAT + SNAT", frame(query), kOk, frame(atBackend),
                "event.snat"});
-  c.push_back({"the remote backend's port unreachable goes to the client from the node port, "
-               "quoting the client's own datagram",
-               frame(errorAbout(atBackend, "10.0.2.7", kUnreach, kPortUnreach)), kOk,
-               frame(errorAbout(query, kNode, kUnreach, kPortUnreach)), "event.icmp_err_rev"});
+  c.push_back(
+      {"the remote backend's port unreachable goes to the client from the node port, "
+       "quoting the client's own datagram",
+       frame(errorAbout(atBackend, "10.0.2.7", kUnreach, kPortUnreach)), kOk,
+       frame(errorAbout(query, kNode, kUnreach, kPortUnreach)), "event.icmp_err_rev"});
   const PacketSpec seg = withData(tcp(kOutside, 40000, kNode, 30080));
   const PacketSpec segAt = from(to(seg, "10.0.2.5", 8080), kNode, 40000);
   c.push_back({"NodePort TCP segment from outside: DNAT + SNAT", frame(seg), kOk, frame(segAt),
@@ -277,12 +277,11 @@ std::vector<PacketCase> hostCases() {
                frame(errorAbout(seg, kRouter, kUnreach, kFragNeeded)), "event.icmp_err_rev"});
   const PacketSpec query6 = udp(kOutside6, 5000, kNode6, 30053);
   const PacketSpec atBackend6 = from(to(query6, "fd00:2::7", 5353), kNode6, 5000);
-  c.push_back({"IPv6 NodePort UDP from outside: DNAT + SNAT", frame(query6), kOk,
-               frame(atBackend6), "event.snat"});
+  c.push_back({"IPv6 NodePort UDP from outside: DNAT + SNAT", frame(query6), kOk, frame(atBackend6),
+               "event.snat"});
   c.push_back({"ICMPv6 port unreachable about the SNATed datagram reaches the client",
                frame(errorAbout(atBackend6, "fd00:2::7", kUnreach6, kPortUnreach6)), kOk,
-               frame(errorAbout(query6, kNode6, kUnreach6, kPortUnreach6)),
-               "event.icmp_err_rev"});
+               frame(errorAbout(query6, kNode6, kUnreach6, kPortUnreach6)), "event.icmp_err_rev"});
   c.push_back({"an error about a tuple no flow has passes unchanged",
                frame(errorAbout(from(to(query, "10.0.2.7", 5353), kNode, 5999), "10.0.2.7",
                                 kUnreach, kPortUnreach)),

@@ -17,14 +17,14 @@ namespace {
 struct Region {
   explicit Region(uint32_t capacity) : bytes(Conntrack::regionBytes(capacity)) {
     data.reset(static_cast<std::byte*>(
-        ::operator new(bytes, std::align_val_t{Conntrack::kRegionAlignment})));
+        ::operator new (bytes, std::align_val_t{Conntrack::kRegionAlignment})));
     std::memset(data.get(), 0xa5, bytes);  // garbage, as a fresh file would not be
   }
   std::span<std::byte> span() { return {data.get(), bytes}; }
 
   struct Free {
     void operator()(std::byte* p) const {
-      ::operator delete(p, std::align_val_t{Conntrack::kRegionAlignment});
+      ::operator delete (p, std::align_val_t{Conntrack::kRegionAlignment});
     }
   };
   size_t bytes;

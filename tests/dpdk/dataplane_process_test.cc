@@ -63,7 +63,8 @@ struct Node {
   bool startDataplane();
   void stopDataplane(int sig);
   std::unique_ptr<api::Dataplane::Stub> stub() const {
-    return api::Dataplane::NewStub(grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+    return api::Dataplane::NewStub(
+        grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
   }
   Result<uint64_t> sync();
   ~Node();
@@ -96,7 +97,8 @@ bool Node::start() {
   log = "/tmp/sluice-dpdk-test-" + suffix + ".log";
   const std::string node = topo->nodeNetns();
   if (!sh("ip netns add " + outsideNetns) ||
-      !sh("ip -n " + node + " link add " + uplink + " type veth peer name eth0 netns " + outsideNetns) ||
+      !sh("ip -n " + node + " link add " + uplink + " type veth peer name eth0 netns " +
+          outsideNetns) ||
       !sh("ip -n " + node + " link set " + uplink + " up") ||
       !sh("ip -n " + outsideNetns + " link set lo up") ||
       !sh("ip -n " + outsideNetns + " addr add " + kOutsideIp + "/24 dev eth0") ||
@@ -124,11 +126,27 @@ bool Node::startDataplane() {
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     const std::string dp = std::getenv("SLUICE_DPDK");
-    const std::vector<std::string> args = {
-        dp, "--uplink-vdev", "net_af_packet0,iface=" + uplink, "--tap", tap, "--socket", socket,
-        "--state-file", stateFile, "--kernel-address", std::string(kNodeIp) + "/24",
-        "--kernel-route", "10.96.0.0/16", "--node-address", kNodeIp, "--conntrack-capacity", "65536",
-        "--memory", "256", "--file-prefix", "sluice-dpdk-test-" + std::to_string(::getppid())};
+    const std::vector<std::string> args = {dp,
+                                           "--uplink-vdev",
+                                           "net_af_packet0,iface=" + uplink,
+                                           "--tap",
+                                           tap,
+                                           "--socket",
+                                           socket,
+                                           "--state-file",
+                                           stateFile,
+                                           "--kernel-address",
+                                           std::string(kNodeIp) + "/24",
+                                           "--kernel-route",
+                                           "10.96.0.0/16",
+                                           "--node-address",
+                                           kNodeIp,
+                                           "--conntrack-capacity",
+                                           "65536",
+                                           "--memory",
+                                           "256",
+                                           "--file-prefix",
+                                           "sluice-dpdk-test-" + std::to_string(::getppid())};
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -141,7 +159,8 @@ bool Node::startDataplane() {
     api::StatusReply reply;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
-    if (std::filesystem::exists(socket) && stub()->Status(&ctx, api::StatusRequest(), &reply).ok()) return true;
+    if (std::filesystem::exists(socket) && stub()->Status(&ctx, api::StatusRequest(), &reply).ok())
+      return true;
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       dataplane = -1;
@@ -198,7 +217,8 @@ class NodeEnvironment : public ::testing::Environment {
   }
   void TearDown() override {
     // Debugging aid: keep the namespaces and the process for inspection.
-    if (const char* hold = std::getenv("SLUICE_DPDK_TEST_HOLD_S")) ::sleep(unsigned(std::atoi(hold)));
+    if (const char* hold = std::getenv("SLUICE_DPDK_TEST_HOLD_S"))
+      ::sleep(unsigned(std::atoi(hold)));
     delete node;
     node = nullptr;
   }
@@ -219,7 +239,8 @@ class DataplaneProcessTest : public ::testing::Test {
   static std::vector<Backend> webBackends(const std::vector<std::string>& pods = kWebPods) {
     std::vector<Backend> out;
     for (const std::string& p : pods) {
-      out.push_back(backend(node->topo->pod(p).ip4.c_str(), kBackendPort, BackendState::kActive, true));
+      out.push_back(
+          backend(node->topo->pod(p).ip4.c_str(), kBackendPort, BackendState::kActive, true));
     }
     return out;
   }
@@ -261,15 +282,17 @@ TEST_F(DataplaneProcessTest, OutsideClientsReachNodePortAndLoadBalancerIp) {
 // A pod reaches a ClusterIP: the kernel routes the service CIDR into the
 // TAP, the process full-NATs to a pod on this node.
 TEST_F(DataplaneProcessTest, PodReachesClusterIp) {
-  add(service("web-cip", Protocol::kTcp, {frontend("10.96.0.10", 80)}, webBackends({"web-a", "web-b"})));
+  add(service("web-cip", Protocol::kTcp, {frontend("10.96.0.10", 80)},
+              webBackends({"web-a", "web-b"})));
   EXPECT_EQ(backendsOf(request(pod(), Transport::kTcp, "10.96.0.10", 80, 20)),
             (std::set<std::string>{"web-a", "web-b"}));
 }
 
 // sessionAffinity ClientIP: 15 connections from one outside client, one pod.
 TEST_F(DataplaneProcessTest, AffinityHoldsForFifteenRequests) {
-  Service s = service("web-sticky", Protocol::kTcp,
-                      {frontend(kNodeIp, 30081, Protocol::kTcp, FrontendScope::kNodePort)}, webBackends());
+  Service s =
+      service("web-sticky", Protocol::kTcp,
+              {frontend(kNodeIp, 30081, Protocol::kTcp, FrontendScope::kNodePort)}, webBackends());
   s.affinity.clientIp = true;
   s.affinity.timeoutSeconds = 300;
   add(s);
@@ -291,9 +314,10 @@ TEST_F(DataplaneProcessTest, NoEndpointsIsRefusedFast) {
 
 // UDP through a NodePort from outside.
 TEST_F(DataplaneProcessTest, UdpNodePortAnswers) {
-  add(service("dns-np", Protocol::kUdp,
-              {frontend(kNodeIp, 30053, Protocol::kUdp, FrontendScope::kNodePort)},
-              {backend(node->topo->pod("web-c").ip4.c_str(), kBackendPort, BackendState::kActive, true)}));
+  add(service(
+      "dns-np", Protocol::kUdp,
+      {frontend(kNodeIp, 30053, Protocol::kUdp, FrontendScope::kNodePort)},
+      {backend(node->topo->pod("web-c").ip4.c_str(), kBackendPort, BackendState::kActive, true)}));
   EXPECT_EQ(backendsOf(request(outside(), Transport::kUdp, kNodeIp, 30053, 5)),
             (std::set<std::string>{"web-c"}));
 }

@@ -46,9 +46,16 @@ std::string initEal(const std::vector<std::string>& extraArgs) {
   static std::once_flag once;
   std::call_once(once, [&] {
     const std::string prefix = "sluice-test-" + std::to_string(::getpid());
-    std::vector<std::string> args = {"sluice-test", "--no-huge", "-m", "128", "--no-pci",
-                                     "--no-shconf", "--no-telemetry", "--log-level=warning",
-                                     "--file-prefix=" + prefix, floatingMainLcore()};
+    std::vector<std::string> args = {"sluice-test",
+                                     "--no-huge",
+                                     "-m",
+                                     "128",
+                                     "--no-pci",
+                                     "--no-shconf",
+                                     "--no-telemetry",
+                                     "--log-level=warning",
+                                     "--file-prefix=" + prefix,
+                                     floatingMainLcore()};
     args.insert(args.end(), extraArgs.begin(), extraArgs.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());

@@ -14,12 +14,18 @@ using sluice::testing::PacketView;
 
 const char* toString(Action a) {
   switch (a) {
-    case Action::kTxUplink: return "tx-uplink";
-    case Action::kTxKernel: return "tx-kernel";
-    case Action::kException: return "exception";
-    case Action::kExceptionPriority: return "exception-priority";
-    case Action::kHandoff: return "handoff";
-    case Action::kDrop: return "drop";
+    case Action::kTxUplink:
+      return "tx-uplink";
+    case Action::kTxKernel:
+      return "tx-kernel";
+    case Action::kException:
+      return "exception";
+    case Action::kExceptionPriority:
+      return "exception-priority";
+    case Action::kHandoff:
+      return "handoff";
+    case Action::kDrop:
+      return "drop";
   }
   return "?";
 }
@@ -39,7 +45,8 @@ KernelSide addressesIn(std::vector<std::string> prefixes) {
   std::vector<Prefix> parsed;
   for (const std::string& p : prefixes) {
     const size_t slash = p.find('/');
-    parsed.push_back({IpAddress::parse(p.substr(0, slash)).value(), std::stoi(p.substr(slash + 1))});
+    parsed.push_back(
+        {IpAddress::parse(p.substr(0, slash)).value(), std::stoi(p.substr(slash + 1))});
   }
   return [parsed](const IpAddress& a) {
     for (const Prefix& p : parsed) {
@@ -78,7 +85,8 @@ void runCases(TestPipeline& p, const std::vector<PacketCase>& cases, const Kerne
     SCOPED_TRACE(c.scenario);
     now += 1'000'000;
     const auto src = sourceOf(c.in);
-    const PortRole from = src ? (kernelSide(*src) ? PortRole::kKernel : PortRole::kUplink) : defaultSide;
+    const PortRole from =
+        src ? (kernelSide(*src) ? PortRole::kKernel : PortRole::kUplink) : defaultSide;
     const uint64_t before = c.counter.empty() ? 0 : p.counter(c.counter);
     const RunResult r = p.run(c.in, from, now);
 
@@ -102,7 +110,8 @@ void runCases(TestPipeline& p, const std::vector<PacketCase>& cases, const Kerne
     } else {
       const std::vector<uint8_t>& want = *c.out;
       if (c.verdict == TC_ACT_REDIRECT) {
-        EXPECT_EQ(sluice::testing::withoutChecksums(r.frame), sluice::testing::withoutChecksums(want))
+        EXPECT_EQ(sluice::testing::withoutChecksums(r.frame),
+                  sluice::testing::withoutChecksums(want))
             << "got " << sluice::testing::parsePacket(r.frame).describe() << ", want "
             << sluice::testing::parsePacket(want).describe();
       } else {

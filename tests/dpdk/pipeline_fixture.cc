@@ -11,7 +11,7 @@
 namespace sluice::dpdk::testing {
 
 Region::Region(size_t bytes) : bytes_(bytes) {
-  data_.reset(static_cast<std::byte*>(::operator new(bytes, std::align_val_t{64})));
+  data_.reset(static_cast<std::byte*>(::operator new (bytes, std::align_val_t{64})));
   std::memset(data_.get(), 0, bytes);
 }
 

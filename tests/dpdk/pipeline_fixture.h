@@ -27,7 +27,7 @@ class Region {
 
  private:
   struct Free {
-    void operator()(std::byte* p) const { ::operator delete(p, std::align_val_t{64}); }
+    void operator()(std::byte* p) const { ::operator delete (p, std::align_val_t{64}); }
   };
   size_t bytes_;
   std::unique_ptr<std::byte, Free> data_;

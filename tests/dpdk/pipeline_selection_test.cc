@@ -188,9 +188,10 @@ TEST_F(PipelineSelectionTest, AffinityToABackendThatStartedTerminatingIsDropped)
 // selection hash, with weights.
 TEST_F(PipelineSelectionTest, MaglevSelectionMatchesTheUserspaceTable) {
   start();
-  Service s = service("mag", Protocol::kTcp, {frontend("10.96.1.3", 80)},
-                      {backend("10.0.4.1", 8080), backend("10.0.4.2", 8080), backend("10.0.4.3", 8080),
-                       backend("10.0.4.4", 8080), backend("10.0.4.5", 8080)});
+  Service s =
+      service("mag", Protocol::kTcp, {frontend("10.96.1.3", 80)},
+              {backend("10.0.4.1", 8080), backend("10.0.4.2", 8080), backend("10.0.4.3", 8080),
+               backend("10.0.4.4", 8080), backend("10.0.4.5", 8080)});
   s.algorithm = LbAlgorithm::kMaglev;
   s.maglevTableSize = 251;
   s.backends[4].weight = 3;
@@ -198,7 +199,8 @@ TEST_F(PipelineSelectionTest, MaglevSelectionMatchesTheUserspaceTable) {
   auto builder = MaglevBuilder::create(251);
   ASSERT_TRUE(builder.ok());
   std::vector<MaglevBackend> mb;
-  for (const Backend& b : s.backends) mb.push_back({Endpoint{b.address, b.port}.toString(), b.weight});
+  for (const Backend& b : s.backends)
+    mb.push_back({Endpoint{b.address, b.port}.toString(), b.weight});
   auto table = builder->build(mb);
   ASSERT_TRUE(table.ok());
   for (uint16_t port = 34000; port < 34200; ++port) {
@@ -241,7 +243,8 @@ TEST_F(PipelineSelectionTest, InternalTrafficPolicyLocalUsesOnlyNodeLocalBackend
 // Dual-stack frontends use the backends of their own family.
 TEST_F(PipelineSelectionTest, DualStackFrontendsUseBackendsOfTheirOwnFamily) {
   start();
-  programOne(service("dual", Protocol::kTcp, {frontend("10.96.1.5", 80), frontend("fd00:96::1:5", 80)},
+  programOne(service("dual", Protocol::kTcp,
+                     {frontend("10.96.1.5", 80), frontend("fd00:96::1:5", 80)},
                      {backend("10.0.6.1", 8080), backend("fd00:6::1", 8080)}));
   for (uint16_t port = 36000; port < 36016; ++port) {
     EXPECT_EQ(backendOf(tcp(kPod, port, "10.96.1.5", 80)), "10.0.6.1:8080");
@@ -269,8 +272,8 @@ TEST_F(PipelineSelectionTest, SnatPortCollisionPicksAnotherPortAndRepliesFindThe
   EXPECT_GE(va.sport, 61000);
   EXPECT_GE(vb.sport, 61000);
   EXPECT_NE(va.sport, vb.sport);
-  for (const auto& [port, client] : {std::pair<uint16_t, const char*>{va.sport, "203.0.113.50"},
-                                     {vb.sport, "203.0.113.51"}}) {
+  for (const auto& [port, client] :
+       {std::pair<uint16_t, const char*>{va.sport, "203.0.113.50"}, {vb.sport, "203.0.113.51"}}) {
     const auto reply = p_->run(buildPacket(tcp("10.0.1.5", 8080, "192.168.1.10", port,
                                                sluice::testing::kTcpSyn | kTcpAck)),
                                PortRole::kUplink, ++now_);
@@ -333,9 +336,10 @@ TEST_F(PipelineSelectionTest, ArpIsAnsweredForServiceAddressesOnTheRightSide) {
                       frontend("198.51.100.10", 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
                      {backend("10.0.1.8", 8080)}));
   auto arp = [](const char* target) {
-    std::vector<uint8_t> f = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xbb, 0, 0, 0, 1, 0x08, 0x06,
-                              0, 1, 0x08, 0x00, 6, 4, 0, 1, 0x02, 0xbb, 0, 0, 0, 1, 192, 168, 1, 77,
-                              0, 0, 0, 0, 0, 0};
+    std::vector<uint8_t> f = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0xbb, 0,   0,
+                              0,    1,    0x08, 0x06, 0,    1,    0x08, 0x00, 6,   4,
+                              0,    1,    0x02, 0xbb, 0,    0,    0,    1,    192, 168,
+                              1,    77,   0,    0,    0,    0,    0,    0};
     const IpAddress t = ip(target);
     f.insert(f.end(), t.bytes().begin(), t.bytes().end());
     return f;
@@ -351,8 +355,10 @@ TEST_F(PipelineSelectionTest, ArpIsAnsweredForServiceAddressesOnTheRightSide) {
   const auto cip = p_->run(arp("10.96.1.9"), PortRole::kKernel, ++now_);
   ASSERT_EQ(cip.verdict.action, Action::kTxKernel);
   EXPECT_TRUE(std::equal(kRouterMac.begin(), kRouterMac.end(), cip.frame.begin() + 22));
-  EXPECT_EQ(p_->run(arp("169.254.42.1"), PortRole::kKernel, ++now_).verdict.action, Action::kTxKernel);
-  EXPECT_EQ(p_->run(arp("192.168.1.1"), PortRole::kKernel, ++now_).verdict.action, Action::kTxUplink);
+  EXPECT_EQ(p_->run(arp("169.254.42.1"), PortRole::kKernel, ++now_).verdict.action,
+            Action::kTxKernel);
+  EXPECT_EQ(p_->run(arp("192.168.1.1"), PortRole::kKernel, ++now_).verdict.action,
+            Action::kTxUplink);
   EXPECT_EQ(p_->counter("event.arp_reply"), 3u);
 }
 
@@ -360,9 +366,10 @@ TEST_F(PipelineSelectionTest, ArpIsAnsweredForServiceAddressesOnTheRightSide) {
 // advertisement with our MAC, hop limit 255, a valid ICMPv6 checksum.
 TEST_F(PipelineSelectionTest, NeighborSolicitationForALoadBalancerAddressIsAdvertised) {
   start();
-  programOne(service("lb6", Protocol::kTcp,
-                     {frontend("2001:db8:100::10", 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
-                     {backend("fd00:1::8", 8080)}));
+  programOne(
+      service("lb6", Protocol::kTcp,
+              {frontend("2001:db8:100::10", 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
+              {backend("fd00:1::8", 8080)}));
   PacketSpec ns;
   ns.src = ip("2001:db8::7");
   ns.dst = ip("ff02::1:ff00:10");
@@ -389,17 +396,20 @@ TEST_F(PipelineSelectionTest, NeighborSolicitationForALoadBalancerAddressIsAdver
 TEST_F(PipelineSelectionTest, ControlPlaneTrafficTakesThePriorityExceptionRing) {
   start();
   programOne(service("x", Protocol::kTcp, {frontend("10.96.9.9", 80)}, {}));
-  EXPECT_EQ(p_->run(buildPacket(tcp("192.168.1.1", 179, "192.168.1.10", 40000)), PortRole::kUplink, ++now_)
+  EXPECT_EQ(p_->run(buildPacket(tcp("192.168.1.1", 179, "192.168.1.10", 40000)), PortRole::kUplink,
+                    ++now_)
                 .verdict.action,
             Action::kExceptionPriority)
       << "BGP";
-  EXPECT_EQ(p_->run(buildPacket(udp("192.168.1.1", 49152, "192.168.1.10", 3784)), PortRole::kUplink, ++now_)
+  EXPECT_EQ(p_->run(buildPacket(udp("192.168.1.1", 49152, "192.168.1.10", 3784)), PortRole::kUplink,
+                    ++now_)
                 .verdict.action,
             Action::kExceptionPriority)
       << "BFD";
-  EXPECT_EQ(p_->run(buildPacket(tcp("192.168.1.1", 40000, "192.168.1.10", 22)), PortRole::kUplink, ++now_)
-                .verdict.action,
-            Action::kException)
+  EXPECT_EQ(
+      p_->run(buildPacket(tcp("192.168.1.1", 40000, "192.168.1.10", 22)), PortRole::kUplink, ++now_)
+          .verdict.action,
+      Action::kException)
       << "SSH to the node: bulk";
 }
 
@@ -422,10 +432,10 @@ TEST_F(PipelineSelectionTest, RssModeSnatPortsBringRepliesBackToTheOwningWorker)
   programOne(service("np", Protocol::kTcp,
                      {frontend("192.168.1.10", 30080, Protocol::kTcp, FrontendScope::kNodePort)},
                      {backend("10.0.1.5", 8080)}));
-  // Known Toeplitz vector (Intel 82599 datasheet / DPDK test_thash): 
+  // Known Toeplitz vector (Intel 82599 datasheet / DPDK test_thash):
   // 66.9.149.187:2794 -> 161.142.100.80:1766 hashes to 0x51ccc178.
-  EXPECT_EQ(p_->steering().rssHash({ip("66.9.149.187"), ip("161.142.100.80"), 2794, 1766,
-                                    Protocol::kTcp}),
+  EXPECT_EQ(p_->steering().rssHash(
+                {ip("66.9.149.187"), ip("161.142.100.80"), 2794, 1766, Protocol::kTcp}),
             0x51ccc178u);
   for (uint32_t w = 0; w < 4; ++w) {
     for (uint16_t port = 50000; port < 50008; ++port) {

@@ -100,8 +100,10 @@ TEST(RcuTest, WorkerKeepsForwardingWhileTheControlThreadReplacesTables) {
         const auto v = parsePacket(bytesOf(ms[i]));
         const bool forwarded = verdicts[i].action == Action::kTxUplink &&
                                v.dst.toString().rfind("10.0.7.", 0) == 0 && v.dport == 8080;
-        const bool refused = verdicts[i].action == Action::kTxKernel && v.src.toString() == "10.96.7.7";
-        const bool passed = verdicts[i].action == Action::kTxUplink && v.dst.toString() == "10.96.7.7";
+        const bool refused =
+            verdicts[i].action == Action::kTxKernel && v.src.toString() == "10.96.7.7";
+        const bool passed =
+            verdicts[i].action == Action::kTxUplink && v.dst.toString() == "10.96.7.7";
         if (!forwarded && !refused && !passed && bad.fetch_add(1) == 0) firstBad = v.describe();
         rte_pktmbuf_free(ms[i]);
       }
@@ -126,11 +128,12 @@ TEST(RcuTest, WorkerKeepsForwardingWhileTheControlThreadReplacesTables) {
     // Other services come and go in batches: the frontend index grows past
     // its size and is rebuilt, then sheds its tombstones.
     if (round % 200 < 100) {
-      Service s = service("other-" + std::to_string(round), Protocol::kTcp,
-                          {frontend(("10.97." + std::to_string(round / 250) + "." +
-                                     std::to_string(round % 250)).c_str(),
-                                    80)},
-                          {backend("10.0.8.1", 8080)});
+      Service s = service(
+          "other-" + std::to_string(round), Protocol::kTcp,
+          {frontend(
+              ("10.97." + std::to_string(round / 250) + "." + std::to_string(round % 250)).c_str(),
+              80)},
+          {backend("10.0.8.1", 8080)});
       ASSERT_TRUE(p->tables().upsert(s).ok());
       others.push_back(s.key);
     } else if (!others.empty()) {

@@ -11,9 +11,12 @@
 //
 // The agent restarts 20 times under a TCP stream; sluice-dpdk is restarted
 // once in between, and the agent sees the new epoch and syncs again.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/agent/proxy/debug_client.h"
 #include "control/agent/proxy/proxy_agent.h"
 #include "tests/control/controllers/control_plane.h"
 #include "tests/netns/client.h"
@@ -89,7 +93,8 @@ bool Node::start() {
   stateFile = "/dev/shm/sluice-pd-" + suffix + ".state";
   const std::string node = topo->nodeNetns();
   if (!sh("ip netns add " + outsideNetns) ||
-      !sh("ip -n " + node + " link add " + uplink + " type veth peer name eth0 netns " + outsideNetns) ||
+      !sh("ip -n " + node + " link add " + uplink + " type veth peer name eth0 netns " +
+          outsideNetns) ||
       !sh("ip -n " + node + " link set " + uplink + " up") ||
       !sh("ip -n " + outsideNetns + " link set lo up") ||
       !sh("ip -n " + outsideNetns + " addr add 192.168.88.2/24 dev eth0") ||
@@ -115,12 +120,9 @@ bool Node::start() {
   options.node.nodeAddresses = {IpAddress::parse(kNodeIp).value()};
   options.node.uplink = uplink;
   options.mode = "dpdk";
-  options.modeFlags["dpdk"] = {{"socket", socket},
-                               {"state-file", stateFile},
-                               {"binary", dpdk},
-                               {"tap", "sdpa" + suffix},
-                               {"kernel-routes", "10.96.0.0/12"},
-                               {"conntrack-capacity", "65536"}};
+  options.modeFlags["dpdk"] = {
+      {"socket", socket},       {"state-file", stateFile},         {"binary", dpdk},
+      {"tap", "sdpa" + suffix}, {"kernel-routes", "10.96.0.0/12"}, {"conntrack-capacity", "65536"}};
   options.metricsAddr = "127.0.0.1:0";
   options.debugSocket = "/tmp/sluice-pd-" + suffix + ".debug.sock";
   if (auto r = startAgent(); !r) return fail(r.error().message);
@@ -140,7 +142,8 @@ Node::~Node() {
   if (!outsideNetns.empty()) sh("ip netns del " + outsideNetns + " 2>/dev/null");
   topo.reset();
   std::error_code ec;
-  for (const std::string& f : {socket, socket + ".log", socket + ".pid", stateFile, options.debugSocket}) {
+  for (const std::string& f :
+       {socket, socket + ".log", socket + ".pid", stateFile, options.debugSocket}) {
     std::filesystem::remove(f, ec);
   }
 }
@@ -177,7 +180,9 @@ class ProxyAgentDpdkTest : public ::testing::Test {
                 {"metadata", {{"name", name}, {"namespace", "default"}}},
                 {"spec",
                  {{"type", type},
-                  {"ports", Json::array({{{"name", "http"}, {"port", 80}, {"protocol", "TCP"},
+                  {"ports", Json::array({{{"name", "http"},
+                                          {"port", 80},
+                                          {"protocol", "TCP"},
                                           {"targetPort", kBackendPort}}})}}}};
     auto r = api().create(kServices, "default", svc);
     EXPECT_TRUE(r.ok()) << r.error().message;
@@ -190,13 +195,16 @@ class ProxyAgentDpdkTest : public ::testing::Test {
                      {"conditions", {{"ready", true}, {"serving", true}, {"terminating", false}}},
                      {"nodeName", "node-1"}});
     }
-    Json slice = {{"apiVersion", "discovery.k8s.io/v1"},
-                  {"kind", "EndpointSlice"},
-                  {"metadata", {{"name", service + "-manual"}, {"namespace", "default"},
-                                {"labels", {{kServiceNameLabel, service}}}}},
-                  {"addressType", "IPv4"},
-                  {"ports", Json::array({{{"name", "http"}, {"port", kBackendPort}, {"protocol", "TCP"}}})},
-                  {"endpoints", eps}};
+    Json slice = {
+        {"apiVersion", "discovery.k8s.io/v1"},
+        {"kind", "EndpointSlice"},
+        {"metadata",
+         {{"name", service + "-manual"},
+          {"namespace", "default"},
+          {"labels", {{kServiceNameLabel, service}}}}},
+        {"addressType", "IPv4"},
+        {"ports", Json::array({{{"name", "http"}, {"port", kBackendPort}, {"protocol", "TCP"}}})},
+        {"endpoints", eps}};
     auto r = api().create(kEndpointSlices, "default", slice);
     ASSERT_TRUE(r.ok()) << r.error().message;
   }
@@ -235,7 +243,45 @@ TEST_F(ProxyAgentDpdkTest, ClusterIpNodePortAndLoadBalancerThroughTheApi) {
   answeredBy(outside(), lbIp, 80, {"web-c"}, 5);
   answeredBy(outside(), kNodeIp, static_cast<uint16_t>(nodePort), {"web-c"}, 5);
   EXPECT_TRUE(ControlPlane::eventually(
-      [&] { return node->agent->lbAddresses().count(IpAddress::parse(lbIp).value()) == 1; }, kDeadline));
+      [&] { return node->agent->lbAddresses().count(IpAddress::parse(lbIp).value()) == 1; },
+      kDeadline));
+}
+
+// `sluice debug` and /metrics work unchanged: the frontend with its
+// backends and the flows come from the process, the counters are its
+// per-lcore ones summed.
+TEST_F(ProxyAgentDpdkTest, DebugAndMetricsShowTheDataplanesOwnState) {
+  const Json svc = createService("web-dbg");
+  const std::string vip = svc["spec"]["clusterIP"];
+  createSlice("web-dbg", {"web-b"});
+  ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-b"}, 3));
+  auto lb = runDebugCommand(node->options.debugSocket, {"lb", "list"});
+  ASSERT_TRUE(lb.ok()) << lb.error().message;
+  EXPECT_NE(lb->find(vip + ":80/TCP"), std::string::npos) << *lb;
+  EXPECT_NE(lb->find(node->topo->pod("web-b").ip4 + ":8080"), std::string::npos) << *lb;
+  auto ct = runDebugCommand(node->options.debugSocket, {"ct", "list"});
+  ASSERT_TRUE(ct.ok()) << ct.error().message;
+  EXPECT_NE(ct->find(vip + ":80"), std::string::npos) << *ct;
+
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(node->agent->metricsPort());
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string text;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    (void)!::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[8192];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+      text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_NE(text.find("sluice_datapath_events_total{mode=\"dpdk\",event=\"svc_new\"}"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_datapath_drops_total{mode=\"dpdk\",reason=\"no_backend\"}"),
+            std::string::npos);
 }
 
 // 20 agent restarts under a TCP stream from a pod through a ClusterIP: the
@@ -262,11 +308,14 @@ TEST_F(ProxyAgentDpdkTest, StreamSurvivesTwentyAgentRestartsAndADataplaneRestart
       pid_t pid = 0;
       ASSERT_TRUE(pidIn >> pid) << "no PID file of the started sluice-dpdk";
       ::kill(pid, SIGKILL);
-      for (int t = 0; t < 100 && ::kill(pid, 0) == 0; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      for (int t = 0; t < 100 && ::kill(pid, 0) == 0; ++t)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     auto r = node->startAgent();  // starts sluice-dpdk again when it is gone
     ASSERT_TRUE(r.ok()) << when << ": " << r.error().message;
-    if (i == 10) ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-a", "web-b", "web-c"})) << when;
+    if (i == 10) {
+      ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-a", "web-b", "web-c"})) << when;
+    }
     a = stream.ping();
     EXPECT_EQ(a.err, 0) << when << ", agent back: " << a.describe();
     EXPECT_EQ(a.backend, held) << when;

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "control/agent/proxy/debug_client.h"
+#include "bpf/loader/ebpf_datapath.h"
 #include "bpf/loader/uplink_addresses.h"
 #include "control/agent/proxy/proxy_agent.h"
 #include "tests/bpf/bpffs.h"
@@ -443,7 +444,8 @@ TEST_F(ProxyAgentTest, LoadBalancerIpIsAnnouncedOnTheUplinkAndServed) {
   const int nodePort = svc["spec"]["ports"][0]["nodePort"];
   createSlice("web-lb", {"web-c"});
   const IpAddress lbAddr = IpAddress::parse(lbIp).value();
-  const int uplink = node->agent->datapath().uplinkIfindex();
+  // The ebpf mode's own accessor: ProxyAgent holds the mode-neutral Datapath.
+  const int uplink = dynamic_cast<bpf::EbpfDatapath&>(node->agent->datapath()).uplinkIfindex();
   ASSERT_GT(uplink, 0);
   EXPECT_TRUE(ControlPlane::eventually([&] {
     auto on = bpf::UplinkAddresses::listAddresses(uplink, bpf::kAddressProto);
