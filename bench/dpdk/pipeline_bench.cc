@@ -29,6 +29,7 @@
 #include <rte_ring.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -268,12 +269,13 @@ int main(int argc, char** argv) {
   const double floor =
       runLoop(b, Mode::kIoRestore, nullptr, PortRole::kUplink, node, kNodePort, 1024, false, 0);
   const double floorWall = gWallCycles;
-  std::printf("cycles/pkt: this thread's CPU time at the TSC rate (wall-clock rdtsc, which\n"
-              "includes time other processes held the core, in brackets)\n");
+  std::printf(
+      "cycles/pkt: this thread's CPU time at the TSC rate (wall-clock rdtsc, which\n"
+      "includes time other processes held the core, in brackets)\n");
   std::printf("%-40s %8.1f cycles/pkt %8.2f Mpps\n", "io (testpmd-style floor)", io, hz / io / 1e6);
 
-  std::printf("%-40s %8.1f cycles/pkt %8.2f Mpps  [wall %.1f]\n", "io+restore (floor of the rows below)",
-              floor, hz / floor / 1e6, floorWall);
+  std::printf("%-40s %8.1f cycles/pkt %8.2f Mpps  [wall %.1f]\n",
+              "io+restore (floor of the rows below)", floor, hz / floor / 1e6, floorWall);
   struct Row {
     const char* name;
     bool nodePort;
@@ -308,8 +310,12 @@ int main(int argc, char** argv) {
     const uint32_t timedBase = r.fresh ? base + r.flows + kInFlight : base;
     const double c =
         runLoop(b, Mode::kPipeline, w.get(), from, dst, dport, r.flows, r.fresh, timedBase);
-    std::printf("%-40s %8.1f cycles/pkt %8.2f Mpps  over floor %6.1f  (x%.2f of io+restore)  [wall %.1f]\n",
-                r.name, c, hz / c / 1e6, c - floor, c / floor, gWallCycles);
+    const sluice::ConntrackStats st = w->conntrack().stats();
+    std::printf(
+        "%-40s %8.1f cycles/pkt %8.2f Mpps  over floor %6.1f  (x%.2f of io+restore)  [wall %.1f]"
+        "  SNAT collisions/insert %.2f\n",
+        r.name, c, hz / c / 1e6, c - floor, c / floor, gWallCycles,
+        double(st.insertCollisions) / double(std::max<uint64_t>(1, st.inserts)));
     base += uint32_t(r.flows + b.packets + 2 * kInFlight);
     setup->rcu->quiescent(0);
   }
