@@ -79,6 +79,9 @@ Service makeService(int i, const std::vector<IpAddress>& ips, int endpoints,
     Backend b;
     b.address = ips[(static_cast<size_t>(i) * endpoints + j) % ips.size()];
     b.port = LabTopology::kBackendPort;
+    // Every backend runs on the lab's one node: modes that place backends
+    // by locality (dpdk: behind the kernel's TAP, not the uplink) need it.
+    b.nodeLocal = true;
     s.backends.push_back(b);
   }
   return s;
@@ -389,7 +392,7 @@ int main(int argc, char** argv) {
   CLI::App* runCmd = app.add_subcommand("run", "run the lab");
   std::string modes = "ebpf,iptables,nftables";
   std::string services;
-  runCmd->add_option("--modes", modes, "comma-separated modes (ebpf,iptables,nftables)");
+  runCmd->add_option("--modes", modes, "comma-separated modes (ebpf,iptables,nftables,dpdk)");
   runCmd->add_option("--services", services,
                      "comma-separated service counts S (default 1,1000,10000,100000)");
   runCmd->add_option("--endpoints", c.endpoints, "endpoints per service")->check(CLI::Range(1, 64));

@@ -47,6 +47,7 @@ std::vector<ModeFlag> dpdkFlags() {
       {"gateway-mac", "next hop MAC for backends on other nodes", ""},
       {"snat-ports", "ports SNAT hands out on the node address", "61000-65535"},
       {"conntrack-capacity", "flows per worker", "262144"},
+      {"max-backends", "backend ids (services x endpoints, with headroom)", "65536"},
   };
 }
 
@@ -463,6 +464,7 @@ Result<void> DpdkDatapath::cleanupLeftovers(const DpdkModeOptions& options) {
   std::error_code ec;
   std::filesystem::remove(options.pidFile, ec);
   std::filesystem::remove(options.stateFile, ec);
+  std::filesystem::remove(options.socket + ".log", ec);
   return okResult();
 }
 
