@@ -458,7 +458,7 @@ std::vector<DescribedFrontend> Dataplane::describeFrontends() const {
       d.service = key.toString();
       d.serviceId = e->id;
       d.affinity = e->affinity;
-      d.affinityTimeoutSeconds = e->source.affinity.timeoutSeconds;
+      d.affinityTimeoutSeconds = e->affinity ? e->source.affinity.timeoutSeconds : 0;
       d.local = e->source.isLocal(f.scope);
       d.maglev = e->maglev;
       d.maglevSize = e->maglev ? e->source.maglevTableSize : 0;

@@ -189,6 +189,10 @@ Result<std::unique_ptr<DpdkMode>> DpdkMode::create(const DpdkModeOptions& option
         (void)!::write(pidPipe[1], &grandchild, sizeof grandchild);
         ::_exit(grandchild < 0 ? 1 : 0);
       }
+      // The agent blocks its stop signals (sigwait); the process must not inherit that.
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
       const int log = ::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
       ::dup2(null, 0);

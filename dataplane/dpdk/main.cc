@@ -142,6 +142,13 @@ void onSignal(int) { gStop = 1; }
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A parent that waits for signals with sigwait (the agent, `sluice up`)
+  // blocks them, and exec keeps the mask: SIGTERM must reach this process.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGTERM);
+  sigaddset(&stopSignals, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &stopSignals, nullptr);
   Flags f;
   if (!parse(argc, argv, f)) {
     usage();
