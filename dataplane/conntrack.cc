@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <cstring>
+#include <memory>
+#include <new>
 #include <string>
+#include <vector>
 
 namespace sluice {
 
@@ -133,23 +137,125 @@ std::optional<NatEndpoint> ConntrackEntry::snat() const {
   return NatEndpoint{reply.dst, reply.dstPort};
 }
 
-Result<Conntrack> Conntrack::create(const ConntrackConfig& config) {
-  if (config.capacity == 0 || config.capacity > kMaxCapacity) {
-    return Error::invalid("conntrack: capacity " + std::to_string(config.capacity) +
-                          ": must be 1-" + std::to_string(kMaxCapacity));
-  }
-  if (auto ok = validateTimeouts(config.timeouts); !ok) return ok.error();
-  const size_t keys = size_t{2} * config.capacity;
+// The region's first 64 bytes: what adopt() checks before trusting the rest.
+// Only identity lives here; the LRU/free-list heads are rebuilt on adopt().
+struct Conntrack::RegionHeader {
+  uint64_t magic;
+  uint32_t layoutVersion;
+  uint32_t capacity;
+  uint64_t slotCount;
+  uint32_t entryBytes;
+  uint32_t nodeBytes;
+  uint64_t reserved[4];
+};
+
+namespace {
+constexpr uint64_t kRegionMagic = 0x6b6374656369756cULL;  // "luicetck" little-endian: sluice ct
+// Bump whenever ConntrackEntry, Node or Slot change meaning (not only size).
+constexpr uint32_t kLayoutVersion = 1;
+
+constexpr size_t alignUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+size_t slotCountFor(uint32_t capacity) {
+  const size_t keys = size_t{2} * capacity;
   const size_t minSlots = (keys * kMaxLoadDenominator + kMaxLoadNumerator - 1) / kMaxLoadNumerator;
-  return Conntrack(config, std::bit_ceil(minSlots));
+  return std::bit_ceil(minSlots);
 }
 
-Conntrack::Conntrack(const ConntrackConfig& config, size_t slotCount)
-    : timeouts_(config.timeouts),
-      entries_(config.capacity),
-      nodes_(config.capacity),
-      slots_(slotCount, Slot{kEmptyRef, 0}),
-      slotMask_(slotCount - 1) {
+Result<void> validateConfig(const ConntrackConfig& config) {
+  if (config.capacity == 0 || config.capacity > Conntrack::kMaxCapacity) {
+    return Error::invalid("conntrack: capacity " + std::to_string(config.capacity) +
+                          ": must be 1-" + std::to_string(Conntrack::kMaxCapacity));
+  }
+  return validateTimeouts(config.timeouts);
+}
+}  // namespace
+
+// Offsets of the arrays in a region, each 64-byte aligned.
+struct Conntrack::Layout {
+  size_t entries;
+  size_t nodes;
+  size_t slots;
+  size_t slotCount;
+  size_t total;
+};
+
+Conntrack::Layout Conntrack::layoutFor(uint32_t capacity) {
+  static_assert(sizeof(RegionHeader) == kRegionAlignment);
+  Layout l{};
+  l.slotCount = slotCountFor(capacity);
+  l.entries = sizeof(RegionHeader);
+  l.nodes = alignUp(l.entries + size_t{capacity} * sizeof(ConntrackEntry), kRegionAlignment);
+  l.slots = alignUp(l.nodes + size_t{capacity} * sizeof(Node), kRegionAlignment);
+  l.total = alignUp(l.slots + l.slotCount * sizeof(Slot), kRegionAlignment);
+  return l;
+}
+
+size_t Conntrack::regionBytes(uint32_t capacity) { return layoutFor(capacity).total; }
+
+void Conntrack::FreeAligned::operator()(std::byte* p) const {
+  ::operator delete(p, std::align_val_t{kRegionAlignment});
+}
+
+Result<Conntrack> Conntrack::create(const ConntrackConfig& config) {
+  if (auto ok = validateConfig(config); !ok) return ok.error();
+  const size_t bytes = regionBytes(config.capacity);
+  auto* region = static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kRegionAlignment}));
+  Conntrack ct(config, region, config.capacity);
+  ct.owned_.reset(region);
+  ct.formatEmpty();
+  return ct;
+}
+
+Result<Conntrack> Conntrack::createIn(std::span<std::byte> region, const ConntrackConfig& config) {
+  if (auto ok = validateConfig(config); !ok) return ok.error();
+  const size_t need = regionBytes(config.capacity);
+  if (region.size() < need) {
+    return Error::invalid("conntrack: region of " + std::to_string(region.size()) +
+                          " bytes, capacity " + std::to_string(config.capacity) + " needs " +
+                          std::to_string(need));
+  }
+  if (reinterpret_cast<uintptr_t>(region.data()) % kRegionAlignment != 0) {
+    return Error::invalid("conntrack: region not 64-byte aligned");
+  }
+  Conntrack ct(config, region.data(), config.capacity);
+  ct.formatEmpty();
+  return ct;
+}
+
+Result<Conntrack> Conntrack::adopt(std::span<std::byte> region, const ConntrackConfig& config) {
+  if (auto ok = validateConfig(config); !ok) return ok.error();
+  const Layout l = layoutFor(config.capacity);
+  if (region.size() < l.total || reinterpret_cast<uintptr_t>(region.data()) % kRegionAlignment != 0) {
+    return Error::invalid("conntrack: region too small or misaligned for capacity " +
+                          std::to_string(config.capacity));
+  }
+  RegionHeader h;
+  std::memcpy(&h, region.data(), sizeof h);
+  if (h.magic != kRegionMagic || h.layoutVersion != kLayoutVersion) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "conntrack: region holds no table of this layout (version " +
+                     std::to_string(h.magic == kRegionMagic ? h.layoutVersion : 0) +
+                     ", this binary writes " + std::to_string(kLayoutVersion) + ")"};
+  }
+  if (h.capacity != config.capacity || h.slotCount != l.slotCount ||
+      h.entryBytes != sizeof(ConntrackEntry) || h.nodeBytes != sizeof(Node)) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "conntrack: region holds a table of capacity " + std::to_string(h.capacity) +
+                     ", asked for " + std::to_string(config.capacity)};
+  }
+  Conntrack ct(config, region.data(), config.capacity);
+  ct.rebuildFromPool();
+  return ct;
+}
+
+Conntrack::Conntrack(const ConntrackConfig& config, std::byte* region, uint32_t capacity)
+    : timeouts_(config.timeouts), capacity_(capacity) {
+  const Layout l = layoutFor(capacity);
+  entries_ = reinterpret_cast<ConntrackEntry*>(region + l.entries);
+  nodes_ = reinterpret_cast<Node*>(region + l.nodes);
+  slots_ = reinterpret_cast<Slot*>(region + l.slots);
+  slotMask_ = l.slotCount - 1;
   const ConntrackTimeouts& t = timeouts_;
   auto at = [this](ConntrackState s) -> uint64_t& {
     return stateTimeoutNs_[static_cast<size_t>(s)];
@@ -163,11 +269,73 @@ Conntrack::Conntrack(const ConntrackConfig& config, size_t slotCount)
   at(ConntrackState::kUdpReplied) = t.udpRepliedNs;
   at(ConntrackState::kIcmp) = t.icmpNs;
   at(ConntrackState::kOther) = t.otherNs;
+}
+
+void Conntrack::formatEmpty() {
+  const Layout l = layoutFor(capacity_);
+  std::byte* region = reinterpret_cast<std::byte*>(entries_) - l.entries;
+  const RegionHeader h{kRegionMagic, kLayoutVersion, capacity_, l.slotCount,
+                       sizeof(ConntrackEntry), sizeof(Node), {}};
+  std::memcpy(region, &h, sizeof h);
+  std::uninitialized_default_construct_n(entries_, capacity_);
   // Free list in index order, so a filling table walks the pool sequentially.
-  for (uint32_t i = 0; i < config.capacity; ++i) {
-    nodes_[i] = Node{kFreeMark, i + 1 < config.capacity ? i + 1 : kNil, {0, 0}};
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    nodes_[i] = Node{kFreeMark, i + 1 < capacity_ ? i + 1 : kNil, {0, 0}};
   }
+  std::fill_n(slots_, slotMask_ + 1, Slot{kEmptyRef, 0});
   freeHead_ = 0;
+}
+
+size_t Conntrack::rebuildFromPool() {
+  std::fill_n(slots_, slotMask_ + 1, Slot{kEmptyRef, 0});
+  std::vector<uint32_t> live;
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    if (nodes_[i].prev != kFreeMark) live.push_back(i);
+  }
+  // Most recently seen first: that order is the LRU order rebuilt below.
+  std::stable_sort(live.begin(), live.end(), [this](uint32_t a, uint32_t b) {
+    return entries_[a].lastSeenNs > entries_[b].lastSeenNs;
+  });
+  lruHead_ = lruTail_ = kNil;
+  size_ = 0;
+  size_t dropped = 0;
+  std::vector<bool> kept(capacity_, false);
+  // Walked least recent first, each linked at the front, so the most
+  // recent ends at the head; a duplicate keeps the more recent entry.
+  for (auto it = live.rbegin(); it != live.rend(); ++it) {
+    const uint32_t i = *it;
+    const ConntrackEntry& e = entries_[i];
+    // A state outside the enum would index stateTimeoutNs_ out of bounds:
+    // only a torn write leaves one.
+    if (e.original == e.reply || static_cast<size_t>(e.state) >= kConntrackStateCount) {
+      ++dropped;
+      continue;
+    }
+    const uint32_t oh = hash32(e.original), rh = hash32(e.reply);
+    for (;;) {
+      size_t s = findSlot(e.original, oh);
+      if (s == SIZE_MAX) s = findSlot(e.reply, rh);
+      if (s == SIZE_MAX) break;
+      const uint32_t older = slots_[s].ref >> 1;
+      remove(older);
+      kept[older] = false;
+      ++dropped;
+    }
+    nodes_[i].hash = {oh, rh};
+    linkFront(i);
+    insertSlot(oh, i << 1);
+    insertSlot(rh, (i << 1) | 1);
+    ++size_;
+    kept[i] = true;
+  }
+  freeHead_ = kNil;
+  for (uint32_t i = capacity_; i-- > 0;) {
+    if (kept[i]) continue;
+    nodes_[i] = Node{kFreeMark, freeHead_, {0, 0}};
+    freeHead_ = i;
+  }
+  sweepCursor_ = 0;
+  return dropped;
 }
 
 uint64_t Conntrack::timeoutNs(const ConntrackEntry& entry) const {
@@ -392,8 +560,8 @@ ConntrackMatch Conntrack::peek(const FlowTuple& tuple, uint64_t nowNs) const {
 
 ConntrackState Conntrack::update(const ConntrackMatch& match, uint8_t tcpFlags, uint32_t bytes,
                                  uint64_t nowNs) {
-  assert(match.entry >= entries_.data() && match.entry < entries_.data() + entries_.size());
-  const auto index = static_cast<size_t>(match.entry - entries_.data());
+  assert(match.entry >= entries_ && match.entry < entries_ + capacity_);
+  const auto index = static_cast<size_t>(match.entry - entries_);
   assert(nodes_[index].prev != kFreeMark);
   ConntrackEntry& e = entries_[index];
   const auto dir = static_cast<size_t>(match.direction);
@@ -416,7 +584,7 @@ bool Conntrack::erase(const FlowTuple& tuple) {
 
 size_t Conntrack::eraseByBackend(uint32_t backendId) {
   size_t removed = 0;
-  for (uint32_t i = 0; i < entries_.size() && size_ > 0; ++i) {
+  for (uint32_t i = 0; i < capacity_ && size_ > 0; ++i) {
     if (nodes_[i].prev != kFreeMark && entries_[i].backendId == backendId) {
       remove(i);
       ++removed;
@@ -427,7 +595,7 @@ size_t Conntrack::eraseByBackend(uint32_t backendId) {
 }
 
 size_t Conntrack::expire(uint64_t nowNs, size_t maxToScan) {
-  const auto capacity = static_cast<uint32_t>(entries_.size());
+  const uint32_t capacity = capacity_;
   const size_t toScan = maxToScan < capacity ? maxToScan : capacity;
   size_t removed = 0;
   for (size_t n = 0; n < toScan; ++n) {
@@ -456,8 +624,7 @@ ConntrackStats Conntrack::stats() const {
 }
 
 size_t Conntrack::memoryBytes() const {
-  return entries_.capacity() * sizeof(ConntrackEntry) + nodes_.capacity() * sizeof(Node) +
-         slots_.capacity() * sizeof(Slot);
+  return layoutFor(capacity_).total;
 }
 
 }  // namespace sluice

@@ -13,7 +13,9 @@
 // reply destination, address to restore on replies = original destination.
 //
 // Bounds: capacity is fixed at create(); every array is allocated then, so
-// insert/lookup/update/erase never allocate. When full, insert evicts the
+// insert/lookup/update/erase never allocate. The arrays may instead live in
+// a region the caller maps (createIn()), e.g. a shared-memory file, so that
+// a restarted process re-attaches the flows with adopt(). When full, insert evicts the
 // least recently used entry (a lookup counts as a use). Expired entries are
 // treated as absent by lookup (and removed there), and reclaimed by a bounded
 // incremental sweep, expire().
@@ -30,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -209,6 +212,25 @@ class Conntrack {
   // Fails on capacity 0 or > kMaxCapacity, or a zero timeout.
   static Result<Conntrack> create(const ConntrackConfig& config);
 
+  // Bytes, and the alignment, a region for createIn()/adopt() of this
+  // capacity needs: a 64 B header, the entry pool, its links, the index.
+  static size_t regionBytes(uint32_t capacity);
+  static constexpr size_t kRegionAlignment = 64;
+  // An empty table whose arrays live in `region` (regionBytes(capacity)
+  // bytes, kRegionAlignment-aligned), which the caller owns and must keep
+  // mapped for the table's life. Fails as create() does, or on a region too
+  // small or misaligned.
+  static Result<Conntrack> createIn(std::span<std::byte> region, const ConntrackConfig& config);
+  // Re-attaches a region a table of the same capacity and layout formatted
+  // earlier, possibly in another process that was killed mid-update: the
+  // entry pool is authoritative, the index, LRU order (most recently seen
+  // first) and free list are rebuilt from it, and an entry whose tuple
+  // another live entry already holds (a torn update) is dropped. O(capacity
+  // log capacity). Fails, leaving the region untouched, when its header
+  // names another capacity or layout (a binary with another ConntrackEntry):
+  // the caller then starts over with createIn().
+  static Result<Conntrack> adopt(std::span<std::byte> region, const ConntrackConfig& config);
+
   Conntrack(Conntrack&&) noexcept = default;
   Conntrack& operator=(Conntrack&&) noexcept = default;
   Conntrack(const Conntrack&) = delete;
@@ -269,7 +291,13 @@ class Conntrack {
   uint64_t expiresAtNs(const ConntrackEntry& entry) const;
 
   size_t size() const { return size_; }
-  size_t capacity() const { return entries_.size(); }
+  size_t capacity() const { return capacity_; }
+  // The entry's position in the pool, 0..capacity()-1: stable for the
+  // entry's life (and across adopt()), so callers can keep per-flow data of
+  // their own in a parallel array. `entry` must come from this table.
+  uint32_t indexOf(const ConntrackEntry& entry) const {
+    return static_cast<uint32_t>(&entry - entries_);
+  }
   ConntrackStats stats() const;
   const ConntrackTimeouts& timeouts() const { return timeouts_; }
   // Bytes held by the entry pool, the LRU links and the hash index.
@@ -295,7 +323,13 @@ class Conntrack {
   static constexpr uint32_t kFreeMark = UINT32_MAX - 1;
   static constexpr uint32_t kEmptyRef = UINT32_MAX;
 
-  Conntrack(const ConntrackConfig& config, size_t slotCount);
+  struct RegionHeader;
+  struct Layout;
+  static Layout layoutFor(uint32_t capacity);
+
+  Conntrack(const ConntrackConfig& config, std::byte* region, uint32_t capacity);
+  void formatEmpty();
+  size_t rebuildFromPool();
 
   bool isExpired(const ConntrackEntry& entry, uint64_t nowNs) const;
   uint64_t timeoutNs(const ConntrackEntry& entry) const;
@@ -313,9 +347,15 @@ class Conntrack {
   ConntrackTimeouts timeouts_;
   // Timeout per ConntrackState, from timeouts_.
   std::array<uint64_t, kConntrackStateCount> stateTimeoutNs_{};
-  std::vector<ConntrackEntry> entries_;  // the pool, sized to capacity
-  std::vector<Node> nodes_;              // parallel to entries_
-  std::vector<Slot> slots_;              // power-of-two size
+  // create() owns its region; createIn()/adopt() borrow the caller's.
+  struct FreeAligned {
+    void operator()(std::byte* p) const;
+  };
+  std::unique_ptr<std::byte, FreeAligned> owned_;
+  ConntrackEntry* entries_ = nullptr;  // the pool, `capacity_` entries
+  Node* nodes_ = nullptr;              // parallel to entries_
+  Slot* slots_ = nullptr;              // slotMask_ + 1 (a power of two) slots
+  uint32_t capacity_ = 0;
   size_t slotMask_ = 0;
   uint32_t lruHead_ = kNil;  // most recently used
   uint32_t lruTail_ = kNil;  // least recently used: the next victim

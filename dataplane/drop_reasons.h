@@ -54,6 +54,13 @@
 	X(CT_FULL, CtFull, ct_full)                       /* conntrack insert failed */            \
 	X(NAT_FAILED, NatFailed, nat_failed)              /* a rewrite helper failed */            \
 	X(REJECT_FAILED, RejectFailed, reject_failed)     /* could not build the RST/ICMP */       \
-	X(SOCK_REVNAT_FULL, SockRevnatFull, sock_revnat_full) /* sl_sock_rev insert failed */
+	X(SOCK_REVNAT_FULL, SockRevnatFull, sock_revnat_full) /* sl_sock_rev insert failed */   \
+	/* The DPDK path */                                                                        \
+	X(SNAT_PORTS_EXHAUSTED, SnatPortsExhausted, snat_ports_exhausted) /* lcore's share taken */ \
+	X(NO_NEXT_HOP, NoNextHop, no_next_hop)           /* remote backend, no gateway MAC */      \
+	X(HANDOFF_RING_FULL, HandoffRingFull, handoff_ring_full) /* to the flow's lcore */          \
+	X(EXCEPTION_RING_FULL, ExceptionRingFull, exception_ring_full) /* to the kernel path */    \
+	X(TX_QUEUE_FULL, TxQueueFull, tx_queue_full)     /* the port did not take the burst */     \
+	X(ENCAP_FAILED, EncapFailed, encap_failed)       /* DSR: no headroom or MTU exceeded */
 
 #endif /* SLUICE_DATAPLANE_DROP_REASONS_H */

@@ -35,6 +35,10 @@ packages=(
   # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it; the
   # mode's nftables table through libnftables; ipset for the lab's kube-ipvs baseline
   libnl-genl-3-dev ipvsadm libnftables-dev ipset
+  # dataplane/dpdk/: DPDK 22.11 (PMDs load as plugins), testpmd for the I/O
+  # floor; ethtool turns off TX checksum offload on veths whose frames reach
+  # net_af_packet half-checksummed
+  libdpdk-dev dpdk-dev ethtool
 )
 
 missing=()

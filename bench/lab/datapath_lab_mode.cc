@@ -45,6 +45,22 @@ ModeFlagValues ebpfLabFlags(LabScale scale, const std::string& pinDir) {
   return f;
 }
 
+// The dpdk mode in the lab: its own sluice-dpdk (files named after the
+// lab's PID), whose uplink is a null device that never receives (the lab
+// has no outside: the client pod's traffic reaches the process through the
+// TAP, the service CIDR routed into it, and the backends behind it), and
+// tables sized for S services x E endpoints with the same headroom as ebpf.
+ModeFlagValues dpdkLabFlags(LabScale scale) {
+  const std::string id = std::to_string(::getpid());
+  const uint64_t endpoints = static_cast<uint64_t>(scale.services) * std::max(1u, scale.endpoints);
+  return {{"uplink-vdev", "net_null0,no-rx=1"},
+          {"socket", "/tmp/sluice-lab-" + id + ".sock"},
+          {"state-file", "/dev/shm/sluice-lab-" + id + ".state"},
+          {"tap", "sllab" + id},
+          {"kernel-routes", "10.96.0.0/12"},
+          {"max-backends", std::to_string(std::min<uint64_t>(endpoints + endpoints / 4 + 1024, 1u << 20))}};
+}
+
 class DatapathLabMode final : public LabMode {
  public:
   DatapathLabMode(std::string name, LabScale scale) : name_(std::move(name)), scale_(scale) {}
@@ -150,6 +166,7 @@ class DatapathLabMode final : public LabMode {
       if (!fs_->ok()) return Error::unavailable("bpffs: " + fs_->error());
       return ebpfLabFlags(scale_, fs_->pinDir());
     }
+    if (name_ == "dpdk") return dpdkLabFlags(scale_);
     return ModeFlagValues{};
   }
 

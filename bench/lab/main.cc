@@ -80,6 +80,9 @@ Service makeService(int i, const std::vector<IpAddress>& ips, int endpoints,
     Backend b;
     b.address = ips[(static_cast<size_t>(i) * endpoints + j) % ips.size()];
     b.port = LabTopology::kBackendPort;
+    // Every backend runs on the lab's one node: modes that place backends
+    // by locality (dpdk: behind the kernel's TAP, not the uplink) need it.
+    b.nodeLocal = true;
     s.backends.push_back(b);
   }
   return s;
@@ -407,7 +410,7 @@ int main(int argc, char** argv) {
   std::string modes = "ebpf,iptables,nftables";
   std::string services;
   runCmd->add_option("--modes", modes,
-                     "comma-separated modes (ebpf,ipvs,iptables,nftables,kube-ipvs)");
+                     "comma-separated modes (ebpf,ipvs,dpdk,iptables,nftables,kube-ipvs)");
   runCmd->add_option("--baseline", c.baseline, "the mode every figure is a ratio to")
       ->capture_default_str();
   runCmd->add_option("--services", services,

@@ -2,6 +2,9 @@
 
 #include "bpf/loader/ebpf_datapath.h"
 #include "ipvs/ipvs_datapath.h"
+#if SLUICE_HAVE_DPDK
+#include "dataplane/dpdk/dpdk_mode.h"
+#endif
 
 namespace sluice::agent {
 
@@ -9,6 +12,9 @@ const std::vector<ModeDriver>& modeDrivers() {
   static const std::vector<ModeDriver> drivers = {
       bpf::ebpfModeDriver(),
       ipvs::ipvsModeDriver(),
+#if SLUICE_HAVE_DPDK
+      dpdk::dpdkModeDriver(),
+#endif
   };
   return drivers;
 }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "control/agent/proxy/debug_client.h"
+#include "bpf/loader/ebpf_datapath.h"
 #include "bpf/loader/uplink_addresses.h"
 #include "control/agent/proxy/proxy_agent.h"
 #include "tests/bpf/bpffs.h"

@@ -38,7 +38,22 @@ TEST(ModeFactoryTest, UnknownModesAreRejectedWithTheKnownOnes) {
   auto d = createDatapath("iptables", NodeConfig{}, {});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_EQ(d.error().message, "unknown mode \"iptables\": this agent has ebpf, ipvs");
+  // ebpf, ipvs, then dpdk where the build found libdpdk.
+  EXPECT_EQ(d.error().message.rfind("unknown mode \"iptables\": this agent has ebpf, ipvs", 0), 0u)
+      << d.error().message;
+}
+
+// The dpdk mode checks its flags before it starts or dials anything.
+TEST(ModeFactoryTest, BadDpdkFlagsNameTheFlag) {
+  if (!findMode("dpdk").ok()) GTEST_SKIP() << "built without libdpdk";
+  auto bad = [](ModeFlagValues v) {
+    auto d = createDatapath("dpdk", NodeConfig{}, {{"dpdk", std::move(v)}});
+    EXPECT_FALSE(d.ok());
+    return d.ok() ? std::string() : d.error().message;
+  };
+  EXPECT_EQ(bad({{"start", "maybe"}}), "--dpdk-start maybe: must be true or false");
+  EXPECT_EQ(bad({{"no-such", "1"}}), "--dpdk-no-such: no such flag of the dpdk mode");
+  EXPECT_EQ(bad({}), "the dpdk mode needs an uplink: --uplink, --dpdk-uplink-vdev or --dpdk-uplink-pci");
 }
 
 // A mode's own flags are checked by the mode, with the flag's name, before
