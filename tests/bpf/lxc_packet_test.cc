@@ -29,7 +29,6 @@ namespace {
 using namespace sluice::testing;       // NOLINT(google-build-using-namespace)
 using namespace sluice::testing::lxc;  // NOLINT(google-build-using-namespace)
 
-constexpr uint32_t kOk = TC_ACT_OK;
 constexpr uint32_t kDrop = TC_ACT_SHOT;
 constexpr uint32_t kRedirect = TC_ACT_REDIRECT;
 // BPF_PROG_TEST_RUN (6.18) refuses, with -EINVAL, an IPv4/IPv6 frame
