@@ -272,6 +272,30 @@ class LxcDiffFuzzTest : public EbpfFixture {
   int dropsFd_ = -1;
 };
 
+// The comparison is not vacuous: a DNAT to the wrong port, a service
+// packet passed untranslated and a drop counted under another reason are
+// each reported (no kernel needed for this one).
+TEST(LxcModelTest, ReportsWrongTranslationsPassesAndReasons) {
+  const ServiceTable table = fuzzServices();
+  LxcModel model(table);
+  const Bytes syn = buildPacket(tcp("10.0.0.3", 40000, "10.96.0.10", 80));
+  const Bytes wrongPort = buildPacket(tcp("10.0.0.3", 40000, "10.0.1.5", 8081));
+  const Bytes right = buildPacket(tcp("10.0.0.3", 40000, "10.0.1.5", 8080));
+  EXPECT_NE(model.check(syn, {TC_ACT_OK, wrongPort, DropReason::kNone}), "");
+  model.reset();
+  EXPECT_NE(model.check(syn, {TC_ACT_OK, syn, DropReason::kNone}), "");
+  model.reset();
+  EXPECT_EQ(model.check(syn, {TC_ACT_OK, right, DropReason::kNone}), "");
+  // The same flow's next packet must keep that backend.
+  const Bytes otherBackend = buildPacket(tcp("10.0.0.3", 40000, "10.0.0.2", 8080));
+  EXPECT_NE(model.check(syn, {TC_ACT_OK, otherBackend, DropReason::kNone}), "");
+  Bytes badUdp = buildPacket(udp("10.0.0.3", 40000, "10.96.0.53", 53));
+  put16(badUdp, 14 + 20 + 4, 3);  // UDP length 3 < 8
+  model.reset();
+  EXPECT_EQ(model.check(badUdp, {TC_ACT_SHOT, badUdp, DropReason::kBadUdpLength}), "");
+  EXPECT_NE(model.check(badUdp, {TC_ACT_SHOT, badUdp, DropReason::kTruncatedL4}), "");
+}
+
 // A million random and mutated frames: the program and the userspace model
 // agree on every verdict, drop reason and translated frame.
 TEST_F(LxcDiffFuzzTest, RandomFramesAgreeWithTheUserspaceModel) {

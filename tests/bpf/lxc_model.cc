@@ -284,7 +284,9 @@ std::string LxcModel::checkService(const std::vector<uint8_t>& in, const ParsedP
         s.payload.assign(in.begin() + 14, in.begin() + 14 + static_cast<long>(quote));
       }
       const std::vector<uint8_t> want = buildPacket(s);
-      if (run.verdict != TC_ACT_REDIRECT) return "model: refusal (redirect); program: " + describe(run, in);
+      if (run.verdict != TC_ACT_REDIRECT || run.dropReason != DropReason::kNoBackend) {
+        return "model: refusal (redirect, no_backend counted); program: " + describe(run, in);
+      }
       if (auto diff = compareFrames(want, run.out); !diff.empty()) return "refusal: " + diff;
       ++stats_.rejected;
       return "";
