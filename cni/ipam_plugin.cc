@@ -101,6 +101,12 @@ CniResult<IpamConfig> IpamConfig::parse(const Json& config) {
   }
   auto dataDir = optString(o, "dataDir", "ipam.dataDir");
   if (!dataDir) return dataDir.error();
+  // A relative path would resolve against whatever directory the runtime
+  // exec'd the plugin in: allocations would scatter and addresses repeat.
+  if (*dataDir && ((*dataDir)->empty() || (**dataDir)[0] != '/')) {
+    return CniError::make(kCodeInvalidConfig,
+                          "ipam.dataDir: '" + **dataDir + "' is not an absolute path");
+  }
   out.dataDir = dataDir->value_or(std::string(kDefaultIpamDataDir)) + "/" + out.network;
   return out;
 }

@@ -21,14 +21,22 @@ constexpr std::chrono::milliseconds kLockPoll{5};
 
 std::string errnoText(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+// Allocations say which container holds which address: owner-only, the
+// directories this store creates 0700 and its files 0600.
+constexpr mode_t kPrivateDir = 0700;
+constexpr mode_t kPrivateFile = 0600;
+
+// mkdir -p, and the store's own directory (the last component) made private
+// even when an earlier version created it 0755.
 Result<void> mkdirs(const std::string& path) {
   for (size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos != path.size() && path[pos] != '/') continue;
     const std::string prefix = path.substr(0, pos);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir(prefix.c_str(), kPrivateDir) != 0 && errno != EEXIST) {
       return Error::internal(errnoText("mkdir " + prefix));
     }
   }
+  if (::chmod(path.c_str(), kPrivateDir) != 0) return Error::internal(errnoText("chmod " + path));
   return {};
 }
 
@@ -37,7 +45,7 @@ class DirLock {
  public:
   static Result<DirLock> acquire(const std::string& dir) {
     const std::string path = dir + "/" + std::string(kLockFile);
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kPrivateFile);
     if (fd < 0) return Error::internal(errnoText("open " + path));
     const auto deadline = std::chrono::steady_clock::now() + IpamStore::kLockTimeout;
     while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -84,7 +92,7 @@ Result<std::string> readFile(const std::string& path) {
 // Writes via a temp file + rename so a crash never leaves a torn cursor.
 Result<void> writeFileAtomic(const std::string& path, const std::string& data) {
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kPrivateFile);
   if (fd < 0) return Error::internal(errnoText("open " + tmp));
   const bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
   ::close(fd);
@@ -193,7 +201,7 @@ Result<IpAddress> IpamStore::allocateOne(const IpRange& range, size_t rangeIndex
     candidate = ip == range.end ? range.start : nextAddress(ip);
     if (ip == range.gateway) continue;
     const std::string path = dir_ + "/" + ip.toString();
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kPrivateFile);
     if (fd < 0) {
       if (errno == EEXIST) continue;
       return Error::internal(errnoText("create " + path));

@@ -1,7 +1,9 @@
 #include "cni/netns.h"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,6 +46,14 @@ Result<Netns> Netns::open(const std::string& path) {
   if (fd < 0) {
     if (errno == ENOENT) return Error::notFound("netns " + path + ": no such file");
     return Error::internal(errnoText("open netns " + path));
+  }
+  // Any file opens; only a network namespace's nsfs inode says CLONE_NEWNET
+  // (Linux 4.11+). Checked here, a wrong path is the caller's bad argument
+  // instead of a setns() EINVAL much later.
+  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    ::close(fd);
+    return Error::invalid(path + " is not a network namespace");
   }
   return Netns(fd, path);
 }

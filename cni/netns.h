@@ -23,7 +23,9 @@ inline constexpr std::string_view kNetnsRunDir = "/run/netns";
 
 class Netns {
  public:
-  // Opens a netns file (/run/netns/x, /proc/<pid>/ns/net). NotFound if missing.
+  // Opens a netns file (/run/netns/x, /proc/<pid>/ns/net). NotFound if missing,
+  // InvalidArgument if it is not a network namespace (a regular file, a
+  // directory, another namespace type).
   static Result<Netns> open(const std::string& path);
   // The calling thread's current namespace.
   static Result<Netns> current();

@@ -13,6 +13,8 @@ namespace sluice::cni {
 namespace {
 
 constexpr std::string_view kAliasPrefix = "sluice-cni/";
+// The kernel refuses an interface alias of IFALIASZ (256) bytes or more.
+constexpr size_t kMaxAliasLength = 255;
 // RFC 791's minimum IPv4 MTU; veth's maximum is 64 KiB - 1.
 constexpr int64_t kMinMtu = 68;
 constexpr int64_t kMaxMtu = 65535;
@@ -49,8 +51,9 @@ struct Sandbox {
 CniResult<Sandbox> openSandbox(const std::string& path) {
   auto netns = Netns::open(path);
   if (!netns) {
-    const uint32_t code =
-        netns.error().code == ErrorCode::kNotFound ? kCodeUnknownContainer : kCodeInternal;
+    uint32_t code = kCodeInternal;
+    if (netns.error().code == ErrorCode::kNotFound) code = kCodeUnknownContainer;
+    if (netns.error().code == ErrorCode::kInvalidArgument) code = kCodeInvalidEnvironment;
     return CniError::make(code, "CNI_NETNS: " + netns.error().message);
   }
   // A runtime bug (or a hostNetwork pod sent here) would otherwise get the
@@ -257,9 +260,38 @@ CniResult<VethConfig> VethConfig::parse(const Json& config) {
   return out;
 }
 
+namespace {
+
+// The node veth's alias names network, container and interface (GC reads
+// the owner back from it), so their lengths together are bounded. The spec
+// sets no length for a container id; this is where one comes from.
+CniResult<void> checkAliasFits(const VethConfig& config, const CmdArgs& args) {
+  const size_t fixed = hostVethAlias(config.network, "", args.ifName).size();
+  if (fixed >= kMaxAliasLength) {
+    return CniError::make(kCodeInvalidConfig,
+                          "name: '" + config.network + "' is too long: the node veth's alias (" +
+                              std::string(kAliasPrefix) + "<network>/<id>/<ifname>) holds " +
+                              std::to_string(kMaxAliasLength) + " bytes");
+  }
+  const size_t maxId = kMaxAliasLength - fixed;
+  if (args.containerId.size() > maxId) {
+    return CniError::make(kCodeInvalidEnvironment,
+                          "CNI_CONTAINERID: " + std::to_string(args.containerId.size()) +
+                              " characters is too long for network '" + config.network +
+                              "' and CNI_IFNAME '" + args.ifName + "': at most " +
+                              std::to_string(maxId) + " fit the node veth's alias (" +
+                              std::string(kAliasPrefix) + "<network>/<id>/<ifname>, " +
+                              std::to_string(kMaxAliasLength) + " bytes)");
+  }
+  return {};
+}
+
+}  // namespace
+
 CniResult<Json> VethPlugin::add(const CmdArgs& args) {
   auto config = VethConfig::parse(args.config);
   if (!config) return config.error();
+  if (auto r = checkAliasFits(*config, args); !r) return r.error();
   auto pod = openSandbox(args.netns);
   if (!pod) return pod.error();
   auto host = hostSocket();

@@ -42,7 +42,8 @@
  * shorter than the IP header + 8 bytes, a quoted IPv4 header with options
  * or a quoted IPv6 header followed by extension headers (the datapath drops
  * such service packets before translating them, so no flow can match), a
- * quoted non-first fragment, lengths that disagree, and every error whose
+ * quoted fragment (the same: service fragments are dropped), lengths that
+ * disagree, and every error whose
  * reversed tuple is no service flow's reply. Nothing is rewritten until
  * the whole quote has been checked and the flow found.
  */
@@ -178,7 +179,10 @@ static __always_inline int icmp_err_parse4(struct __sk_buff *ctx, struct sl_icmp
 		return -1;
 	if (in->protocol != IPPROTO_TCP && in->protocol != IPPROTO_UDP)
 		return -1;
-	if (bpf_ntohs(in->frag_off) & SL_IP_OFFSET) /* no ports in it */
+	/* A quoted fragment, first or not: both datapaths drop service
+	 * fragments, so no translated flow's packet is ever quoted as one
+	 * (IPv6 quotes with a fragment header fail the nexthdr test below). */
+	if (bpf_ntohs(in->frag_off) & (SL_IP_MF | SL_IP_OFFSET))
 		return -1;
 	if (bpf_ntohs(in->tot_len) < sizeof(*in) + 8)
 		return -1;

@@ -4,6 +4,7 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 
+#include <chrono>
 #include <memory>
 
 #include "control/api/proto/k8s_wire.pb.h"
@@ -28,15 +29,34 @@ Json scalar(const pb::Message& m, const pb::Reflection* r, const FD* f, int inde
   }
 }
 
+// The Times sluice represents: its time points count nanoseconds in an
+// int64 (years 1678 to 2262); seconds past that would overflow converting
+// (signed overflow: undefined). Kubernetes allows years 1-9999, but no
+// cluster object carries a time outside this range.
+constexpr int64_t kMaxTimeSeconds =
+    std::chrono::duration_cast<std::chrono::seconds>(Clock::duration::max()).count() - 1;
+
+// The first problem toJson() met; the transcoding fails with it.
+struct Problem {
+  std::string message;
+};
+
 // Wire messages are proto2: a field is written iff the sender set it, which
 // is exactly what the JSON needs. Time, IntOrString and Quantity have their
 // JSON forms.
-Json toJson(const pb::Message& m) {
+Json toJson(const pb::Message& m, Problem& problem) {
   const pb::Descriptor* d = m.GetDescriptor();
   const pb::Reflection* r = m.GetReflection();
   if (d == k8swire::Time::descriptor()) {
     const auto& t = static_cast<const k8swire::Time&>(m);
     if (t.seconds() == 0 && t.nanos() == 0) return nullptr;  // the zero Time is null
+    if (t.seconds() < -kMaxTimeSeconds || t.seconds() > kMaxTimeSeconds) {
+      if (problem.message.empty()) {
+        problem.message = "a Time of " + std::to_string(t.seconds()) +
+                          " seconds is outside the years sluice represents (1678-2262)";
+      }
+      return nullptr;
+    }
     return util::formatRfc3339(Clock::from_time_t(static_cast<std::time_t>(t.seconds())));
   }
   if (d == k8swire::IntOrString::descriptor()) {
@@ -56,7 +76,7 @@ Json toJson(const pb::Message& m) {
       for (int k = 0; k < r->FieldSize(m, f); ++k) {
         const pb::Message& e = r->GetRepeatedMessage(m, f, k);
         std::string key = e.GetReflection()->GetString(e, kf);
-        obj[key] = vf->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(e.GetReflection()->GetMessage(e, vf))
+        obj[key] = vf->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(e.GetReflection()->GetMessage(e, vf), problem)
                                                           : scalar(e, e.GetReflection(), vf, -1);
       }
       out[f->name()] = std::move(obj);
@@ -64,11 +84,11 @@ Json toJson(const pb::Message& m) {
       if (r->FieldSize(m, f) == 0) continue;
       Json arr = Json::array();
       for (int k = 0; k < r->FieldSize(m, f); ++k) {
-        arr.push_back(f->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(r->GetRepeatedMessage(m, f, k)) : scalar(m, r, f, k));
+        arr.push_back(f->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(r->GetRepeatedMessage(m, f, k), problem) : scalar(m, r, f, k));
       }
       out[f->name()] = std::move(arr);
     } else if (r->HasField(m, f)) {
-      Json v = f->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(r->GetMessage(m, f)) : scalar(m, r, f, -1);
+      Json v = f->cpp_type() == FD::CPPTYPE_MESSAGE ? toJson(r->GetMessage(m, f), problem) : scalar(m, r, f, -1);
       if (!v.is_null()) out[f->name()] = std::move(v);
     }
   }
@@ -98,7 +118,9 @@ Result<Json> k8sProtobufToJson(std::string_view body) {
                           "autoscaling/v1 HorizontalPodAutoscaler, not " + unknown.typemeta().apiversion() + " " + kind);
   }
   if (!obj->ParseFromString(unknown.raw())) return Error::invalid("protobuf body does not decode as " + kind);
-  Json j = toJson(*obj);
+  Problem problem;
+  Json j = toJson(*obj, problem);
+  if (!problem.message.empty()) return Error::invalid("protobuf body: " + problem.message);
   j["apiVersion"] = unknown.typemeta().apiversion();
   j["kind"] = kind;
   return j;

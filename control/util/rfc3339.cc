@@ -75,8 +75,14 @@ std::optional<TimePoint> parseRfc3339(std::string_view s) {
   tm.tm_hour = hour;
   tm.tm_min = min;
   tm.tm_sec = sec;
-  const time_t t = ::timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset) +
+  const time_t t = ::timegm(&tm) - offset;
+  // A TimePoint counts nanoseconds in an int64: years 1678-2262. Past that
+  // from_time_t would overflow (signed overflow: undefined), so such a
+  // timestamp, valid RFC 3339 as it is, is not one sluice can hold.
+  constexpr time_t kMaxSeconds =
+      std::chrono::duration_cast<std::chrono::seconds>(TimePoint::duration::max()).count() - 1;
+  if (t > kMaxSeconds || t < -kMaxSeconds) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t) +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(nanos));
 }
 

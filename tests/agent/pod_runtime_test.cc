@@ -304,6 +304,32 @@ TEST_F(AgentTest, RestartPolicyNeverAndOnFailure) {
   std::filesystem::remove(marker);
 }
 
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+// A container's output may hold anything it prints (tokens, customer data):
+// its log and the pod's state are the owner's only (issue 18: logs were 0644
+// in 0755 directories), while `kubectl logs` still reads them.
+TEST_F(AgentTest, PodLogsAndStateArePrivate) {
+  createPod("private", {{"restartPolicy", "Never"}, {"containers", {shell("echo secret")}}});
+  Json pod = waitPod(
+      "private", [](const Json& p) { return p["status"].value("phase", "") == "Succeeded"; });
+  ASSERT_EQ(pod["status"]["phase"], "Succeeded") << pod.dump(2);
+  const std::string dir = podDir(pod["metadata"]["uid"]);
+  EXPECT_EQ(modeOf(data_.path() + "/pods"), 0700u);
+  EXPECT_EQ(modeOf(dir), 0700u);
+  EXPECT_EQ(modeOf(dir + "/logs"), 0700u);
+  EXPECT_EQ(modeOf(dir + "/logs/main"), 0700u);
+  EXPECT_EQ(modeOf(dir + "/logs/main/0.log"), 0600u);
+  EXPECT_EQ(modeOf(dir + "/state.json"), 0600u);
+  std::ifstream log(dir + "/logs/main/0.log");
+  std::string line;
+  std::getline(log, line);
+  EXPECT_EQ(line, "secret");
+}
+
 // Deleting a bound pod marks it (deletionTimestamp, grace) and the agent
 // stops it: a container that handles SIGTERM goes at once; one that ignores
 // it is killed after terminationGracePeriodSeconds.

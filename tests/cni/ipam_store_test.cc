@@ -1,7 +1,9 @@
 // The file-backed allocator behind sluice-ipam, in a temporary directory.
 #include "cni/ipam_store.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,6 +154,42 @@ TEST_F(IpamStoreTest, ConcurrentProcessesNeverShareAnAddress) {
   EXPECT_EQ(lines, static_cast<size_t>(kProcs));
   EXPECT_EQ(unique.size(), static_cast<size_t>(kProcs));
   EXPECT_EQ(unique.count("10.7.0.1"), 0u) << "the gateway was handed out";
+}
+
+mode_t modeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+// Allocations name which container holds which address (issue 18: 0644
+// files in a 0755 dir): the store's directory is 0700 and every file in it
+// 0600, and a directory an older version left 0755 is tightened on open.
+TEST_F(IpamStoreTest, StateIsPrivateToItsOwner) {
+  const std::string dir = dir_.path() + "/net";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  auto store = open();
+  auto r = range("10.7.0.0/29");
+  ASSERT_TRUE(store.allocate({r}, "ctr1", "eth0").ok());
+  ASSERT_TRUE(store.allocate({r}, "ctr2", "eth0").ok());
+  ASSERT_TRUE(store.release("ctr2", "eth0").ok());
+  EXPECT_EQ(modeOf(dir), 0700u);
+
+  std::vector<std::string> files;
+  DIR* d = ::opendir(dir.c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") files.push_back(name);
+  }
+  ::closedir(d);
+  // The allocation, the lock and the range cursor.
+  EXPECT_EQ(files.size(), 3u);
+  for (const auto& name : files) EXPECT_EQ(modeOf(dir + "/" + name), 0600u) << name;
+
+  // A data dir created by the store itself is private too.
+  auto fresh = IpamStore::open(dir_.path() + "/new/net");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(modeOf(dir_.path() + "/new/net"), 0700u);
 }
 
 }  // namespace

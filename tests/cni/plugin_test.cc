@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -213,6 +214,9 @@ TEST_F(SluicePluginTest, BadInputIsRefusedWithCodeAndLeavesNothing) {
     c["ipam"].erase(key);
     return c.dump();
   };
+  // A path that exists but is no namespace (issue 18: setns() failed, code 100).
+  const std::string regularFile = data_.path() + "/not-a-netns";
+  { std::ofstream(regularFile) << "x"; }
   const std::vector<Case> cases = {
       {"stdin is not JSON", {}, "{\"cniVersion\": ", kCodeDecodeFailure, "not valid JSON"},
       {"stdin is empty", {}, "", kCodeDecodeFailure, "empty network configuration"},
@@ -265,6 +269,19 @@ TEST_F(SluicePluginTest, BadInputIsRefusedWithCodeAndLeavesNothing) {
        kCodeUnknownContainer, "CNI_NETNS: netns /run/netns/sluice-no-such-netns"},
       {"CNI_NETNS is the node's own", {{"CNI_NETNS", node_.path()}}, good.dump(),
        kCodeInvalidEnvironment, "is the node's own network namespace"},
+      {"CNI_NETNS is a regular file", {{"CNI_NETNS", regularFile}}, good.dump(),
+       kCodeInvalidEnvironment, "CNI_NETNS: " + regularFile + " is not a network namespace"},
+      {"CNI_NETNS is a directory", {{"CNI_NETNS", data_.path()}}, good.dump(),
+       kCodeInvalidEnvironment, "is not a network namespace"},
+      // 250 characters are valid syntax, but the node veth's alias
+      // (sluice-cni/<network>/<id>/<ifname>) holds at most 255 bytes.
+      {"CNI_CONTAINERID too long for the node veth's alias",
+       {{"CNI_CONTAINERID", std::string(250, 'c')}}, good.dump(), kCodeInvalidEnvironment,
+       "CNI_CONTAINERID: 250 characters"},
+      {"ipam.dataDir relative", {}, with("/ipam/dataDir", "var/lib/cni/networks"),
+       kCodeInvalidConfig, "ipam.dataDir: 'var/lib/cni/networks' is not an absolute path"},
+      {"ipam.dataDir empty", {}, with("/ipam/dataDir", ""), kCodeInvalidConfig,
+       "ipam.dataDir: '' is not an absolute path"},
       {"CNI_IFNAME missing", {{"CNI_IFNAME", ""}}, good.dump(), kCodeInvalidEnvironment,
        "CNI_IFNAME: required"},
       {"CNI_IFNAME too long", {{"CNI_IFNAME", "eth0123456789abc"}}, good.dump(),

@@ -328,7 +328,8 @@ Result<ProcessIdentity> launchContainer(const ContainerLaunch& launch) {
     closeCgroups();
     return Error{ErrorCode::kNotFound, err};
   }
-  p.logFd = ::open(launch.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // Owner-only: a container's output may hold secrets (private_files.h).
+  p.logFd = ::open(launch.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (p.logFd < 0) {
     std::string err = errnoText("open " + launch.logPath);
     ::close(p.netnsFd);

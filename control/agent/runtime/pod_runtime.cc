@@ -1,4 +1,5 @@
 #include "control/agent/runtime/pod_runtime.h"
+#include "control/agent/runtime/private_files.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -48,10 +49,8 @@ Result<std::unique_ptr<PodEnv>> makeEnv(client::ApiClient* client,
   auto env = std::make_unique<PodEnv>();
   env->client = client;
   env->options = options;
-  std::error_code ec;
-  fs::create_directories(options.dataDir + "/pods", ec);
-  if (ec)
-    return Error{ErrorCode::kInternal, "create " + options.dataDir + "/pods: " + ec.message()};
+  // Logs and pod state live below it (private_files.h).
+  if (auto r = makePrivateDirs(options.dataDir + "/pods"); !r) return r.error();
   cni::RuntimeOptions ro;
   ro.pluginDirs = options.cniPluginDirs;
   ro.cacheDir = options.dataDir + "/cni-cache";

@@ -1,4 +1,5 @@
 #include "control/agent/runtime/pod_worker.h"
+#include "control/agent/runtime/private_files.h"
 
 #include <net/if.h>
 #include <signal.h>
@@ -344,8 +345,10 @@ bool PodWorker::start(const Json& pod, ContainerRecord& rec) {
   }
   std::error_code ec;
   const std::string cdir = dir + "/containers/" + rec.name;
+  (void)makePrivateDirs(dir);
   fs::create_directories(cdir + "/root", ec);
-  fs::create_directories(dir + "/logs/" + rec.name, ec);
+  (void)makePrivateDirs(dir + "/logs");
+  (void)makePrivateDirs(dir + "/logs/" + rec.name);
   const int instance = rec.restartCount;
   l.rootDir = cdir + "/root";
   l.logPath = dir + "/logs/" + rec.name + "/" + std::to_string(instance) + ".log";
@@ -607,16 +610,8 @@ void PodWorker::persist() {
   std::string text = state_.toJson().dump();
   if (text == lastPersisted_) return;
   const std::string dir = env_.podDir(state_.uid);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  const std::string tmp = dir + "/state.json.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) return;
-  }
-  fs::rename(tmp, dir + "/state.json", ec);
-  if (!ec) lastPersisted_ = text;
+  if (!makePrivateDirs(dir)) return;
+  if (writePrivateFile(dir + "/state.json", text)) lastPersisted_ = text;
 }
 
 void PodWorker::publish(const Json& pod) {

@@ -41,5 +41,20 @@ TEST(ParseRfc3339Test, RejectsAnEmptyFractionAndABadOffset) {
   EXPECT_FALSE(parseRfc3339("2026-11-22T03:08:21+1:00"));
 }
 
+// Issue 18 (the same overflow the k8s_protobuf fuzzer found in protobuf
+// Times): years past what a nanosecond TimePoint holds (1678-2262) are not
+// parsed into a wrapped-around time; the range's ends are.
+TEST(ParseRfc3339Test, YearsPastTheTimePointRangeAreRefused) {
+  EXPECT_FALSE(parseRfc3339("9999-12-31T23:59:59Z"));
+  EXPECT_FALSE(parseRfc3339("2474-09-14T00:00:00Z"));
+  EXPECT_FALSE(parseRfc3339("0001-01-01T00:00:00Z"));
+  auto late = parseRfc3339("2262-04-11T23:47:15Z");
+  ASSERT_TRUE(late);
+  EXPECT_EQ(formatRfc3339(*late), "2262-04-11T23:47:15Z");
+  auto early = parseRfc3339("1677-09-21T00:12:45Z");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(formatRfc3339(*early), "1677-09-21T00:12:45Z");
+}
+
 }  // namespace
 }  // namespace sluice::util
