@@ -64,6 +64,10 @@ enum class ModeFeature : uint8_t {
   kUdpStaleFlowCleanup,   // UDP flows to a removed backend are cut at once
   kIcmpErrorTranslation,  // ICMP errors about service flows carry the frontend
   kDsr,                   // direct server return
+  // Node-level features an older kernel can take away (bpf/loader/kernel_features.h).
+  kXdpEarlyDrop,          // what the node drops anyway is dropped before an skb exists
+  kSocketLbPeerName,      // getpeername() names the Service, not the backend
+  kSocketLbErrno,         // a refused connect() reads ECONNREFUSED, not EPERM
 };
 
 std::string_view toString(ModeFeature feature);
