@@ -14,11 +14,6 @@ const Json& nullJson() {
   return kNull;
 }
 
-const Json& emptyObject() {
-  static const Json kEmpty = Json::object();
-  return kEmpty;
-}
-
 const std::string* lookupLabel(const Json& labels, const std::string& key) {
   if (!labels.is_object()) return nullptr;
   auto it = labels.find(key);
