@@ -184,9 +184,7 @@ Result<std::unique_ptr<EbpfDatapath>> EbpfDatapath::create(const NodeConfig& nod
   // First, before anything touches the node: a kernel the mode cannot run
   // on, or is not tested on, is refused with what it lacks and its release.
   if (!options.mode.kernel) options.mode.kernel = KernelFeatures::probe();
-  if (auto r = checkKernel(*options.mode.kernel, options.allowUntestedKernel); !r) {
-    return r.error().wrap("ebpf mode");
-  }
+  if (auto r = checkKernel(*options.mode.kernel, options.allowUntestedKernel); !r) return r.error();
   if (auto r = ensureBpffs(options.mode.pinDir); !r) return r.error();
   auto lock = lockPinDir(options.mode.pinDir);
   if (!lock) return lock.error();

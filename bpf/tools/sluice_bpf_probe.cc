@@ -31,10 +31,19 @@ namespace sluice::bpf {
 namespace {
 
 struct ObjectLoad {
+  enum class State { kLoaded, kSkipped, kFailed };
   std::string name;
-  bool loaded = false;
+  State state = State::kFailed;
   std::string detail;  // the variant loaded, or why not
+
+  bool loaded() const { return state == State::kLoaded; }
+  // "loaded", "skipped" (this kernel lacks what it needs: not tried),
+  // "failed" (tried and refused: a bug to report).
+  const char* word() const {
+    return state == State::kLoaded ? "loaded" : state == State::kSkipped ? "skipped" : "failed";
+  }
 };
+using State = ObjectLoad::State;
 
 struct Report {
   KernelFeatures kernel;
@@ -63,21 +72,27 @@ void loadObjects(Report& r, const std::string& pinRoot) {
                                 (setRetval ? "bpf_set_retval" : "EPERM refusals (no bpf_set_retval)") +
                                 (peerName ? ", getpeername hooks" : ", no getpeername hooks");
     if (!mode) {
-      r.objects.push_back({"lxc.bpf.o, sock.bpf.o", false, mode.error().message});
+      r.objects.push_back({"lxc.bpf.o, sock.bpf.o", State::kFailed, mode.error().message});
     } else {
-      r.objects.push_back({"lxc.bpf.o, sock.bpf.o", true, variant});
+      r.objects.push_back({"lxc.bpf.o, sock.bpf.o", State::kLoaded, variant});
       // A documentation address (RFC 5737) as the node's: the uplink
       // object's constants need one; nothing is attached.
       auto up = (*mode)->loadUplink({*IpAddress::parse("192.0.2.1")});
-      r.objects.push_back({"host.bpf.o", up.ok(), up ? "" : up.error().message});
-      const bool xdp = (*mode)->uplinkXdpFd() >= 0;
+      r.objects.push_back({"host.bpf.o", up ? State::kLoaded : State::kFailed,
+                           up ? "" : up.error().message});
       const auto caps = (*mode)->capabilities();
-      r.objects.push_back({"xdp.bpf.o", xdp,
-                           xdp ? "" : caps.supports(ModeFeature::kXdpEarlyDrop)
-                                          ? "not loaded (the uplink object failed first)"
-                                          : "not loaded: " + caps.missing.at(ModeFeature::kXdpEarlyDrop)});
+      if ((*mode)->uplinkXdpFd() >= 0) {
+        r.objects.push_back({"xdp.bpf.o", State::kLoaded, ""});
+      } else if (!caps.supports(ModeFeature::kXdpEarlyDrop)) {
+        r.objects.push_back({"xdp.bpf.o", State::kSkipped, caps.missing.at(ModeFeature::kXdpEarlyDrop)});
+      } else {
+        r.objects.push_back({"xdp.bpf.o", State::kFailed, "not loaded (see host.bpf.o)"});
+      }
       auto term = (*mode)->socketTermination();
-      r.objects.push_back({"sock_term.bpf.o", term.ok(), term ? "" : term.error().message});
+      const bool lacks = r.kernel.degradations().count(ModeFeature::kUdpStaleFlowCleanup) > 0;
+      r.objects.push_back({"sock_term.bpf.o",
+                           term ? State::kLoaded : lacks ? State::kSkipped : State::kFailed,
+                           term ? "" : term.error().message});
       r.missing = caps.missing;
     }
   }
@@ -129,7 +144,7 @@ std::string renderJson(const Report& r) {
   out += "  ],\n  \"objects\": [\n";
   for (size_t i = 0; i < r.objects.size(); ++i) {
     const ObjectLoad& o = r.objects[i];
-    out += "    {\"name\": " + json(o.name) + ", \"loaded\": " + (o.loaded ? "true" : "false") +
+    out += "    {\"name\": " + json(o.name) + ", \"state\": " + json(o.word()) +
            ", \"detail\": " + json(o.detail) + "}" + (i + 1 < r.objects.size() ? "," : "") + "\n";
   }
   out += "  ],\n  \"missing\": [\n";
@@ -156,7 +171,7 @@ std::string renderText(const Report& r) {
   if (r.objectsTried) {
     out += "Objects:\n";
     for (const ObjectLoad& o : r.objects) {
-      out += std::string(o.loaded ? "  loads  " : "  FAILS  ") + o.name +
+      out += "  " + std::string(o.word()) + "  " + o.name +
              (o.detail.empty() ? "" : ": " + o.detail) + "\n";
     }
   }
@@ -179,7 +194,7 @@ std::string renderMarkdown(const Report& r) {
            (p.required ? "yes" : "no") + " | " + (r.kernel.has(p.probe) ? "yes" : "**no**") + " |\n";
   }
   for (const ObjectLoad& o : r.objects) {
-    out += "| loads " + o.name + " | | | " + (o.loaded ? "yes" : "**no**") + " |\n";
+    out += "| loads " + o.name + " | | | " + o.word() + " |\n";
   }
   return out;
 }

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/loader/ebpf_datapath.h"
 #include "bpf/loader/ebpf_mode.h"
 #include "bpf/loader/kernel_features.h"
 #include "tests/bpf/cgroup.h"
@@ -295,6 +296,34 @@ TEST_F(KernelVariantsTest, AMissingRequiredFeatureRefusesTheModeByName) {
   EXPECT_EQ(m.error().code, ErrorCode::kFailedPrecondition);
   EXPECT_NE(m.error().message.find("bpf_redirect_neigh() in tc (Linux 5.10)"), std::string::npos)
       << m.error().message;
+}
+
+// The agent's datapath on a kernel older than the tested 6.1 (these probes,
+// Ubuntu 22.04's release): refused with the release before anything is
+// pinned or attached; the override starts it, attaching nothing here (no
+// socket LB, no uplink).
+TEST_F(KernelVariantsTest, TheAgentsDatapathRefusesAnUntestedKernelUnlessOverridden) {
+  ScopedBpffs fs;
+  if (!fs.ok()) GTEST_SKIP() << fs.error();
+  KernelFeatures older = KernelFeatures::all("5.15.0-91-generic");
+  const KernelFeatures here = KernelFeatures::probe();
+  for (const bpf::KernelProbeInfo& p : bpf::kernelProbes()) {
+    if (!here.has(p.probe)) older.set(p.probe, false, here.why(p.probe));
+  }
+  bpf::EbpfDatapathOptions o;
+  o.mode.pinDir = fs.pinDir();
+  o.mode.kernel = older;
+  o.socketLb = false;
+  auto refused = bpf::EbpfDatapath::create(NodeConfig{}, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("5.15.0-91-generic (uname -r)"), std::string::npos)
+      << refused.error().message;
+  EXPECT_FALSE(std::filesystem::exists(fs.pinDir())) << "refused after pinning";
+
+  o.allowUntestedKernel = true;
+  auto started = bpf::EbpfDatapath::create(NodeConfig{}, o);
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  EXPECT_TRUE((*started)->cleanup().ok());
 }
 
 }  // namespace
