@@ -109,6 +109,12 @@ static __always_inline __be16 host_snat_port(const struct sl_pkt *pkt,
 	__be16 port = pkt->sport;
 	int i;
 
+	/* Unrolled, as every loop in these objects: clang lays this one out
+	 * with the back-edge as the fall-through after a helper call, which
+	 * Linux 6.1's verifier refuses ("back-edge from insn X to X+1":
+	 * check_cfg accepted loops only through jump edges until later
+	 * releases dropped that restriction). */
+#pragma unroll
 	for (i = 0; i < HOST_SNAT_TRIES; i++) {
 		/* Not a frontend of the node address itself (a client port of
 		 * 30080 towards NodePort 30080's backend): its replies would

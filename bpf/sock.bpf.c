@@ -35,8 +35,10 @@
  * errno the application sees: ECONNREFUSED when the service has no
  * endpoint at all (what TCP's RST gives on the packet path), EHOSTUNREACH
  * when none is usable from here (Local policy, or the loader mid-update).
- * Returning 0 alone would give EPERM. recvmsg and getpeername hooks must
- * return 1 (the verifier enforces it) and never fail.
+ * Returning 0 alone gives EPERM: what older kernels get (sl_set_retval).
+ * recvmsg and getpeername hooks must return 1 (the verifier enforces it)
+ * and never fail. getpeername hooks need Linux 5.8; the loader leaves them
+ * out (autoload off) on a kernel without them.
  *
  * Everything that is not TCP or UDP to a frontend proceeds unchanged; the
  * tc programs remain the per-packet fallback for what this cannot see
@@ -69,6 +71,23 @@ const volatile __u64 sl_netns_cookie = 0;
 static __always_inline bool sock_for_this_node(struct bpf_sock_addr *ctx)
 {
 	return !sl_netns_cookie || bpf_get_netns_cookie(ctx) == sl_netns_cookie;
+}
+
+/*
+ * Whether this kernel has bpf_set_retval() for sock_addr programs (Linux
+ * 5.18), set by the loader from its probe. A read-only constant: the
+ * verifier knows its value, so with false the call is dead code, never
+ * checked against the kernel's helper list and removed before the program
+ * runs (a kernel without the helper loads the object; the refusal then
+ * reads EPERM).
+ */
+const volatile bool sl_set_retval = false;
+
+static __always_inline int sock_refuse(int err)
+{
+	if (sl_set_retval)
+		bpf_set_retval(err);
+	return SYS_REJECT;
 }
 
 /* A socket address as the maps store it (lb.h layout, network order). */
@@ -231,10 +250,8 @@ static __always_inline int sock4_fwd(struct bpf_sock_addr *ctx)
 
 	sock_addr_v4(&dst, ctx->user_ip4, ctx->user_port);
 	ret = sock_fwd(ctx, &dst);
-	if (ret < 0) {
-		bpf_set_retval(ret);
-		return SYS_REJECT;
-	}
+	if (ret < 0)
+		return sock_refuse(ret);
 	if (ret > 0) {
 		ctx->user_ip4 = dst.addr[0];
 		ctx->user_port = (__u32)dst.port;
@@ -257,10 +274,8 @@ static __always_inline int sock6_fwd(struct bpf_sock_addr *ctx)
 	ip6[3] = ctx->user_ip6[3];
 	sock_addr_v6(&dst, ip6, ctx->user_port);
 	ret = sock_fwd(ctx, &dst);
-	if (ret < 0) {
-		bpf_set_retval(ret);
-		return SYS_REJECT;
-	}
+	if (ret < 0)
+		return sock_refuse(ret);
 	if (ret > 0) {
 		sock_addr_to_v6(&dst, ip6);
 		ctx->user_ip6[0] = ip6[0];

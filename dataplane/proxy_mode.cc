@@ -19,6 +19,9 @@ std::string_view toString(ModeFeature feature) {
     case ModeFeature::kIcmpErrorTranslation: return "icmp-error-translation";
     case ModeFeature::kDsr: return "dsr";
     case ModeFeature::kLoadBalancerSourceRanges: return "load-balancer-source-ranges";
+    case ModeFeature::kXdpEarlyDrop: return "xdp-early-drop";
+    case ModeFeature::kSocketLbPeerName: return "socket-lb-peer-name";
+    case ModeFeature::kSocketLbErrno: return "socket-lb-errno";
   }
   return "unknown";
 }

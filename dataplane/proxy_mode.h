@@ -65,6 +65,10 @@ enum class ModeFeature : uint8_t {
   kIcmpErrorTranslation,  // ICMP errors about service flows carry the frontend
   kDsr,                   // direct server return
   kLoadBalancerSourceRanges,  // spec.loadBalancerSourceRanges on LoadBalancer frontends
+  // Node-level features an older kernel can take away (bpf/loader/kernel_features.h).
+  kXdpEarlyDrop,          // what the node drops anyway is dropped before an skb exists
+  kSocketLbPeerName,      // getpeername() names the Service, not the backend
+  kSocketLbErrno,         // a refused connect() reads ECONNREFUSED, not EPERM
 };
 
 std::string_view toString(ModeFeature feature);

@@ -27,6 +27,12 @@ std::vector<ModeFlag> ebpfFlags() {
       {"cgroup", "cgroup v2 directory for socket load balancing (default: the cgroup2 root)", ""},
       {"xdp", "XDP early drop in front of the uplink (true|false)", "true"},
       {"socket-lb", "socket-level load balancing for the node's own processes (true|false)", "true"},
+      // Below the oldest tested kernel (kernel_features.h) the mode refuses
+      // to start; this starts it when the probes found everything required.
+      {"allow-untested-kernel",
+       "start on a kernel older than " + kTestedMinimumKernel.toString() +
+           " when its probes find every required feature (true|false)",
+       "false"},
       // Capacities (entries) of the preallocated service maps: size them for
       // the cluster's services x endpoints with headroom (Cilium's
       // --bpf-lb-map-max). A pinned map of another size is not adopted.
@@ -137,7 +143,9 @@ Result<EbpfDatapathOptions> EbpfDatapathOptions::fromFlags(const ModeFlagValues&
     return Error::invalid("--ebpf-pin-dir " + o.mode.pinDir + ": must be an absolute path");
   }
   o.cgroupPath = flagValue(values, flags, "cgroup");
-  for (auto [name, target] : {std::pair<const char*, bool*>{"xdp", &o.uplinkXdp}, {"socket-lb", &o.socketLb}}) {
+  for (auto [name, target] : {std::pair<const char*, bool*>{"xdp", &o.uplinkXdp},
+                              {"socket-lb", &o.socketLb},
+                              {"allow-untested-kernel", &o.allowUntestedKernel}}) {
     auto v = boolFlag(values, flags, name);
     if (!v) return v.error();
     *target = *v;
@@ -173,6 +181,10 @@ Result<std::string> cgroup2Root(const std::string& fallback) {
 
 Result<std::unique_ptr<EbpfDatapath>> EbpfDatapath::create(const NodeConfig& node,
                                                            EbpfDatapathOptions options) {
+  // First, before anything touches the node: a kernel the mode cannot run
+  // on, or is not tested on, is refused with what it lacks and its release.
+  if (!options.mode.kernel) options.mode.kernel = KernelFeatures::probe();
+  if (auto r = checkKernel(*options.mode.kernel, options.allowUntestedKernel); !r) return r.error();
   if (auto r = ensureBpffs(options.mode.pinDir); !r) return r.error();
   auto lock = lockPinDir(options.mode.pinDir);
   if (!lock) return lock.error();
@@ -200,7 +212,9 @@ Result<std::unique_ptr<EbpfDatapath>> EbpfDatapath::create(const NodeConfig& nod
     if (auto r = dp->mode_->attachUplink(dp->uplink_, node.nodeAddresses); !r) {
       return r.error().wrap("ebpf mode: uplink " + node.uplink);
     }
-    if (options.uplinkXdp) {
+    // Without what bpf_xdp needs, tc alone serves the uplink (the start
+    // log and `sluice debug mode` list xdp-early-drop as missing).
+    if (options.uplinkXdp && dp->mode_->capabilities().supports(ModeFeature::kXdpEarlyDrop)) {
       if (auto r = dp->mode_->attachUplinkXdp(dp->uplink_); !r) {
         return r.error().wrap("ebpf mode: XDP on uplink " + node.uplink);
       }

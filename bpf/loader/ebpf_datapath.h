@@ -5,8 +5,13 @@
 // and the LoadBalancer/externalIP addresses on the uplink so the node
 // answers ARP/ND for them.
 //
-// Flags (`--ebpf-<name>`): pin-dir, cgroup, xdp, socket-lb and the map
-// capacities; ebpfFlags() in the .cc lists them with their help.
+// Flags (`--ebpf-<name>`): pin-dir, cgroup, xdp, socket-lb,
+// allow-untested-kernel and the map capacities; ebpfFlags() in the .cc
+// lists them with their help.
+//
+// create() first checks the kernel (kernel_features.h: checkKernel()):
+// below the tested minimum, or without a required feature, it refuses and
+// says why, before touching the node.
 //
 // Threading: as EbpfMode; claimServiceAddresses() runs on the agent's sync
 // thread, attach/detach on the pod runtime's threads.
@@ -31,6 +36,8 @@ struct EbpfDatapathOptions {
   std::string cgroupPath;
   bool uplinkXdp = true;  // XDP early drop in front of the uplink's tc program
   bool socketLb = true;   // the cgroup socket hooks (off: per-packet translation only)
+  // Start below kTestedMinimumKernel when every required probe passes.
+  bool allowUntestedKernel = false;
 
   static Result<EbpfDatapathOptions> fromFlags(const ModeFlagValues& values);
 };

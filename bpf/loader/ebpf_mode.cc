@@ -56,12 +56,16 @@ EbpfMode::EbpfMode(Options options, bpf::Skeleton<lxc_bpf> skel, bpf::Skeleton<s
   programmer_ = std::make_unique<bpf::ServiceProgrammer>(
       bpf::ServiceProgrammer::Maps{services_, slots_, backends_, maglev_}, &ops_);
   // Optional: a kernel without it still balances; socketTermination() says why.
-  terminator_ = std::make_unique<bpf::SocketTerminator>(options_);
+  terminator_ = std::make_unique<bpf::SocketTerminator>(options_, *options_.kernel);
 }
 
 EbpfMode::~EbpfMode() = default;
 
 Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
+  if (!options.kernel) options.kernel = bpf::KernelFeatures::probe();
+  const bpf::KernelFeatures& kernel = *options.kernel;
+  // A clear refusal instead of a verifier log deep inside libbpf.
+  if (auto r = bpf::checkRequired(kernel); !r) return r.error();
   if (auto r = bpf::preparePinDir(options.pinDir); !r) return r.error();
   // lxc first: it creates (or adopts) every pinned map, and the sock
   // object then reuses them by name, already checked and sized.
@@ -70,8 +74,16 @@ Result<std::unique_ptr<EbpfMode>> EbpfMode::create(Options options) {
   // The socket hooks act on this (the node's) network namespace only: see
   // sl_netns_cookie in bpf/sock.bpf.c.
   const uint64_t netns = options.netnsCookie ? *options.netnsCookie : currentNetnsCookie();
-  auto sock = bpf::loadPinnedObject<sock_bpf>(
-      options, "sock.bpf.o", [netns](sock_bpf& skel) { skel.rodata->sl_netns_cookie = netns; });
+  auto sock = bpf::loadPinnedObject<sock_bpf>(options, "sock.bpf.o", [&](sock_bpf& skel) {
+    skel.rodata->sl_netns_cookie = netns;
+    // The variant for this kernel: bpf_set_retval() only where it exists,
+    // the getpeername hooks only where their attach types do.
+    skel.rodata->sl_set_retval = kernel.has(bpf::KernelProbe::kSockSetRetval);
+    if (!kernel.has(bpf::KernelProbe::kAttachGetpeername)) {
+      bpf_program__set_autoload(skel.progs.sl_getpeername4, false);
+      bpf_program__set_autoload(skel.progs.sl_getpeername6, false);
+    }
+  });
   if (!sock) return sock.error();
   std::unique_ptr<EbpfMode> mode(new EbpfMode(std::move(options), std::move(*lxc), std::move(*sock)));
   mode->netnsCookie_ = netns;

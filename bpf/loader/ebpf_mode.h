@@ -116,7 +116,9 @@ class EbpfMode final : public ProxyMode {
   // The loaded sl_host_ingress, or -1 before loadUplink()/attachUplink().
   int uplinkIngressFd() const;
   // XDP in front of it (bpf/xdp.bpf.c): early drop of what bpf_host would
-  // drop, everything else XDP_PASS. Optional: attachUplink() works alone.
+  // drop, everything else XDP_PASS. Optional: attachUplink() works alone,
+  // and a kernel without what bpf_xdp needs (kXdpEarlyDrop missing from
+  // capabilities()) gets no XDP object: attachUplinkXdp() then fails.
   // Native (driver) mode where the driver has it, else generic; replaces
   // whatever XDP program the device had. Needs loadUplink() first.
   Result<void> attachUplinkXdp(int ifindex);
@@ -133,7 +135,8 @@ class EbpfMode final : public ProxyMode {
   // swaps each link's program in place (BPF_LINK_UPDATE): no window
   // without a hook, and never two copies of one. Links coexist with other
   // programs on the same hooks (multi-attach). Needs Linux 5.7 (cgroup
-  // links; bpf_set_retval, which the object calls, needs 5.18).
+  // links; without getpeername hooks (5.8) or bpf_set_retval (5.18) the
+  // variant create() loaded leaves them out: see capabilities()).
   Result<void> attachCgroup(const std::string& cgroupPath);
   // Detaches and unpins what attachCgroup() pinned; nothing pinned is not
   // an error. Run it before removing the cgroup: a removed cgroup's links
@@ -154,6 +157,8 @@ class EbpfMode final : public ProxyMode {
   Result<void> lastSocketTermination() const;
 
   const Options& options() const { return options_; }
+  // What the kernel offers, as create() probed it (or was given it).
+  const bpf::KernelFeatures& kernel() const { return *options_.kernel; }
 
  private:
   EbpfMode(Options options, bpf::Skeleton<lxc_bpf> skel, bpf::Skeleton<sock_bpf> sock);

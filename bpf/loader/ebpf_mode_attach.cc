@@ -46,7 +46,9 @@ Result<void> EbpfMode::detachLxc(int ifindex) {
 
 Result<void> EbpfMode::loadUplink(const std::vector<IpAddress>& nodeAddresses) {
   std::lock_guard lock(attachMu_);
-  if (!xdp_) {
+  // bpf_xdp is optional: a kernel without its helpers serves the uplink
+  // from tc alone (capabilities() says what that costs).
+  if (!xdp_ && capabilities().supports(ModeFeature::kXdpEarlyDrop)) {
     auto xdp = bpf::loadPinnedObject<xdp_bpf>(options_, "xdp.bpf.o");
     if (!xdp) return xdp.error().wrap("uplink XDP object");
     xdp_ = std::move(*xdp);
@@ -108,6 +110,10 @@ int EbpfMode::uplinkXdpFd() const {
 }
 
 Result<void> EbpfMode::attachUplinkXdp(int ifindex) {
+  if (auto caps = capabilities(); !caps.supports(ModeFeature::kXdpEarlyDrop)) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "uplink XDP unavailable: " + caps.missing[ModeFeature::kXdpEarlyDrop]};
+  }
   const int fd = uplinkXdpFd();
   if (fd < 0) return Error::invalid("uplink XDP: loadUplink() or attachUplink() first");
   // No options struct: bpf_xdp_attach_opts has tail padding libbpf
@@ -191,6 +197,8 @@ Result<void> EbpfMode::attachCgroup(const std::string& cgroupPath) {
 
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, sock_->obj) {
+    // Left out of this kernel's variant (create()): nothing to attach.
+    if (!bpf_program__autoload(prog)) continue;
     const std::string pin = dir + "/" + bpf_program__name(prog);
     const std::string where = std::string("cgroup ") + cgroupPath + ": " + bpf_program__name(prog);
     if (::access(pin.c_str(), F_OK) == 0) {

@@ -64,15 +64,18 @@ ModeCapabilities EbpfMode::capabilities() const {
   caps.missing[ModeFeature::kDsr] = "direct server return is not implemented: replies go back through the node";
   caps.missing[ModeFeature::kLoadBalancerSourceRanges] =
       "not enforced by the eBPF programs: every client reaches the LoadBalancer IPs";
-  if (netnsCookie_ == 0) {
+  // What this kernel's probes found missing (kernel_features.h), then what
+  // failed at run time although the probes passed.
+  for (auto& [feature, effect] : kernel().degradations()) caps.missing[feature] = std::move(effect);
+  if (netnsCookie_ == 0 && !caps.missing.count(ModeFeature::kSocketLb)) {
     caps.missing[ModeFeature::kSocketLb] =
-        "this kernel cannot name a network namespace (SO_NETNS_COOKIE, Linux 5.14): the socket hooks "
-        "translate the sockets of every namespace in their cgroup, so two nodes on one host interfere";
+        "configured to translate the sockets of every namespace in the cgroup "
+        "(netnsCookie 0): two nodes on one host interfere";
   }
-  if (auto r = terminator_->available(); !r) {
+  if (auto r = terminator_->available(); !r && !caps.missing.count(ModeFeature::kUdpStaleFlowCleanup)) {
     caps.missing[ModeFeature::kUdpStaleFlowCleanup] =
-        "UDP sockets connected to a removed backend are not reset on this kernel (" + r.error().message +
-        "); the per-packet path moves their flows";
+        "UDP sockets of node processes connected to a Service keep their backend after it is "
+        "removed, until the application reconnects (" + r.error().message + ")";
   }
   return caps;
 }

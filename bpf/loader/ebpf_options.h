@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "bpf/loader/kernel_features.h"
+
 namespace sluice {
 
 struct EbpfOptions {
@@ -24,6 +26,10 @@ struct EbpfOptions {
   // SO_NETNS_COOKIE); unset: the namespace of the thread calling create(),
   // 0: every namespace in the cgroup.
   std::optional<uint64_t> netnsCookie;
+  // What the kernel offers (kernel_features.h): objects and program
+  // variants are chosen from it. Unset: this kernel, probed. Set by tests
+  // that load the variant for a kernel without some feature.
+  std::optional<bpf::KernelFeatures> kernel;
 };
 
 }  // namespace sluice

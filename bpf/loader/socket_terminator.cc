@@ -29,7 +29,18 @@ struct LinkCloser {
 
 }  // namespace
 
-SocketTerminator::SocketTerminator(const EbpfOptions& options) {
+SocketTerminator::SocketTerminator(const EbpfOptions& options, const KernelFeatures& kernel) {
+  std::string lacks;
+  for (KernelProbe p : {KernelProbe::kIterUdp, KernelProbe::kKfuncSockDestroy}) {
+    if (kernel.has(p)) continue;
+    const KernelProbeInfo& info = kernelProbe(p);
+    lacks += (lacks.empty() ? "" : ", ") + std::string(info.name) + " (Linux " +
+             std::string(info.since) + ")";
+  }
+  if (!lacks.empty()) {
+    loadError_ = "stale UDP socket termination unavailable: this kernel lacks " + lacks;
+    return;
+  }
   auto skel = loadPinnedObject<sock_term_bpf>(options, "sock_term.bpf.o");
   if (!skel) {
     loadError_ = "stale UDP socket termination unavailable: " + skel.error().message +

@@ -6,7 +6,9 @@
 // namespace of the thread that calls run() (the node's, for the agent).
 //
 // Optional: a kernel without iter/udp (5.9) or the bpf_sock_destroy kfunc
-// (6.5) still balances; available() says why not.
+// (6.5) still balances; available() says why not. The probes decide
+// (kernel_features.h): the object is not even tried where they fail, so a
+// 6.1 node logs no libbpf load error for it.
 //
 // Threading: run() and lastRun() may be called from any thread.
 #pragma once
@@ -18,6 +20,7 @@
 
 #include "bpf/abi/sock.h"
 #include "bpf/loader/ebpf_options.h"
+#include "bpf/loader/kernel_features.h"
 #include "bpf/loader/pinned_objects.h"
 #include "dataplane/result.h"
 
@@ -27,9 +30,9 @@ namespace sluice::bpf {
 
 class SocketTerminator {
  public:
-  // Loads the iterator object with the mode's pinned maps; never fails (see
-  // available()).
-  explicit SocketTerminator(const EbpfOptions& options);
+  // Loads the iterator object with the mode's pinned maps where `kernel`
+  // has what it needs; never fails (see available()).
+  SocketTerminator(const EbpfOptions& options, const KernelFeatures& kernel);
   ~SocketTerminator();
   SocketTerminator(const SocketTerminator&) = delete;
   SocketTerminator& operator=(const SocketTerminator&) = delete;

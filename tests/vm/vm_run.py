@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs a host-built command inside a Debian kernel under qemu TCG (the `vm` suite).
 
-    vm_run.py [--kernel 6.1|6.12] [--modules ipvs] [--timeout SEC] [--rw DIR]... -- CMD ARGS...
+    vm_run.py [--kernel 6.1|6.12] [--modules ipvs] [--timeout SEC] [--rw DIR]...
+              [--ci-gtest-filter FILTER | --full-only] -- CMD ARGS...
 
 Why a VM: this host's kernel lacks IP_VS and dummy links (and future kernel-matrix tests need
 other kernels), so tests run under a Debian kernel that scripts/setup.sh unpacks into
@@ -17,6 +18,10 @@ the share. qemu exits 0 on poweroff and on panic alike, so that file is the only
 
 Exit status: CMD's (77 = skip, as meson expects); 77 too when qemu, busybox or the kernel package
 is missing; 124 when the run timed out; 1 when the guest died without reporting.
+
+CI profile: a gtest binary's run can be cut to the cases CI must show with --ci-gtest-filter
+(appended as --gtest_filter), and a whole run kept out of CI with --full-only (exit 77 before
+booting); SLUICE_VM_FULL=1 in the environment lifts both, for the whole suites on demand.
 
 Caches (vmlinux, initramfs) live in --cache-dir, $SLUICE_VM_CACHE or /var/cache/sluice-vm, keyed by
 kernel release, module set and this file's hash; building them takes ~2 s once per key.
@@ -449,14 +454,24 @@ def main():
     ap.add_argument("--cache-dir", default=os.environ.get("SLUICE_VM_CACHE",
                                                           "/var/cache/sluice-vm"))
     ap.add_argument("--rw", action="append", default=[], metavar="DIR",
-                    help="host directory the guest may write (same path in the guest)")
+                    help="host directory the guest may write (same path in the guest; not "
+                         "under /tmp, which is the guest's own tmpfs)")
     ap.add_argument("--append", default="", metavar="ARGS",
                     help="extra kernel command line (e.g. 'loglevel=7' to see the boot)")
+    ap.add_argument("--ci-gtest-filter", default="", metavar="FILTER",
+                    help="gtest filter of the CI profile (ignored with SLUICE_VM_FULL=1)")
+    ap.add_argument("--full-only", action="store_true",
+                    help="skip (77) unless SLUICE_VM_FULL=1: not part of the CI profile")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         ap.error("no command given")
+    full = os.environ.get("SLUICE_VM_FULL") == "1"
+    if args.full_only and not full:
+        skip("not in the vm suite's CI profile; SLUICE_VM_FULL=1 runs it")
+    if args.ci_gtest_filter and not full:
+        cmd = cmd + ["--gtest_filter=" + args.ci_gtest_filter]
 
     if not shutil.which(QEMU):
         skip(f"{QEMU} not installed (apt-get install --no-install-recommends qemu-system-x86)")

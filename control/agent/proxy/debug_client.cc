@@ -137,6 +137,7 @@ std::string renderConntrack(const debug::ListConntrackResponse& r) {
 
 std::string renderMode(const debug::GetModeResponse& r) {
   std::string out = "Mode:   " + r.mode() + "\nEpoch:  " + std::to_string(r.epoch()) + "\n";
+  if (!r.kernel().empty()) out += "Kernel: " + r.kernel() + "\n";
   if (r.fixed_maglev_table_size() != 0) {
     out += "Maglev: tables of " + std::to_string(r.fixed_maglev_table_size()) + " slots (fixed)\n";
   }

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <filesystem>
 
@@ -137,6 +138,8 @@ debug::GetModeResponse describeMode(const ProxyMode& mode) {
   debug::GetModeResponse out;
   out.set_mode(std::string(mode.name()));
   out.set_epoch(mode.epoch());
+  utsname u{};
+  if (::uname(&u) == 0) out.set_kernel(u.release);
   const ModeCapabilities caps = mode.capabilities();
   for (const auto& [feature, effect] : caps.missing) {
     debug::MissingFeature* m = out.add_missing();

@@ -1,5 +1,7 @@
 #include "control/agent/proxy/proxy_agent.h"
 
+#include <sys/utsname.h>
+
 #include <iostream>
 
 namespace sluice::agent {
@@ -20,9 +22,11 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
   ProxyMode& mode = a->datapath_->mode();
   // What this node's mode cannot do, said once at start (per Service, the
   // sync loop says it again for each Service that asks for it).
+  utsname u{};
+  const std::string kernel = ::uname(&u) == 0 ? std::string(" (Linux ") + u.release + ")" : "";
   for (const auto& [feature, effect] : mode.capabilities().missing) {
-    std::cerr << "sluice agent: proxy: mode " << mode.name() << " on this node lacks "
-              << toString(feature) << ": " << effect << "\n";
+    std::cerr << "sluice agent: proxy: mode " << mode.name() << " on this node" << kernel
+              << " lacks " << toString(feature) << ": " << effect << "\n";
   }
 
   if (o.healthChecks) a->health_ = std::make_unique<HealthCheckServer>();

@@ -497,8 +497,17 @@ std::string ProxySync::renderMetrics() const {
     out += "sluice_proxy_unsupported_requests{feature=\"" + feature + "\"} " + std::to_string(n) + "\n";
   }
 
-  const ProxyStats st = mode_.stats();
   const std::string mode(mode_.name());
+  // What the mode cannot do on this node whether or not a Service asks
+  // (an older kernel's missing features among them): one series each.
+  out += "# HELP sluice_proxy_mode_missing_features Features the mode lacks on this node (1 each)\n"
+         "# TYPE sluice_proxy_mode_missing_features gauge\n";
+  for (const auto& [feature, effect] : mode_.capabilities().missing) {
+    out += "sluice_proxy_mode_missing_features{mode=\"" + mode + "\",feature=\"" +
+           std::string(toString(feature)) + "\"} 1\n";
+  }
+
+  const ProxyStats st = mode_.stats();
   renderSample("sluice_proxy_services", "gauge", "Service ports programmed in the datapath",
                static_cast<double>(st.services), out);
   renderSample("sluice_proxy_frontends", "gauge", "Frontends programmed in the datapath",

@@ -18,6 +18,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -33,6 +34,7 @@
 
 #include "control/agent/proxy/debug_client.h"
 #include "bpf/loader/ebpf_datapath.h"
+#include "bpf/loader/kernel_features.h"
 #include "bpf/loader/uplink_addresses.h"
 #include "control/agent/proxy/proxy_agent.h"
 #include "tests/bpf/bpffs.h"
@@ -432,6 +434,35 @@ TEST_F(ProxyAgentTest, DebugApiListsFrontendsBackendsConntrackAndMaglev) {
   auto bad = runDebugCommand(node->options.debugSocket, {"maglev", "default/nope"});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kNotFound);
+}
+
+// What this node's kernel lacks, as its probes found it (on Debian 12's 6.1:
+// bpf_sock_destroy, so udp-stale-flow-cleanup), is what `sluice debug mode`
+// lists beside the kernel release, and what /metrics counts: no more, no
+// less (SCTP and DSR are missing on every kernel).
+TEST_F(ProxyAgentTest, DebugModeListsExactlyWhatThisKernelsProbesFoundMissing) {
+  std::set<std::string> want = {"sctp", "dsr"};
+  for (const auto& [feature, effect] : bpf::KernelFeatures::probe().degradations()) {
+    want.insert(std::string(toString(feature)));
+  }
+  auto mode = fetchMode(node->options.debugSocket);
+  ASSERT_TRUE(mode.ok()) << mode.error().message;
+  std::set<std::string> listed;
+  for (const auto& m : mode->missing()) listed.insert(m.feature());
+  EXPECT_EQ(listed, want);
+  utsname u{};
+  ASSERT_EQ(::uname(&u), 0);
+  EXPECT_EQ(mode->kernel(), u.release);
+
+  auto text = runDebugCommand(node->options.debugSocket, {"mode"});
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_NE(text->find(std::string("Kernel: ") + u.release + "\n"), std::string::npos) << *text;
+  const std::string metrics = scrape(node->agent->metricsPort());
+  for (const std::string& f : want) {
+    EXPECT_NE(text->find("  " + f + "  "), std::string::npos) << f << " in\n" << *text;
+    EXPECT_EQ(sample(metrics, "sluice_proxy_mode_missing_features{mode=\"ebpf\",feature=\"" + f + "\"} "), 1)
+        << metrics;
+  }
 }
 
 // A LoadBalancer Service: its ingress IP appears on the uplink (the node

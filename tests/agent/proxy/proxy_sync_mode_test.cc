@@ -202,6 +202,12 @@ TEST_F(ProxySyncModeTest, UnsupportedRequestIsSaidOncePerServiceAndFeature) {
   EXPECT_NE(sync_->renderMetrics().find("sluice_proxy_unsupported_requests{feature=\"session-affinity\"} 1\n"),
             std::string::npos)
       << sync_->renderMetrics();
+  // The mode's own gap, whether or not a Service asks (a kernel's missing
+  // features on an old node).
+  EXPECT_NE(sync_->renderMetrics().find(
+                "sluice_proxy_mode_missing_features{mode=\"recording\",feature=\"session-affinity\"} 1\n"),
+            std::string::npos)
+      << sync_->renderMetrics();
 }
 
 }  // namespace
