@@ -1,6 +1,7 @@
 #include "control/agent/proxy/proxy_agent.h"
 
-#include <iostream>
+
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 
@@ -21,8 +22,8 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
   // What this node's mode cannot do, said once at start (per Service, the
   // sync loop says it again for each Service that asks for it).
   for (const auto& [feature, effect] : mode.capabilities().missing) {
-    std::cerr << "sluice agent: proxy: mode " << mode.name() << " on this node lacks "
-              << toString(feature) << ": " << effect << "\n";
+    log::warning("proxy", "the mode lacks a feature on this node",
+                 {{"mode", mode.name()}, {"feature", toString(feature)}, {"effect", effect}});
   }
 
   ProxySyncOptions so;
@@ -41,7 +42,16 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
                               (why.empty() ? " (is the API server reachable?)" : ": " + why));
   }
   if (!o.metricsAddr.empty()) {
-    auto m = MetricsServer::start(o.metricsAddr, [self] { return self->sync_->renderMetrics(); });
+    metrics::EndpointOptions mo;
+    mo.address = o.metricsAddr;
+    mo.sources = {metrics::collect(metrics::agent()), [self] { return self->sync_->collect(); }};
+    // Ready once the datapath holds the API's Services (kube-proxy's
+    // healthz waits for its first sync the same way).
+    mo.ready = [self]() -> std::optional<std::string> {
+      if (self->sync_->runs() == 0) return "proxy: no successful sync yet";
+      return std::nullopt;
+    };
+    auto m = metrics::Endpoint::start(std::move(mo));
     if (!m) {
       a->stop();
       return m.error();
@@ -70,7 +80,7 @@ void ProxyAgent::stop() {
 
 void ProxyAgent::onApplied(const ServiceDiff& diff, bool full) {
   if (auto r = datapath_->claimServiceAddresses(diff, full); !r) {
-    std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+    log::warning(log::Limit{"proxy/claim"}, "proxy", "claiming service addresses failed", {{"err", r.error().message}});
   }
 }
 
