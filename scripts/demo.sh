@@ -7,8 +7,9 @@
 # running afterwards; the last lines say how to use and stop it.
 #
 # Only what the demo runs is installed and built (scripts/setup.sh --demo:
-# the sluice, sluice-cni and sluice-ipam executables and the BPF objects);
-# the test suites and benchmarks are built by scripts/test.sh. Each step
+# the sluice, sluice-cni and sluice-ipam executables and the BPF objects, in
+# build-demo/); the test suites and benchmarks are built by scripts/test.sh,
+# in build/. Each step
 # says what it does, and the last line how long the first answer took.
 #
 # Environment: SLUICE_DATA_DIR (default /var/lib/sluice), SLUICE_DEMO_REQUESTS
@@ -24,7 +25,7 @@ step "installing the packages the demo needs and building sluice (scripts/setup.
 
 data=${SLUICE_DATA_DIR:-/var/lib/sluice}
 export SLUICE_DATA_DIR=$data
-sluice=$root/build/control/cmd/sluice
+sluice=$root/build-demo/control/cmd/sluice
 pidfile=/run/sluice/up.pid
 log=/var/log/sluice-up.log
 requests=${SLUICE_DEMO_REQUESTS:-12}
