@@ -166,7 +166,8 @@ void ApiServer::stop() {
   if (http_) {
     http_->stop();
     HttpServerStats st = http_->stats();
-    log::info(0, "server", "connections served",
+    // "connections: " is what operators (and the hardening e2e test) grep for.
+    log::info(0, "server", "connections: totals at stop",
               {{"accepted", st.accepted}, {"evicted", st.evicted}, {"cap", st.maxConnections},
                {"refusedAtCap", st.rejectedAtCap}, {"timedOut", st.timedOut}, {"failedAccepts", st.acceptFailures},
                {"handlerExceptions", st.handlerExceptions}});
