@@ -28,8 +28,8 @@ void defaultSink(const Record& r) {
   std::fflush(stderr);
 }
 
-void emit(Severity s, int v, std::string_view component, std::string_view message, const Fields& fields,
-          uint64_t suppressed) {
+void emit(Severity s, int v, std::string_view component, std::string_view message,
+          const Fields& fields, uint64_t suppressed) {
   Record r;
   r.severity = s;
   r.verbosity = v;
@@ -90,7 +90,8 @@ bool admit(const Limit& limit, uint64_t& suppressed) {
 bool needsQuotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return true;
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20)
+      return true;
   }
   return false;
 }
@@ -99,9 +100,12 @@ bool needsQuotes(std::string_view v) {
 
 std::string_view toString(Severity s) {
   switch (s) {
-    case Severity::kInfo: return "info";
-    case Severity::kWarning: return "warning";
-    case Severity::kError: return "error";
+    case Severity::kInfo:
+      return "info";
+    case Severity::kWarning:
+      return "warning";
+    case Severity::kError:
+      return "error";
   }
   return "info";
 }
@@ -134,12 +138,14 @@ void error(std::string_view component, std::string_view message, const Fields& f
   emit(Severity::kError, 0, component, message, fields, 0);
 }
 
-void warning(const Limit& limit, std::string_view component, std::string_view message, const Fields& fields) {
+void warning(const Limit& limit, std::string_view component, std::string_view message,
+             const Fields& fields) {
   uint64_t suppressed = 0;
   if (admit(limit, suppressed)) emit(Severity::kWarning, 0, component, message, fields, suppressed);
 }
 
-void error(const Limit& limit, std::string_view component, std::string_view message, const Fields& fields) {
+void error(const Limit& limit, std::string_view component, std::string_view message,
+           const Fields& fields) {
   uint64_t suppressed = 0;
   if (admit(limit, suppressed)) emit(Severity::kError, 0, component, message, fields, suppressed);
 }
@@ -174,15 +180,26 @@ std::string jsonString(std::string_view v) {
   std::string out = "\"";
   for (char c : v) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          std::snprintf(buf, sizeof buf, "\\u%04x",
+                        static_cast<unsigned>(static_cast<unsigned char>(c)));
           out += buf;
         } else {
           out += c;
@@ -212,14 +229,18 @@ std::string formatFields(const Record& r) {
 
 std::string formatText(const Record& r) {
   // klog's header: severity letter, MMDD hh:mm:ss.uuuuuu (UTC).
-  const char letter = r.severity == Severity::kError ? 'E' : r.severity == Severity::kWarning ? 'W' : 'I';
+  const char letter = r.severity == Severity::kError     ? 'E'
+                      : r.severity == Severity::kWarning ? 'W'
+                                                         : 'I';
   auto t = std::chrono::system_clock::to_time_t(r.time);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(r.time.time_since_epoch()).count() % 1000000;
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(r.time.time_since_epoch()).count() %
+      1000000;
   std::tm tm{};
   gmtime_r(&t, &tm);
   char head[48];
-  std::snprintf(head, sizeof head, "%c%02d%02d %02d:%02d:%02d.%06lld ", letter, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us));
+  std::snprintf(head, sizeof head, "%c%02d%02d %02d:%02d:%02d.%06lld ", letter, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us));
   std::string line = head;
   if (!r.component.empty()) {
     line += r.component;

@@ -50,9 +50,9 @@ using Fields = std::vector<Field>;
 
 struct Record {
   Severity severity = Severity::kInfo;
-  int verbosity = 0;            // the V level of an info record, else 0
-  std::string_view component;   // "server", "agent", "proxy", "nodeipam", ...
-  std::string_view message;     // constant text; variable parts go in fields
+  int verbosity = 0;           // the V level of an info record, else 0
+  std::string_view component;  // "server", "agent", "proxy", "nodeipam", ...
+  std::string_view message;    // constant text; variable parts go in fields
   const Fields* fields = nullptr;
   // Records of the same key suppressed since the last one written (repeat
   // limiting); 0 for records not rate-limited.

@@ -1,6 +1,5 @@
 #include "control/client/informer.h"
 
-
 #include "dataplane/log.h"
 
 namespace sluice::client {

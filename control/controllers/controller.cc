@@ -1,6 +1,5 @@
 #include "control/controllers/controller.h"
 
-
 #include "dataplane/log.h"
 
 namespace sluice::controllers {

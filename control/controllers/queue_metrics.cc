@@ -18,29 +18,35 @@ struct Families {
                                                      .Name("workqueue_depth")
                                                      .Help("Current depth of workqueue")
                                                      .Register(metrics::apiServer());
-  prometheus::Family<prometheus::Counter>& adds = prometheus::BuildCounter()
-                                                      .Name("workqueue_adds_total")
-                                                      .Help("Total number of adds handled by workqueue")
-                                                      .Register(metrics::apiServer());
+  prometheus::Family<prometheus::Counter>& adds =
+      prometheus::BuildCounter()
+          .Name("workqueue_adds_total")
+          .Help("Total number of adds handled by workqueue")
+          .Register(metrics::apiServer());
   prometheus::Family<prometheus::Histogram>& queued =
       prometheus::BuildHistogram()
           .Name("workqueue_queue_duration_seconds")
           .Help("How long in seconds an item stays in workqueue before being requested.")
           .Register(metrics::apiServer());
-  prometheus::Family<prometheus::Histogram>& work = prometheus::BuildHistogram()
-                                                        .Name("workqueue_work_duration_seconds")
-                                                        .Help("How long in seconds processing an item from "
-                                                              "workqueue takes.")
-                                                        .Register(metrics::apiServer());
-  prometheus::Family<prometheus::Counter>& retries = prometheus::BuildCounter()
-                                                         .Name("workqueue_retries_total")
-                                                         .Help("Total number of retries handled by workqueue")
-                                                         .Register(metrics::apiServer());
+  prometheus::Family<prometheus::Histogram>& work =
+      prometheus::BuildHistogram()
+          .Name("workqueue_work_duration_seconds")
+          .Help(
+              "How long in seconds processing an item from "
+              "workqueue takes.")
+          .Register(metrics::apiServer());
+  prometheus::Family<prometheus::Counter>& retries =
+      prometheus::BuildCounter()
+          .Name("workqueue_retries_total")
+          .Help("Total number of retries handled by workqueue")
+          .Register(metrics::apiServer());
   prometheus::Family<prometheus::Gauge>& leader =
       prometheus::BuildGauge()
           .Name("leader_election_master_status")
-          .Help("Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 "
-                "indicates master. 'name' is the string used to identify the lease.")
+          .Help(
+              "Gauge of if the reporting system is master of the relevant lease, 0 indicates "
+              "backup, 1 "
+              "indicates master. 'name' is the string used to identify the lease.")
           .Register(metrics::apiServer());
 };
 

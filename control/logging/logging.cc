@@ -16,9 +16,12 @@ namespace {
 
 spdlog::level::level_enum levelOf(const log::Record& r) {
   switch (r.severity) {
-    case log::Severity::kError: return spdlog::level::err;
-    case log::Severity::kWarning: return spdlog::level::warn;
-    case log::Severity::kInfo: break;
+    case log::Severity::kError:
+      return spdlog::level::err;
+    case log::Severity::kWarning:
+      return spdlog::level::warn;
+    case log::Severity::kInfo:
+      break;
   }
   // klog's -v 4 and up is debug detail.
   return r.verbosity >= 4 ? spdlog::level::debug : spdlog::level::info;
@@ -48,7 +51,8 @@ std::string payload(Format format, const log::Record& r) {
       if (!r.component.empty()) s += ",\"component\":" + log::jsonString(r.component);
       s += ",\"msg\":" + log::jsonString(r.message);
       if (r.fields != nullptr) {
-        for (const log::Field& f : *r.fields) s += "," + log::jsonString(f.key) + ":" + log::jsonString(f.value);
+        for (const log::Field& f : *r.fields)
+          s += "," + log::jsonString(f.key) + ":" + log::jsonString(f.value);
       }
       if (r.suppressed > 0) s += ",\"suppressed\":" + std::to_string(r.suppressed);
       return s;
@@ -60,9 +64,12 @@ std::string payload(Format format, const log::Record& r) {
 std::string patternOf(Format format) {
   switch (format) {
     // klog: "I1207 08:30:00.123456 ..." (%L: the level's letter).
-    case Format::kText: return "%L%m%d %H:%M:%S.%f %v";
-    case Format::kLogfmt: return "ts=%Y-%m-%dT%H:%M:%S.%fZ level=%l %v";
-    case Format::kJson: return "{\"ts\":\"%Y-%m-%dT%H:%M:%S.%fZ\",\"level\":\"%l\",%v}";
+    case Format::kText:
+      return "%L%m%d %H:%M:%S.%f %v";
+    case Format::kLogfmt:
+      return "ts=%Y-%m-%dT%H:%M:%S.%fZ level=%l %v";
+    case Format::kJson:
+      return "{\"ts\":\"%Y-%m-%dT%H:%M:%S.%fZ\",\"level\":\"%l\",%v}";
   }
   return "%v";
 }
@@ -99,8 +106,8 @@ Result<void> install(const LogOptions& options) {
   const Format format = options.format;
   log::setSink([logger, format](const log::Record& r) {
     std::string text = payload(format, r);
-    logger->log(spdlog::log_clock::time_point(r.time.time_since_epoch()), spdlog::source_loc{}, levelOf(r),
-                spdlog::string_view_t(text.data(), text.size()));
+    logger->log(spdlog::log_clock::time_point(r.time.time_since_epoch()), spdlog::source_loc{},
+                levelOf(r), spdlog::string_view_t(text.data(), text.size()));
   });
   return okResult();
 }

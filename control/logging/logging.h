@@ -18,7 +18,7 @@ enum class Format : uint8_t { kText, kLogfmt, kJson };
 struct LogOptions {
   int verbosity = 0;  // -v N
   Format format = Format::kText;
-  std::string file;   // empty: stderr
+  std::string file;  // empty: stderr
 };
 
 // "text" | "logfmt" | "json".

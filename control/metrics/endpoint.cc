@@ -3,7 +3,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <thread>
 
 namespace sluice::metrics {
@@ -20,13 +19,15 @@ constexpr size_t kHeaderLimit = 8192;
 
 Result<tcp::endpoint> parseAddress(const std::string& address) {
   const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return Error::invalid("metrics address " + address + ": expected ADDR:PORT");
+  if (colon == std::string::npos)
+    return Error::invalid("metrics address " + address + ": expected ADDR:PORT");
   std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "0.0.0.0";
   const std::string port = address.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
     return Error::invalid("metrics address " + address + ": bad port");
   }
   beast::error_code ec;
@@ -116,7 +117,8 @@ Result<std::unique_ptr<Endpoint>> Endpoint::start(EndpointOptions options) {
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(*ep, ec);
   if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Error::unavailable("metrics listen on " + impl->options.address + ": " + ec.message());
+  if (ec)
+    return Error::unavailable("metrics listen on " + impl->options.address + ": " + ec.message());
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   Impl* p = impl.get();

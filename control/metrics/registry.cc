@@ -5,7 +5,8 @@
 namespace sluice::metrics {
 
 prometheus::Registry& apiServer() {
-  static prometheus::Registry* r = new prometheus::Registry();  // never destroyed: threads may scrape at exit
+  static prometheus::Registry* r =
+      new prometheus::Registry();  // never destroyed: threads may scrape at exit
   return *r;
 }
 
@@ -26,14 +27,21 @@ void sample(prometheus::MetricFamily& f, double value, const prometheus::Labels&
   prometheus::ClientMetric m;
   for (const auto& [k, v] : labels) m.label.push_back({k, v});
   switch (f.type) {
-    case prometheus::MetricType::Counter: m.counter.value = value; break;
-    case prometheus::MetricType::Gauge: m.gauge.value = value; break;
-    default: m.untyped.value = value; break;
+    case prometheus::MetricType::Counter:
+      m.counter.value = value;
+      break;
+    case prometheus::MetricType::Gauge:
+      m.gauge.value = value;
+      break;
+    default:
+      m.untyped.value = value;
+      break;
   }
   f.metric.push_back(std::move(m));
 }
 
-prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type, double value) {
+prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type,
+                                double value) {
   prometheus::MetricFamily f = family(std::move(name), std::move(help), type);
   sample(f, value);
   return f;
@@ -47,7 +55,8 @@ std::string serialize(const std::vector<CollectFn>& sources) {
   std::vector<prometheus::MetricFamily> all;
   for (const CollectFn& s : sources) {
     auto part = s();
-    all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    all.insert(all.end(), std::make_move_iterator(part.begin()),
+               std::make_move_iterator(part.end()));
   }
   return prometheus::TextSerializer().Serialize(all);
 }

@@ -36,7 +36,8 @@ using CollectFn = std::function<std::vector<prometheus::MetricFamily>()>;
 prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type);
 void sample(prometheus::MetricFamily& family, double value, const prometheus::Labels& labels = {});
 // A one-sample gauge or counter family.
-prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type, double value);
+prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type,
+                                double value);
 
 // The Prometheus text exposition format (0.0.4) of every family of
 // `sources`, registries and functions alike.

@@ -10,19 +10,20 @@ namespace sluice::server {
 namespace {
 
 // kube-apiserver's etcd_request_duration_seconds buckets.
-const prometheus::Histogram::BucketBoundaries kBuckets = {0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0,
-                                                          1.25,  1.5,   2,    3,   4,   5,   6,   8,   10,
-                                                          15,    20,    30,   45,  60};
+const prometheus::Histogram::BucketBoundaries kBuckets = {
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2,
+    3,     4,     5,    6,   8,   10,  15,  20,  30,  45,   60};
 // How stale apiserver_storage_objects may be (kube-apiserver: one minute).
 constexpr std::chrono::seconds kCountInterval{60};
 // Keys listed per page when counting: bounds the memory a count takes.
 constexpr int64_t kCountPage = 500;
 
 prometheus::Family<prometheus::Histogram>& durations() {
-  static auto& f = prometheus::BuildHistogram()
-                       .Name("apiserver_storage_request_duration_seconds")
-                       .Help("Storage request latency in seconds for each operation and object type.")
-                       .Register(metrics::apiServer());
+  static auto& f =
+      prometheus::BuildHistogram()
+          .Name("apiserver_storage_request_duration_seconds")
+          .Help("Storage request latency in seconds for each operation and object type.")
+          .Register(metrics::apiServer());
   return f;
 }
 
@@ -43,8 +44,8 @@ std::string typeOf(std::string_view key) {
 }
 
 bool isStoreError(const Error& e) {
-  return e.code != ErrorCode::kAborted && e.code != ErrorCode::kNotFound && e.code != ErrorCode::kAlreadyExists &&
-         e.code != ErrorCode::kOutOfRange;
+  return e.code != ErrorCode::kAborted && e.code != ErrorCode::kNotFound &&
+         e.code != ErrorCode::kAlreadyExists && e.code != ErrorCode::kOutOfRange;
 }
 
 template <typename R>
@@ -52,8 +53,9 @@ R timed(const char* operation, std::string_view key, const std::function<R()>& c
   auto began = std::chrono::steady_clock::now();
   R r = call();
   const prometheus::Labels labels = {{"operation", operation}, {"type", typeOf(key)}};
-  durations().Add(labels, kBuckets).Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  durations()
+      .Add(labels, kBuckets)
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   if (!r && isStoreError(r.error())) errors().Add(labels).Increment();
   return r;
 }
@@ -63,7 +65,8 @@ R timed(const char* operation, std::string_view key, const std::function<R()>& c
 Result<int64_t> InstrumentedStore::currentRevision() { return inner_->currentRevision(); }
 
 Result<std::optional<store::KeyValue>> InstrumentedStore::get(std::string_view key) {
-  return timed<Result<std::optional<store::KeyValue>>>("get", key, [&] { return inner_->get(key); });
+  return timed<Result<std::optional<store::KeyValue>>>("get", key,
+                                                       [&] { return inner_->get(key); });
 }
 
 Result<store::ListResult> InstrumentedStore::list(std::string_view prefix, int64_t limit,
@@ -78,17 +81,20 @@ Result<int64_t> InstrumentedStore::create(std::string_view key, std::string_view
 
 Result<store::KeyValue> InstrumentedStore::update(std::string_view key, std::string_view value,
                                                   int64_t expectedModRevision) {
-  return timed<Result<store::KeyValue>>("update", key,
-                                        [&] { return inner_->update(key, value, expectedModRevision); });
+  return timed<Result<store::KeyValue>>(
+      "update", key, [&] { return inner_->update(key, value, expectedModRevision); });
 }
 
-Result<store::KeyValue> InstrumentedStore::remove(std::string_view key, int64_t expectedModRevision) {
-  return timed<Result<store::KeyValue>>("delete", key, [&] { return inner_->remove(key, expectedModRevision); });
+Result<store::KeyValue> InstrumentedStore::remove(std::string_view key,
+                                                  int64_t expectedModRevision) {
+  return timed<Result<store::KeyValue>>("delete", key,
+                                        [&] { return inner_->remove(key, expectedModRevision); });
 }
 
-Result<std::unique_ptr<store::Watch>> InstrumentedStore::watch(std::string_view prefix, int64_t afterRevision) {
-  return timed<Result<std::unique_ptr<store::Watch>>>("watch", prefix,
-                                                      [&] { return inner_->watch(prefix, afterRevision); });
+Result<std::unique_ptr<store::Watch>> InstrumentedStore::watch(std::string_view prefix,
+                                                               int64_t afterRevision) {
+  return timed<Result<std::unique_ptr<store::Watch>>>(
+      "watch", prefix, [&] { return inner_->watch(prefix, afterRevision); });
 }
 
 Result<void> InstrumentedStore::compact(int64_t revision) {
@@ -120,10 +126,12 @@ std::vector<prometheus::MetricFamily> InstrumentedStore::collectObjectCounts() {
       countedAt_ = now;
     }
   }
-  prometheus::MetricFamily f = metrics::family(
-      "apiserver_storage_objects", "Number of stored objects at the time of last check split by kind.",
-      prometheus::MetricType::Gauge);
-  for (const auto& [resource, n] : counts_) metrics::sample(f, static_cast<double>(n), {{"resource", resource}});
+  prometheus::MetricFamily f =
+      metrics::family("apiserver_storage_objects",
+                      "Number of stored objects at the time of last check split by kind.",
+                      prometheus::MetricType::Gauge);
+  for (const auto& [resource, n] : counts_)
+    metrics::sample(f, static_cast<double>(n), {{"resource", resource}});
   return {std::move(f)};
 }
 

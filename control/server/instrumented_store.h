@@ -29,12 +29,14 @@ class InstrumentedStore final : public store::Store {
 
   Result<int64_t> currentRevision() override;
   Result<std::optional<store::KeyValue>> get(std::string_view key) override;
-  Result<store::ListResult> list(std::string_view prefix, int64_t limit, std::string_view startAfter,
-                                 int64_t atRevision) override;
+  Result<store::ListResult> list(std::string_view prefix, int64_t limit,
+                                 std::string_view startAfter, int64_t atRevision) override;
   Result<int64_t> create(std::string_view key, std::string_view value) override;
-  Result<store::KeyValue> update(std::string_view key, std::string_view value, int64_t expectedModRevision) override;
+  Result<store::KeyValue> update(std::string_view key, std::string_view value,
+                                 int64_t expectedModRevision) override;
   Result<store::KeyValue> remove(std::string_view key, int64_t expectedModRevision) override;
-  Result<std::unique_ptr<store::Watch>> watch(std::string_view prefix, int64_t afterRevision) override;
+  Result<std::unique_ptr<store::Watch>> watch(std::string_view prefix,
+                                              int64_t afterRevision) override;
   Result<void> compact(int64_t revision) override;
   Result<int64_t> compactedRevision() override;
 

@@ -14,8 +14,8 @@ namespace {
 // Paths outside the resource API that are reported by name; anything else
 // is "other", so a client probing random paths cannot add series.
 bool knownNonResourcePath(const std::string& p) {
-  for (const char* k : {"/healthz", "/livez", "/readyz", "/metrics", "/version", "/api", "/apis", "/openapi/v2",
-                        "/openapi/v3"}) {
+  for (const char* k : {"/healthz", "/livez", "/readyz", "/metrics", "/version", "/api", "/apis",
+                        "/openapi/v2", "/openapi/v3"}) {
     if (p == k) return true;
   }
   return p.rfind("/apis/", 0) == 0 || p.rfind("/api/", 0) == 0 || p.rfind("/openapi/", 0) == 0;
@@ -30,12 +30,14 @@ Families& families() {
   static Families f{
       prometheus::BuildCounter()
           .Name("apiserver_request_total")
-          .Help("Counter of apiserver requests broken out for each verb, group, version, resource, scope, "
+          .Help("Counter of apiserver requests broken out for each verb, group, version, resource, "
+                "scope, "
                 "component, and HTTP response code.")
           .Register(metrics::apiServer()),
       prometheus::BuildHistogram()
           .Name("apiserver_request_duration_seconds")
-          .Help("Response latency distribution in seconds for each verb, group, version, resource, subresource, "
+          .Help("Response latency distribution in seconds for each verb, group, version, resource, "
+                "subresource, "
                 "scope and component.")
           .Register(metrics::apiServer()),
   };
@@ -44,7 +46,8 @@ Families& families() {
 
 // kube-apiserver's buckets for apiserver_request_duration_seconds.
 const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
-    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 45, 60};
+    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2,
+    3,     4,     5,    6,   8,   10,  15,  20,  30,  45,   60};
 
 }  // namespace
 
@@ -105,12 +108,17 @@ RequestInfo requestInfo(const HttpRequest& req) {
 }
 
 void recordRequest(const RequestInfo& info, int code, std::chrono::steady_clock::duration took) {
-  prometheus::Labels labels = {{"verb", info.verb},         {"group", info.group},
-                               {"version", info.version},   {"resource", info.resource},
-                               {"subresource", info.subresource}, {"scope", info.scope},
+  prometheus::Labels labels = {{"verb", info.verb},
+                               {"group", info.group},
+                               {"version", info.version},
+                               {"resource", info.resource},
+                               {"subresource", info.subresource},
+                               {"scope", info.scope},
                                {"component", "apiserver"}};
   if (!info.longRunning) {
-    families().duration.Add(labels, kDurationBuckets).Observe(std::chrono::duration<double>(took).count());
+    families()
+        .duration.Add(labels, kDurationBuckets)
+        .Observe(std::chrono::duration<double>(took).count());
   }
   labels["code"] = std::to_string(code);
   families().total.Add(labels).Increment();

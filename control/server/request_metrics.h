@@ -7,7 +7,8 @@
 //   apiserver_longrunning_requests{verb,group,version,resource,subresource,scope,component}
 //   apiserver_registered_watchers{group,version,kind}
 //   apiserver_storage_objects{resource}
-//   apiserver_storage_request_duration_seconds{operation,type}, apiserver_storage_request_errors_total
+//   apiserver_storage_request_duration_seconds{operation,type},
+//   apiserver_storage_request_errors_total
 //     (instrumented_store.h: etcd_request_duration_seconds' role, named
 //     for the store rather than etcd since the default store is SQLite)
 // Verbs as kube-apiserver's RequestInfo: GET/LIST/WATCH, POST, PUT, PATCH,

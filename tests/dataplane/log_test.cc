@@ -83,12 +83,14 @@ TEST_F(LogTest, KeysAreLimitedIndependently) {
 // klog's header, the component, the message, then logfmt fields (quoted
 // when they hold spaces, quotes or '=').
 TEST_F(LogTest, TextLinesHaveTheKlogHeaderAndLogfmtFields) {
-  warning("proxy", "apply failed", {{"service", "default/web"}, {"err", "port \"http\" = 80"}, {"n", 3}});
+  warning("proxy", "apply failed",
+          {{"service", "default/web"}, {"err", "port \"http\" = 80"}, {"n", 3}});
   auto s = seen();
   ASSERT_EQ(s.size(), 1u);
   const std::string& t = s[0].text;
   EXPECT_EQ(t[0], 'W');
-  EXPECT_NE(t.find(" proxy: apply failed service=default/web err=\"port \\\"http\\\" = 80\" n=3"), std::string::npos)
+  EXPECT_NE(t.find(" proxy: apply failed service=default/web err=\"port \\\"http\\\" = 80\" n=3"),
+            std::string::npos)
       << t;
 }
 

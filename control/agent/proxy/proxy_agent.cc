@@ -1,6 +1,5 @@
 #include "control/agent/proxy/proxy_agent.h"
 
-
 #include "dataplane/log.h"
 
 namespace sluice::agent {

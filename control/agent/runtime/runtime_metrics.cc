@@ -15,17 +15,20 @@ prometheus::Family<prometheus::Counter>& counter(const char* name, const char* h
 struct Families {
   prometheus::Family<prometheus::Counter>& pods =
       counter("kubelet_started_pods_total", "Cumulative number of pods started");
-  prometheus::Family<prometheus::Counter>& podErrors =
-      counter("kubelet_started_pods_errors_total", "Cumulative number of errors when starting pods");
+  prometheus::Family<prometheus::Counter>& podErrors = counter(
+      "kubelet_started_pods_errors_total", "Cumulative number of errors when starting pods");
   prometheus::Family<prometheus::Counter>& containers =
       counter("kubelet_started_containers_total", "Cumulative number of containers started");
   prometheus::Family<prometheus::Counter>& containerErrors =
-      counter("kubelet_started_containers_errors_total", "Cumulative number of errors when starting containers");
+      counter("kubelet_started_containers_errors_total",
+              "Cumulative number of errors when starting containers");
   prometheus::Family<prometheus::Counter>& probes =
-      counter("prober_probe_total", "Cumulative number of a liveness, readiness or startup probe for a container "
-                                    "by result.");
-  prometheus::Family<prometheus::Counter>& operations = counter(
-      "kubelet_runtime_operations_errors_total", "Cumulative number of runtime operation errors by operation type.");
+      counter("prober_probe_total",
+              "Cumulative number of a liveness, readiness or startup probe for a container "
+              "by result.");
+  prometheus::Family<prometheus::Counter>& operations =
+      counter("kubelet_runtime_operations_errors_total",
+              "Cumulative number of runtime operation errors by operation type.");
 };
 
 Families& f() {
@@ -39,7 +42,9 @@ const char* typeOf(bool init) { return init ? "init_container" : "container"; }
 
 void podStarted() { f().pods.Add({}).Increment(); }
 void podStartFailed() { f().podErrors.Add({}).Increment(); }
-void containerStarted(bool init) { f().containers.Add({{"container_type", typeOf(init)}}).Increment(); }
+void containerStarted(bool init) {
+  f().containers.Add({{"container_type", typeOf(init)}}).Increment();
+}
 void containerStartFailed(bool init, const std::string& code) {
   f().containerErrors.Add({{"code", code}, {"container_type", typeOf(init)}}).Increment();
 }

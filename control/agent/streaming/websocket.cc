@@ -41,7 +41,8 @@ using Done = std::function<void(beast::error_code)>;
 
 }  // namespace
 
-std::optional<std::string> chooseSubprotocol(std::string_view offered, const std::vector<std::string>& supported) {
+std::optional<std::string> chooseSubprotocol(std::string_view offered,
+                                             const std::vector<std::string>& supported) {
   std::vector<std::string_view> offers;
   while (!offered.empty()) {
     size_t comma = offered.find(',');
@@ -81,16 +82,20 @@ struct WebSocket::Impl {
   std::future<beast::error_code> start(std::function<void(Done)> op) {
     auto promise = std::make_shared<std::promise<beast::error_code>>();
     auto future = promise->get_future();
-    asio::post(ioc, [op = std::move(op), promise] { op([promise](beast::error_code ec) { promise->set_value(ec); }); });
+    asio::post(ioc, [op = std::move(op), promise] {
+      op([promise](beast::error_code ec) { promise->set_value(ec); });
+    });
     return future;
   }
 };
 
-WebSocket::WebSocket(FdByteStream& stream, std::unique_ptr<Impl> impl) : stream_(stream), impl_(std::move(impl)) {}
+WebSocket::WebSocket(FdByteStream& stream, std::unique_ptr<Impl> impl)
+    : stream_(stream), impl_(std::move(impl)) {}
 
 WebSocket::~WebSocket() = default;
 
-Result<std::unique_ptr<WebSocket>> WebSocket::accept(FdByteStream& stream, const server::HttpRequest& request,
+Result<std::unique_ptr<WebSocket>> WebSocket::accept(FdByteStream& stream,
+                                                     const server::HttpRequest& request,
                                                      const std::string& subprotocol) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -110,9 +115,10 @@ Result<std::unique_ptr<WebSocket>> WebSocket::accept(FdByteStream& stream, const
   // Messages go out as single frames: kubectl's reader (gorilla) takes any
   // size, and a 32 KiB stdout chunk need not become eight frames.
   impl->ws.auto_fragment(false);
-  impl->ws.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
-    if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
-  }));
+  impl->ws.set_option(
+      websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+        if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
+      }));
   impl->thread = std::thread([p = impl.get()] { p->ioc.run(); });
 
   http::request<http::empty_body> upgrade;
@@ -129,8 +135,9 @@ Result<std::unique_ptr<WebSocket>> WebSocket::accept(FdByteStream& stream, const
 Result<std::optional<WebSocket::Message>> WebSocket::read() {
   Impl* p = impl_.get();
   beast::error_code ec =
-      p->start([p](Done done) { p->ws.async_read(p->readBuffer, [done](beast::error_code e, size_t) { done(e); }); })
-          .get();
+      p->start([p](Done done) {
+         p->ws.async_read(p->readBuffer, [done](beast::error_code e, size_t) { done(e); });
+       }).get();
   if (ec == websocket::error::closed || ec == asio::error::eof) return std::optional<Message>();
   if (ec) return Error::unavailable("websocket: " + ec.message());
   Message m;
@@ -145,11 +152,10 @@ Result<void> WebSocket::write(std::string_view data, bool binary) {
   if (impl_->closeSent) return Error::unavailable("websocket: closed");
   Impl* p = impl_.get();
   beast::error_code ec = p->start([p, data, binary](Done done) {
-                             p->ws.binary(binary);
-                             p->ws.async_write(asio::buffer(data.data(), data.size()),
-                                               [done](beast::error_code e, size_t) { done(e); });
-                           })
-                             .get();
+                            p->ws.binary(binary);
+                            p->ws.async_write(asio::buffer(data.data(), data.size()),
+                                              [done](beast::error_code e, size_t) { done(e); });
+                          }).get();
   if (ec) return Error::unavailable("websocket: " + ec.message());
   return okResult();
 }
@@ -162,7 +168,8 @@ Result<void> WebSocket::close(uint16_t code, std::string_view reason) {
   if (impl_->closeSent) return okResult();
   impl_->closeSent = true;
   Impl* p = impl_.get();
-  websocket::close_reason why(static_cast<websocket::close_code>(code), beast::string_view(reason.data(), reason.size()));
+  websocket::close_reason why(static_cast<websocket::close_code>(code),
+                              beast::string_view(reason.data(), reason.size()));
   auto done = p->start([p, why](Done d) { p->ws.async_close(why, d); });
   // The frame is out within microseconds; the wait is for the reply, which
   // may as well reach a reader thread.

@@ -28,7 +28,8 @@ namespace sluice::agent::streaming {
 
 // The first of `supported` (server preference order) that the client offered
 // in its comma-separated Sec-WebSocket-Protocol header.
-std::optional<std::string> chooseSubprotocol(std::string_view offered, const std::vector<std::string>& supported);
+std::optional<std::string> chooseSubprotocol(std::string_view offered,
+                                             const std::vector<std::string>& supported);
 
 class WebSocket {
  public:
@@ -41,7 +42,8 @@ class WebSocket {
   // `subprotocol` (empty: none). `stream` must outlive the WebSocket; its
   // close() ends every pending call. Errors: a request Beast rejects (no
   // key, wrong version: answered 400), or a broken connection.
-  static Result<std::unique_ptr<WebSocket>> accept(FdByteStream& stream, const server::HttpRequest& request,
+  static Result<std::unique_ptr<WebSocket>> accept(FdByteStream& stream,
+                                                   const server::HttpRequest& request,
                                                    const std::string& subprotocol);
   ~WebSocket();
   WebSocket(const WebSocket&) = delete;

@@ -1,6 +1,5 @@
 #include "control/controllers/cluster/node_heartbeat.h"
 
-
 #include "control/controllers/cluster/cluster_util.h"
 #include "dataplane/log.h"
 

@@ -1,6 +1,5 @@
 #include "control/controllers/cluster/node_lifecycle.h"
 
-
 #include "control/controllers/cluster/node_heartbeat.h"
 #include "dataplane/log.h"
 

@@ -36,12 +36,18 @@ std::string get(uint16_t port, const std::string& method, const std::string& pat
 class EndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    prometheus::BuildCounter().Name("test_events_total").Help("Events seen").Register(registry_).Add({{"kind", "a"}})
+    prometheus::BuildCounter()
+        .Name("test_events_total")
+        .Help("Events seen")
+        .Register(registry_)
+        .Add({{"kind", "a"}})
         .Increment(3);
     EndpointOptions o;
     o.address = "127.0.0.1:0";
-    o.sources = {collect(registry_), [] { return std::vector{single("test_live_value", "Read at scrape time",
-                                                                    prometheus::MetricType::Gauge, 42)}; }};
+    o.sources = {collect(registry_), [] {
+                   return std::vector{single("test_live_value", "Read at scrape time",
+                                             prometheus::MetricType::Gauge, 42)};
+                 }};
     o.ready = [this]() -> std::optional<std::string> {
       if (!ready_) return "proxy: no successful sync yet";
       return std::nullopt;

@@ -7,7 +7,8 @@
 namespace sluice::server {
 namespace {
 
-HttpRequest request(const std::string& method, const std::string& path, const std::string& query = "") {
+HttpRequest request(const std::string& method, const std::string& path,
+                    const std::string& query = "") {
   HttpRequest r;
   r.method = method;
   r.path = path;
@@ -31,21 +32,22 @@ TEST(RequestInfoTest, VerbsResourcesAndScopesAsKubeApiserverReportsThem) {
   HttpRequest apply = request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web");
   apply.headers = {{"content-type", "application/apply-patch+yaml"}};
   const Case cases[] = {
-      {"a list of one namespace's pods", request("GET", "/api/v1/namespaces/default/pods"), "LIST", "", "pods", "",
-       "namespace", false},
-      {"a get of one deployment", request("GET", "/apis/apps/v1/namespaces/default/deployments/web"), "GET", "apps",
+      {"a list of one namespace's pods", request("GET", "/api/v1/namespaces/default/pods"), "LIST",
+       "", "pods", "", "namespace", false},
+      {"a get of one deployment",
+       request("GET", "/apis/apps/v1/namespaces/default/deployments/web"), "GET", "apps",
        "deployments", "", "resource", false},
-      {"a watch over every namespace", request("GET", "/api/v1/pods", "watch=true"), "WATCH", "", "pods", "",
-       "cluster", true},
-      {"kubectl scale", request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale"), "PATCH", "apps",
-       "deployments", "scale", "resource", false},
+      {"a watch over every namespace", request("GET", "/api/v1/pods", "watch=true"), "WATCH", "",
+       "pods", "", "cluster", true},
+      {"kubectl scale", request("PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale"),
+       "PATCH", "apps", "deployments", "scale", "resource", false},
       {"server-side apply", apply, "APPLY", "apps", "deployments", "", "resource", false},
-      {"a delete of a collection", request("DELETE", "/api/v1/namespaces/default/pods"), "DELETECOLLECTION", "",
-       "pods", "", "namespace", false},
-      {"kubectl exec", request("POST", "/api/v1/namespaces/default/pods/web/exec"), "CONNECT", "", "pods", "exec",
-       "resource", true},
-      {"a namespace's status", request("PUT", "/api/v1/namespaces/default/status"), "PUT", "", "namespaces",
-       "status", "resource", false},
+      {"a delete of a collection", request("DELETE", "/api/v1/namespaces/default/pods"),
+       "DELETECOLLECTION", "", "pods", "", "namespace", false},
+      {"kubectl exec", request("POST", "/api/v1/namespaces/default/pods/web/exec"), "CONNECT", "",
+       "pods", "exec", "resource", true},
+      {"a namespace's status", request("PUT", "/api/v1/namespaces/default/status"), "PUT", "",
+       "namespaces", "status", "resource", false},
       {"a probe of the server", request("GET", "/readyz"), "GET", "", "", "/readyz", "", false},
       {"a path nobody serves", request("GET", "/random/junk"), "GET", "", "", "other", "", false},
   };
