@@ -6,17 +6,26 @@
 # and show what a client sees through each Service. The cluster keeps
 # running afterwards; the last lines say how to use and stop it.
 #
+# Only what the demo runs is installed and built (scripts/setup.sh --demo:
+# the sluice, sluice-cni and sluice-ipam executables and the BPF objects, in
+# build-demo/); the test suites and benchmarks are built by scripts/test.sh,
+# in build/. Each step
+# says what it does, and the last line how long the first answer took.
+#
 # Environment: SLUICE_DATA_DIR (default /var/lib/sluice), SLUICE_DEMO_REQUESTS
 # (requests per Service, default 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+began=$(date +%s)
+step() { echo "demo: [$(($(date +%s) - began)) s] $*"; }
 
-./scripts/setup.sh
+step "installing the packages the demo needs and building sluice (scripts/setup.sh --demo)"
+./scripts/setup.sh --demo
 
 data=${SLUICE_DATA_DIR:-/var/lib/sluice}
 export SLUICE_DATA_DIR=$data
-sluice=$root/build/control/cmd/sluice
+sluice=$root/build-demo/control/cmd/sluice
 pidfile=/run/sluice/up.pid
 log=/var/log/sluice-up.log
 requests=${SLUICE_DEMO_REQUESTS:-12}
@@ -27,7 +36,7 @@ running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 if running; then
   echo "demo: sluice up is already running (pid $(cat "$pidfile")); reusing it"
 else
-  echo "demo: starting sluice up (log: $log)"
+  step "starting sluice up (log: $log)"
   # setsid: the cluster outlives this script and its terminal.
   setsid "$sluice" up --data-dir "$data" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
@@ -45,7 +54,7 @@ fi
 
 k() { "$sluice" kubectl "$@"; }
 
-echo "demo: kubectl apply -f examples/hostname/"
+step "kubectl apply -f examples/hostname/"
 k apply -f examples/hostname/
 k rollout status deployment/hostname --timeout=180s
 k get pods -o wide -l app=hostname
@@ -69,6 +78,7 @@ probe() {
     curl -s -m 2 "$url" >/dev/null && break
     sleep 0.2
   done
+  first_answer=${first_answer:-$(($(date +%s) - began))}
   echo
   echo "== $name: $requests requests to $url"
   local seen=()
@@ -83,6 +93,7 @@ probe() {
   echo "   -> $distinct different pods answered"
 }
 
+step "sending requests through each Service"
 probe "ClusterIP" "http://$cluster_ip/"
 probe "NodePort 30000" "http://$node_ip:30000/"
 if [ -n "$lb_ip" ]; then
@@ -97,8 +108,10 @@ The cluster is still running (sluice up, pid $(cat "$pidfile"), log $log).
   kubectl:   $sluice kubectl get pods -o wide
              or: KUBECONFIG=$data/kubeconfig kubectl get pods
   datapath:  $sluice debug lb list
-  metrics:   curl -s http://127.0.0.1:10249/metrics | grep network_programming
+  metrics:   curl -s http://127.0.0.1:10249/metrics | grep network_programming     (the agent)
+             $sluice kubectl get --raw /metrics | grep apiserver_request_total   (the API server)
   stop it:   kill \$(cat $pidfile)   (pods and datapath stay for the next start to adopt)
   clean up:  $sluice up --data-dir $data --cleanup   (after stopping: removes the pods and the datapath)
-  all tests: ./scripts/test.sh
+  all tests: ./scripts/test.sh   (builds the test suites and benchmarks too)
 MSG
+echo "demo: first answered request ${first_answer} s after the start of ./scripts/demo.sh"

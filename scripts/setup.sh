@@ -1,55 +1,100 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package sluice builds and tests with, then configures
-# and builds ./build. Idempotent and non-interactive: apt-get runs (update once,
-# then install) only when a package is missing. Run as root.
+# Installs the Debian 12 packages sluice builds and tests with, then
+# configures ./build and builds. Idempotent and non-interactive: apt-get runs
+# (update once, then install) only when a package is missing. Run as root.
+#
+#   scripts/setup.sh          every package, the vm suite's kernels and
+#                             kubectl 1.20; configures build/ with tests and
+#                             benchmarks and builds everything (scripts/test.sh)
+#   scripts/setup.sh --demo   only what `sluice up` needs to build and run;
+#                             configures build-demo/ (no tests or benchmarks,
+#                             -O1 without debug info) and builds the demo's
+#                             targets (scripts/demo.sh)
+# The demo has a build directory of its own because its flags differ: most
+# of a compile here is parsing headers (Beast, protobuf, JSON), and -O1
+# without -g takes about a third off the rest; the test suites want
+# build/'s -O2 -g.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(
-  # toolchain and build
-  meson ninja-build pkg-config g++ clang llvm libclang-rt-14-dev
-  # libraries (each added when the code first uses it)
-  libxxhash-dev libsqlite3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  # BPF toolchain (bpf/ arrives with the eBPF issue; tests probe the kernel now)
-  libbpf-dev bpftool
-  # tools the tests and the lab drive
-  iproute2 python3
-  # cni/: netlink and JSON; the reference plugins (host-local, portmap) its
-  # tests run against, and iptables, which portmap drives
-  libnl-3-dev libnl-route-3-dev nlohmann-json3-dev containernetworking-plugins iptables
-  # control/: object model (protobuf), API server (Boost.Beast, OpenSSL), CLI;
-  # yaml-cpp reads example manifests in tests
+mode=full
+[ "${1:-}" = "--demo" ] && mode=demo
+
+say() { echo "setup: $*"; }
+
+# What `sluice up` builds with and runs on: the demo installs these only.
+demo_packages=(
+  # toolchain and build; clang compiles the BPF programs, bpftool makes
+  # their skeletons
+  meson ninja-build pkg-config g++ clang bpftool
+  # libraries of the executables (each added when the code first used it)
+  libxxhash-dev libsqlite3-dev libbpf-dev
+  libnl-3-dev libnl-route-3-dev libnl-genl-3-dev libnftables-dev nlohmann-json3-dev
   protobuf-compiler libprotobuf-dev libboost1.74-dev libssl-dev libcli11-dev libyaml-cpp-dev
-  # control/agent/: the node-local gRPC API (`sluice debug`)
-  libgrpc++-dev protobuf-compiler-grpc
-  # control/agent/streaming: SPDY header compression (kubectl port-forward)
-  zlib1g-dev
-  # the demo and e2e tests are clients of the Services
-  curl
+  libgrpc++-dev protobuf-compiler-grpc zlib1g-dev
+  # logging (control/logging/) and metrics (control/metrics/)
+  libspdlog-dev prometheus-cpp-dev
+  # the node: addresses and links; the demo's client of the Services
+  iproute2 curl
+)
+
+# Everything else the test suites and the lab use.
+test_packages=(
+  llvm libclang-rt-14-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3
+  # the reference CNI plugins (host-local, portmap) cni/'s tests run against,
+  # and iptables, which portmap drives
+  containernetworking-plugins iptables
+  # the metrics e2e test: promtool and a real Prometheus
+  prometheus
   # bench/lab (sluice-bench): the kube-proxy baselines it programs, a load
   # generator, and the plots
   nftables wrk gnuplot-nox
   # vm suite (tests/vm/vm_run.py): Debian kernels with IP_VS under qemu TCG, a busybox
   # initramfs, kmod's modinfo for module order and zstd for 6.12's kernel image
   qemu-system-x86 busybox-static kmod zstd
-  # ipvs/: the IPVS generic-netlink family through libnl-genl; ipvsadm cross-checks it; the
-  # mode's nftables table through libnftables; ipset for the lab's kube-ipvs baseline
-  libnl-genl-3-dev ipvsadm libnftables-dev ipset
+  # ipvs/: ipvsadm cross-checks the generic-netlink client; ipset for the lab's
+  # kube-ipvs baseline
+  ipvsadm ipset
   # dataplane/dpdk/: DPDK 22.11 (PMDs load as plugins), testpmd for the I/O
   # floor; ethtool turns off TX checksum offload on veths whose frames reach
   # net_af_packet half-checksummed
   libdpdk-dev dpdk-dev ethtool
 )
 
+packages=("${demo_packages[@]}")
+[ "$mode" = full ] && packages+=("${test_packages[@]}")
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}"
+  say "installing ${#missing[@]} packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  say "apt-get update"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # One line per package set up (with their dependencies, a few hundred on
+  # a fresh machine), so a long install shows where it is.
+  apt-get install -y -q --no-install-recommends "${missing[@]}" |
+    awk '/^Get:/ {n++; if (n % 50 == 0) printf "setup: downloaded %d files\n", n; fflush()}
+         /^Setting up/ {m++; printf "setup: [%d] %s\n", m, $0; fflush()}'
+  say "packages installed"
+fi
+
+if [ "$mode" = demo ]; then
+  # The demo's build: the executables `sluice up` runs (the BPF objects and
+  # skeletons come with sluice). Tests and benchmarks stay off, so none of
+  # their targets are configured or compiled.
+  if [ ! -f build-demo/build.ninja ]; then
+    say "configuring build-demo/ (no tests or benchmarks; -O1, no debug info)"
+    meson setup build-demo -Dtests=disabled -Dbenchmarks=disabled -Doptimization=1 -Ddebug=false >/dev/null
+  fi
+  targets=(control/cmd/sluice cni/sluice-cni cni/sluice-ipam)
+  say "building ${targets[*]} ($(ninja -C build-demo -n "${targets[@]}" | grep -c '^\[') steps to run)"
+  ninja -C build-demo "${targets[@]}"
+  exit 0
 fi
 
 # Debian's kubectl 1.20 (package kubernetes-client), which the e2e suite runs
@@ -102,8 +147,11 @@ vm_kernel linux-image-amd64
 vm_kernel linux-image-6.12-amd64
 
 if [ -f build/build.ninja ]; then
-  meson setup --reconfigure build >/dev/null
+  say "reconfiguring build/"
+  meson setup --reconfigure build -Dtests=enabled -Dbenchmarks=enabled >/dev/null
 else
-  meson setup build
+  say "configuring build/"
+  meson setup build -Dtests=enabled -Dbenchmarks=enabled >/dev/null
 fi
+say "building everything ($(ninja -C build -n | grep -c '^\[') steps to run)"
 ninja -C build

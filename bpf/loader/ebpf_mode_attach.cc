@@ -14,6 +14,9 @@
 #include <cstring>
 #include <filesystem>
 
+// Before the skeletons: lxc's declares its `enum sl_drop_reason` load-time
+// constant (the drop-reason BTF anchor) without defining the enum.
+#include "bpf/abi/metrics.h"
 #include "bpf/loader/ebpf_mode.h"
 #include "bpf/loader/tc_attach.h"
 #include "host.skel.h"

@@ -2,6 +2,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "bpf/loader/libbpf_opts.h"
+#include "dataplane/log.h"
 
 namespace sluice::bpf {
 namespace {
@@ -50,8 +52,20 @@ libbpf_print_fn_t gPrevious = nullptr;
 int mutablePrint(enum libbpf_print_level level, const char* format, va_list args) {
   if (tMuted) return 0;
   if (gPrevious != nullptr) return gPrevious(level, format, args);
-  if (level == LIBBPF_DEBUG) return 0;
-  return std::vfprintf(stderr, format, args);
+  // libbpf's levels onto the facade's: warnings stay warnings, its info
+  // (program loads, map reuse) is steady-state detail, debug is -v 4.
+  const int v = level == LIBBPF_WARN ? 0 : level == LIBBPF_INFO ? 2 : 4;
+  if (!log::enabled(v)) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, format, args);
+  std::string_view text(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
+  while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (level == LIBBPF_WARN) {
+    log::warning("libbpf", text);
+  } else {
+    log::info(v, "libbpf", text);
+  }
+  return n;
 }
 
 // Runs `attempt` (a libbpf call expected to fail sometimes) without output.

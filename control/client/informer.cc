@@ -1,6 +1,6 @@
 #include "control/client/informer.h"
 
-#include <iostream>
+#include "dataplane/log.h"
 
 namespace sluice::client {
 
@@ -153,7 +153,8 @@ void Informer::run() {
     if (needList) {
       auto rv = relist();
       if (!rv) {
-        std::cerr << "informer " << resource_.plural << ": list: " << rv.error().message << "\n";
+        log::warning(log::Limit{"informer/list/" + resource_.plural}, "informer", "list failed",
+                     {{"resource", resource_.plural}, {"err", rv.error().message}});
         for (int i = 0; i < backoffMs / 50 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         backoffMs = std::min(backoffMs * 2, 5000);
         continue;
@@ -179,7 +180,8 @@ void Informer::run() {
       if (res.error().code == ErrorCode::kOutOfRange) {
         needList = true;
       } else if (!stop_) {
-        std::cerr << "informer " << resource_.plural << ": watch: " << res.error().message << "\n";
+        log::warning(log::Limit{"informer/watch/" + resource_.plural}, "informer", "watch failed",
+                     {{"resource", resource_.plural}, {"err", res.error().message}});
         needList = true;
         for (int i = 0; i < backoffMs / 50 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
         backoffMs = std::min(backoffMs * 2, 5000);

@@ -1,14 +1,35 @@
 #include "control/client/work_queue.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace sluice::client {
+
+namespace {
+std::atomic<WorkQueueMetricsProvider*> gProvider{nullptr};
+
+double secondsSince(WorkQueue::Clock::time_point t) {
+  return std::chrono::duration<double>(WorkQueue::Clock::now() - t).count();
+}
+}  // namespace
+
+void setWorkQueueMetricsProvider(WorkQueueMetricsProvider* provider) { gProvider.store(provider); }
+
+WorkQueue::WorkQueue(const std::string& name) {
+  WorkQueueMetricsProvider* p = gProvider.load();
+  if (!name.empty() && p != nullptr) metrics_ = p->forQueue(name);
+}
 
 void WorkQueue::addLocked(const std::string& key) {
   if (shutdown_ || dirty_.count(key) != 0) return;
   dirty_.insert(key);
+  if (metrics_) {
+    metrics_->added();
+    addedAt_.emplace(key, Clock::now());
+  }
   if (processing_.count(key) != 0) return;  // re-queued by done()
   queue_.push_back(key);
+  if (metrics_) metrics_->depth(queue_.size());
   cv_.notify_one();
 }
 
@@ -33,6 +54,7 @@ void WorkQueue::addRateLimited(const std::string& key) {
   {
     std::lock_guard lock(mu_);
     int n = failures_[key]++;
+    if (metrics_) metrics_->retried();
     double ms = 5.0 * static_cast<double>(1ull << std::min(n, 20));
     delay = std::chrono::milliseconds(static_cast<int64_t>(std::min(ms, 30000.0)));
   }
@@ -65,6 +87,14 @@ bool WorkQueue::get(std::string& key) {
       queue_.pop_front();
       dirty_.erase(key);
       processing_.insert(key);
+      if (metrics_) {
+        metrics_->depth(queue_.size());
+        if (auto it = addedAt_.find(key); it != addedAt_.end()) {
+          metrics_->waited(secondsSince(it->second));
+          addedAt_.erase(it);
+        }
+        startedAt_[key] = Clock::now();
+      }
       return true;
     }
     if (delayed_.empty()) {
@@ -81,8 +111,15 @@ bool WorkQueue::get(std::string& key) {
 void WorkQueue::done(const std::string& key) {
   std::lock_guard lock(mu_);
   processing_.erase(key);
+  if (metrics_) {
+    if (auto it = startedAt_.find(key); it != startedAt_.end()) {
+      metrics_->worked(secondsSince(it->second));
+      startedAt_.erase(it);
+    }
+  }
   if (dirty_.count(key) != 0) {
     queue_.push_back(key);
+    if (metrics_) metrics_->depth(queue_.size());
     cv_.notify_one();
   }
 }

@@ -1,10 +1,10 @@
 #include "control/cmd/agent_cmd.h"
 
 #include <filesystem>
-#include <iostream>
 
 #include "control/agent/runtime/pod_streams.h"
 #include "control/cmd/server_cmd.h"
+#include "dataplane/log.h"
 
 namespace sluice::cmd {
 namespace {
@@ -128,7 +128,7 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& cli
     // The proxy translates each pod's own traffic on its host-side veth.
     ro.podInterfaceHook = [px](const std::string& ifname, bool up) {
       auto r = up ? px->onPodInterface(ifname) : px->onPodInterfaceRemoved(ifname);
-      if (!r) std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+      if (!r) log::warning("proxy", "pod interface hook failed", {{"interface", ifname}, {"err", r.error().message}});
     };
   }
   auto runtime = agent::PodRuntime::start(client, ro);
@@ -155,8 +155,8 @@ Result<std::unique_ptr<AgentProcess>> AgentProcess::start(client::ApiClient& cli
   if (!node) return node.error();
   a->node_ = std::move(*node);
   if (a->node_->podCidr() != ro.podCidr) {
-    std::cerr << "sluice agent: warning: Node " << f.nodeName << " has podCIDR " << a->node_->podCidr()
-              << " but pods get addresses from " << ro.podCidr << " (--pod-cidr)\n";
+    log::warning("agent", "the Node's podCIDR is not the one pods get addresses from (--pod-cidr)",
+                 {{"node", f.nodeName}, {"nodePodCIDR", a->node_->podCidr()}, {"podCIDR", ro.podCidr}});
   }
   return a;
 }

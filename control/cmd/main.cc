@@ -35,17 +35,19 @@
 #include "control/agent/runtime/echo_workload.h"
 #include "control/cmd/agent_cmd.h"
 #include "control/cmd/server_cmd.h"
+#include "dataplane/log.h"
 
 namespace {
 
 using sluice::cmd::kDefaultDataDir;
+namespace log = sluice::log;
 
 int runKubectl(int argc, char** argv) {
   const char* dir = std::getenv("SLUICE_DATA_DIR");
   std::string kubeconfig = std::string(dir != nullptr ? dir : kDefaultDataDir) + "/kubeconfig";
   if (::access(kubeconfig.c_str(), R_OK) != 0) {
-    std::cerr << "sluice kubectl: " << kubeconfig << " not readable; is `sluice server` running "
-              << "(set SLUICE_DATA_DIR for another data directory)?\n";
+    log::error("kubectl", "kubeconfig not readable; is `sluice server` running (set SLUICE_DATA_DIR for another "
+               "data directory)?", {{"kubeconfig", kubeconfig}});
     return 1;
   }
   ::setenv("KUBECONFIG", kubeconfig.c_str(), 1);
@@ -56,7 +58,7 @@ int runKubectl(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   args.push_back(nullptr);
   ::execvp(binary.c_str(), args.data());
-  std::cerr << "sluice kubectl: cannot run " << binary << ": " << std::strerror(errno) << "\n";
+  log::error("kubectl", "cannot run kubectl", {{"binary", binary}, {"err", std::strerror(errno)}});
   return 127;
 }
 
@@ -67,7 +69,7 @@ int runServer(const sluice::cmd::ServerFlags& f) {
   sluice::server::raiseFdLimit();
   auto server = sluice::cmd::ServerProcess::start(f);
   if (!server) {
-    std::cerr << "sluice server: " << server.error().message << "\n";
+    log::error("server", "start failed", {{"err", server.error().message}});
     return 1;
   }
   std::cout << "sluice server: serving on " << (*server)->server().url() << "\n"
@@ -86,18 +88,18 @@ int runAgent(const sluice::cmd::AgentFlags& f) {
   }
   auto kc = sluice::client::Kubeconfig::load(f.kubeconfig);
   if (!kc) {
-    std::cerr << "sluice agent: " << kc.error().message << "\n";
+    log::error("agent", "kubeconfig", {{"err", kc.error().message}});
     return 1;
   }
   sluice::cmd::blockSignals();
   auto client = sluice::client::ApiClient::create(*kc, "sluice-agent/" + f.nodeName);
   if (!client) {
-    std::cerr << "sluice agent: " << client.error().message << "\n";
+    log::error("agent", "API client", {{"err", client.error().message}});
     return 1;
   }
   auto agent = sluice::cmd::AgentProcess::start(**client, f);
   if (!agent) {
-    std::cerr << "sluice agent: " << agent.error().message << "\n";
+    log::error("agent", "start failed", {{"err", agent.error().message}});
     return 1;
   }
   if (f.mode != "none") {
@@ -161,7 +163,7 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
       auto node = sluice::cmd::nodeConfig(af);
       auto r = node ? sluice::agent::cleanupDatapath(af.mode, *node, af.modeFlags) : sluice::Result<void>(node.error());
       if (!r) {
-        std::cerr << "sluice up: cleanup of the " << af.mode << " datapath: " << r.error().message << "\n";
+        log::error("up", "datapath cleanup failed", {{"mode", af.mode}, {"err", r.error().message}});
         return 1;
       }
       std::cout << "sluice up: removed the " << af.mode << " datapath\n";
@@ -186,20 +188,20 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     }
   }
   if (af.nodeIp.empty()) {
-    std::cerr << "sluice up: no IPv4 address on this host for the node; pass --node-ip\n";
+    log::error("up", "no IPv4 address on this host for the node; pass --node-ip");
     return 1;
   }
   sluice::cmd::blockSignals();
   sluice::server::raiseFdLimit();  // as runServer()
   auto server = sluice::cmd::ServerProcess::start(sf);
   if (!server) {
-    std::cerr << "sluice up: server: " << server.error().message << "\n";
+    log::error("up", "server start failed", {{"err", server.error().message}});
     return 1;
   }
   std::cout << "sluice up: API server on " << (*server)->server().url() << "\n" << std::flush;
   auto kc = sluice::client::Kubeconfig::load((*server)->kubeconfigPath());
   if (!kc) {
-    std::cerr << "sluice up: " << kc.error().message << "\n";
+    log::error("up", "kubeconfig", {{"err", kc.error().message}});
     return 1;
   }
   // The agent acts as its node (system:node:NAME), never as the admin: a
@@ -207,12 +209,12 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
   kc->token = (*server)->server().nodeToken(af.nodeName);
   auto client = sluice::client::ApiClient::create(*kc, "sluice-agent/" + af.nodeName);
   if (!client) {
-    std::cerr << "sluice up: " << client.error().message << "\n";
+    log::error("up", "API client", {{"err", client.error().message}});
     return 1;
   }
   auto agent = sluice::cmd::AgentProcess::start(**client, af);
   if (!agent) {
-    std::cerr << "sluice up: agent: " << agent.error().message << "\n";
+    log::error("up", "agent start failed", {{"err", agent.error().message}});
     (*server)->stop();
     return 1;
   }
@@ -246,14 +248,20 @@ int main(int argc, char** argv) {
   sluice::cmd::AgentFlags upAgent;
   sluice::cmd::addServerFlags(*up, upServer);
   sluice::cmd::addAgentFlags(*up, upAgent, /*forUp=*/true);
+  sluice::cmd::LogFlags upLog;
+  sluice::cmd::addLogFlags(*up, upLog);
 
   CLI::App* server = app.add_subcommand("server", "run the Kubernetes-compatible API server");
   sluice::cmd::ServerFlags serverFlags;
   sluice::cmd::addServerFlags(*server, serverFlags);
+  sluice::cmd::LogFlags serverLog;
+  sluice::cmd::addLogFlags(*server, serverLog);
 
   CLI::App* agent = app.add_subcommand("agent", "run the node agent (pods as processes, service proxy)");
   sluice::cmd::AgentFlags agentFlags;
   sluice::cmd::addAgentFlags(*agent, agentFlags, /*forUp=*/false);
+  sluice::cmd::LogFlags agentLog;
+  sluice::cmd::addLogFlags(*agent, agentLog);
 
   CLI::App* debug = app.add_subcommand("debug", "show what the agent's proxy programmed");
   std::string debugSocket = sluice::agent::kDefaultDebugSocket;
@@ -272,10 +280,18 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("kubectl", "run kubectl against this server (KUBECONFIG=$SLUICE_DATA_DIR/kubeconfig)");
   CLI11_PARSE(app, argc, argv);
+  using Logged = std::pair<CLI::App*, sluice::cmd::LogFlags*>;
+  for (auto [cmd, flags] : {Logged{up, &upLog}, Logged{server, &serverLog}, Logged{agent, &agentLog}}) {
+    if (!cmd->parsed()) continue;
+    if (auto r = sluice::cmd::installLogging(*flags); !r) {
+      sluice::log::error("sluice", "logging", {{"err", r.error().message}});
+      return 2;
+    }
+  }
   if (nodeKc->parsed()) {
     auto out = sluice::cmd::nodeKubeconfig(nkDataDir, nkNode, nkServer);
     if (!out) {
-      std::cerr << "sluice node-kubeconfig: " << out.error().message << "\n";
+      sluice::log::error("node-kubeconfig", "failed", {{"err", out.error().message}});
       return 1;
     }
     std::cout << *out;
@@ -284,7 +300,7 @@ int main(int argc, char** argv) {
   if (debug->parsed()) {
     auto out = sluice::agent::runDebugCommand(debugSocket, debugArgs);
     if (!out) {
-      std::cerr << "sluice debug: " << out.error().message << "\n";
+      log::error("debug", "request failed", {{"err", out.error().message}});
       return 1;
     }
     std::cout << *out;
@@ -292,7 +308,7 @@ int main(int argc, char** argv) {
   }
   if (agent->parsed()) {
     if (agentFlags.kubeconfig.empty() && !agentFlags.cleanup) {
-      std::cerr << "sluice agent: --kubeconfig is required\n";
+      log::error("agent", "--kubeconfig is required");
       return 2;
     }
     return runAgent(agentFlags);

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <iostream>
 #include <optional>
 #include <sstream>
+
+#include "control/logging/logging.h"
+#include "dataplane/log.h"
 
 namespace sluice::cmd {
 
@@ -63,7 +65,6 @@ void addServerFlags(CLI::App& app, ServerFlags& f) {
                  "or loopback, else the default-route IPv4)");
   app.add_option("--compact-interval", f.compactSeconds, "seconds of history kept for watches (0: keep all)")
       ->capture_default_str();
-  app.add_option("-v,--v", f.verbosity, "log level (1: every request)");
   app.add_flag("--disable-controllers", f.noControllers,
                "serve the API only (no ReplicaSet, Deployment, ... controllers)");
   app.add_option("--max-requests-inflight", f.maxRequestsInflight,
@@ -77,6 +78,25 @@ void addServerFlags(CLI::App& app, ServerFlags& f) {
       ->capture_default_str();
 }
 
+void addLogFlags(CLI::App& app, LogFlags& f) {
+  app.add_option("-v,--v", f.verbosity, "log verbosity: 0 always, 2 steady-state detail, 3 every API request, 4 debug")
+      ->capture_default_str();
+  app.add_option("--log-format", f.format, "text, logfmt or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "logfmt", "json"}));
+  app.add_option("--log-file", f.file, "write logs to this file instead of stderr");
+}
+
+Result<void> installLogging(const LogFlags& f) {
+  auto format = logging::parseFormat(f.format);
+  if (!format) return format.error();
+  logging::LogOptions o;
+  o.verbosity = f.verbosity;
+  o.format = *format;
+  o.file = f.file;
+  return logging::install(o);
+}
+
 Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f) {
   auto addr = parseListen(f.listen);
   if (!addr) return flagError("--listen", f.listen, "ADDR:PORT");
@@ -86,7 +106,6 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f
   o.listenPort = addr->port;
   o.network.serviceCidr = f.serviceCidr;
   o.network.loadBalancerPool = f.lbPool;
-  o.logRequests = f.verbosity > 0;
   o.maxRequestsInflight = f.maxRequestsInflight;
   o.maxMutatingRequestsInflight = f.maxMutatingRequestsInflight;
   o.http.maxConnections = f.maxConnections;
@@ -108,9 +127,10 @@ Result<std::unique_ptr<ServerProcess>> ServerProcess::start(const ServerFlags& f
   }
   if (addr->host != "0.0.0.0" && addr->host != "::" && addr->host != o.advertiseAddress) {
     // Not an error (a proxy or NAT may forward it), but usually a mistake.
-    std::cerr << "sluice server: warning: --advertise-address " << o.advertiseAddress
-              << " is not the listen address " << addr->host
-              << "; the `kubernetes` Service's endpoint may refuse connections (listen on 0.0.0.0?)\n";
+    log::warning("server",
+                 "--advertise-address is not the listen address; the `kubernetes` Service's endpoint may refuse "
+                 "connections (listen on 0.0.0.0?)",
+                 {{"advertiseAddress", o.advertiseAddress}, {"listen", addr->host}});
   }
   o.compactInterval = std::chrono::seconds(f.compactSeconds);
   size_t dash = f.nodePorts.find('-');

@@ -26,7 +26,6 @@ struct ServerFlags {
   int nodeCidrMaskSize = 24;
   // The `kubernetes` Service's endpoint address; empty: defaultAdvertiseAddress().
   std::string advertiseAddress;
-  int verbosity = 0;
   int compactSeconds = 300;
   bool noControllers = false;
   // kube-apiserver's defaults; 0 disables a limit.
@@ -37,6 +36,17 @@ struct ServerFlags {
 };
 
 void addServerFlags(CLI::App& app, ServerFlags& f);
+
+// Logging flags of every long-running command (server, agent, up), as
+// Kubernetes components take them: -v N, --log-format, --log-file.
+struct LogFlags {
+  int verbosity = 0;
+  std::string format = "text";
+  std::string file;
+};
+void addLogFlags(CLI::App& app, LogFlags& f);
+// Installs the spdlog sink for these flags.
+Result<void> installLogging(const LogFlags& f);
 
 // The API server plus, unless disabled, the controllers, which reach it
 // through its own REST API with the admin credentials (as

@@ -1,6 +1,6 @@
 #include "control/controllers/controller.h"
 
-#include <iostream>
+#include "dataplane/log.h"
 
 namespace sluice::controllers {
 
@@ -44,7 +44,10 @@ void QueueController::start() {
           queue_.forget(key);
         } else {
           if (r.error().code != ErrorCode::kAborted || queue_.retries(key) > 3) {
-            std::cerr << name_ << ": " << key << ": " << r.error().message << "\n";
+            // Rate-limited per key: a key failing for a while retries every
+            // back-off step, and one line per interval says so.
+            log::warning(log::Limit{std::string(name_) + "/" + key}, name_, "reconcile failed",
+                         {{"key", key}, {"retries", queue_.retries(key)}, {"err", r.error().message}});
           }
           queue_.addRateLimited(key);
         }

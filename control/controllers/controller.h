@@ -62,7 +62,7 @@ class Controller {
 // the key's failures.
 class QueueController : public Controller {
  public:
-  QueueController(const ControllerContext& ctx, const char* name) : ctx_(ctx), name_(name) {}
+  QueueController(const ControllerContext& ctx, const char* name) : ctx_(ctx), queue_(name), name_(name) {}
   ~QueueController() override { stop(); }
   const char* name() const override { return name_; }
   void start() override;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "control/controllers/cluster/register.h"
+#include "control/controllers/queue_metrics.h"
 #include "control/controllers/workloads/register.h"
 
 namespace sluice::controllers {
@@ -12,6 +13,8 @@ ControllerManager::ControllerManager(client::ApiClient& client, ManagerOptions o
 
 Result<std::unique_ptr<ControllerManager>> ControllerManager::start(client::ApiClient& client,
                                                                     ManagerOptions options) {
+  // Before any controller (and its named queue) exists.
+  client::setWorkQueueMetricsProvider(&queueMetricsProvider());
   std::unique_ptr<ControllerManager> m(new ControllerManager(client, std::move(options)));
   const Clock& clock = m->options_.clock != nullptr ? *m->options_.clock : m->systemClock_;
   ControllerContext ctx{client, m->informers_, clock, m->options_.workers};
@@ -30,6 +33,7 @@ Result<std::unique_ptr<ControllerManager>> ControllerManager::start(client::ApiC
     return Error{ErrorCode::kUnavailable, "controller manager: informers did not sync within 60 s"};
   }
   for (auto& c : m->controllers_) c->start();
+  setLeader(true);
   return m;
 }
 
@@ -38,6 +42,7 @@ ControllerManager::~ControllerManager() { stop(); }
 void ControllerManager::stop() {
   for (auto it = controllers_.rbegin(); it != controllers_.rend(); ++it) (*it)->stop();
   informers_.stopAll();
+  setLeader(false);
 }
 
 std::vector<std::string> ControllerManager::names() const {

@@ -6,13 +6,15 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 
 #include "control/api/object_meta.h"
 #include "control/api/proto/core.pb.h"
+#include "control/metrics/registry.h"
 #include "control/server/credentials.h"
 #include "control/server/kubernetes_endpoints.h"
+#include "control/server/request_metrics.h"
 #include "control/store/sqlite_store.h"
+#include "dataplane/log.h"
 
 namespace sluice::server {
 namespace {
@@ -47,8 +49,8 @@ Result<void> tightenDataDir(const std::string& dir) {
   if (::stat(dir.c_str(), &st) != 0) return Error::unavailable("stat " + dir + ": " + std::strerror(errno));
   if (!S_ISDIR(st.st_mode)) return Error::invalid("data directory " + dir + " is not a directory");
   if ((st.st_mode & S_ISVTX) != 0 || st.st_uid != ::geteuid()) {
-    std::cerr << "sluice server: warning: data directory " << dir
-              << " is shared or not ours; not changing its mode (use a directory of its own)\n";
+    log::warning("server", "data directory is shared or not ours; not changing its mode (use a directory of its own)",
+                 {{"dir", dir}});
   } else if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0) {
     return Error::unavailable("chmod 0700 " + dir + ": " + std::strerror(errno));
   }
@@ -101,7 +103,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options, st
 }
 
 Result<void> ApiServer::init(std::unique_ptr<store::Store> store) {
-  store_ = std::move(store);
+  auto instrumented = std::make_unique<InstrumentedStore>(std::move(store));
+  instrumentedStore_ = instrumented.get();
+  store_ = std::move(instrumented);
   objects_ = std::make_unique<ObjectStore>(*store_);
   auto services = ServiceAllocations::create(options_.network);
   if (!services) return services.error();
@@ -163,10 +167,11 @@ void ApiServer::stop() {
   if (http_) {
     http_->stop();
     HttpServerStats st = http_->stats();
-    std::cerr << "sluice server: connections: accepted " << st.accepted << ", evicted " << st.evicted
-              << ", refused at the cap of " << st.maxConnections << " " << st.rejectedAtCap << ", timed out "
-              << st.timedOut << ", failed accepts " << st.acceptFailures << ", handler exceptions "
-              << st.handlerExceptions << "\n";
+    // "connections: " is what operators (and the hardening e2e test) grep for.
+    log::info(0, "server", "connections: totals at stop",
+              {{"accepted", st.accepted}, {"evicted", st.evicted}, {"cap", st.maxConnections},
+               {"refusedAtCap", st.rejectedAtCap}, {"timedOut", st.timedOut}, {"failedAccepts", st.acceptFailures},
+               {"handlerExceptions", st.handlerExceptions}});
   }
   nodeProxy_.reset();  // closes proxied exec / port-forward connections
 }
@@ -188,8 +193,8 @@ Result<void> ApiServer::restoreAllocations() {
     auto o = objects_->decode(*svcType, kv);
     if (!o) return o.error();
     if (!services_->restore(static_cast<const api::Service&>(*o->msg))) {
-      std::cerr << "sluice server: service " << api::objectKey(*o->msg)
-                << " holds an address or port already held by another service\n";
+      log::warning("server", "service holds an address or port already held by another service",
+                   {{"service", api::objectKey(*o->msg)}});
     }
   }
   return okResult();
@@ -241,7 +246,8 @@ void ApiServer::kubernetesEndpointsLoop() {
     if (r) r = reconcileKubernetesEndpoints(*objects_, *rest_, advertiseAddress(), port_);
     // A lost compare-and-swap is someone's concurrent edit: the next pass.
     if (!r && r.error().code != ErrorCode::kAborted) {
-      std::cerr << "sluice server: default/kubernetes endpoints: " << r.error().message << "\n";
+      log::warning(log::Limit{"server/kubernetes-endpoints"}, "server", "reconciling default/kubernetes endpoints failed",
+                   {{"err", r.error().message}});
     }
     lock.lock();
   }
@@ -257,7 +263,9 @@ void ApiServer::compactLoop() {
     // Keep one interval of history: compact to what was current one tick ago.
     auto compacted = store_->compactedRevision();
     if (previous > 0 && compacted && previous > *compacted) {
-      if (auto r = store_->compact(previous); !r) std::cerr << "sluice server: compaction: " << r.error().message << "\n";
+      if (auto r = store_->compact(previous); !r) {
+        log::error("server", "compaction failed", {{"revision", previous}, {"err", r.error().message}});
+      }
     }
     auto cur = store_->currentRevision();
     if (cur) previous = *cur;
@@ -297,8 +305,23 @@ std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shar
     return r;
   }
   bool publicPath = path == "/version" || path == "/version/";
-  if (!publicPath && !authn_->authenticate(req.header("authorization"))) {
-    return statusResponse(401, "Unauthorized", "Unauthorized");
+  std::optional<UserInfo> user;
+  if (!publicPath) {
+    user = authn_->authenticate(req.header("authorization"));
+    if (!user) return statusResponse(401, "Unauthorized", "Unauthorized");
+  }
+  // On the secure port behind the token, as kube-apiserver serves it
+  // (`kubectl get --raw /metrics`; Prometheus scrapes with a bearer token).
+  // Admins only: a node's identity reads no cluster-wide metrics (as RBAC
+  // grants system:nodes no /metrics).
+  if (path == "/metrics") {
+    if (!user->isMaster()) {
+      return statusResponse(403, "Forbidden", "user \"" + user->name + "\" cannot get path \"/metrics\"");
+    }
+    Response r;
+    r.contentType = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics::serialize({metrics::collect(metrics::apiServer()), [this] { return collectMetrics(); }});
+    return r;
   }
   // Discovery and OpenAPI: any authenticated client (system:discovery).
   if (auto r = discovery_->handle(req)) return r;
@@ -356,6 +379,7 @@ Admission ApiServer::admit(const HttpRequest& req) {
   if (path == "/healthz" || path == "/livez" || path == "/readyz") return {};
   bool publicPath = path == "/version" || path == "/version/";
   if (!publicPath && !authn_->authenticate(req.header("authorization"))) {
+    recordRequest(requestInfo(req), 401, {});
     Response r = statusResponse(401, "Unauthorized", "Unauthorized");
     Admission a;
     a.admitted = false;
@@ -366,7 +390,10 @@ Admission ApiServer::admit(const HttpRequest& req) {
   }
   if (isLongRunning(req)) return {};
   auto slot = inflight_->tryAcquire(isMutating(req));
-  if (!slot) return tooManyRequests();
+  if (!slot) {
+    recordRequest(requestInfo(req), 429, {});
+    return tooManyRequests();
+  }
   Admission a;
   a.ticket = std::move(slot);
   return a;
@@ -380,11 +407,50 @@ void ApiServer::handle(HttpRequest request, std::shared_ptr<ResponseWriter> writ
     for (const auto& w : r->warnings) headers.emplace_back("Warning", warningHeader(w));
     writer->send(r->status, std::move(headers), std::move(r->body));
   }
-  if (options_.logRequests) {
+  const RequestInfo info = requestInfo(request);
+  // Streamed answers (lists, watches) and upgrades (exec, port-forward)
+  // went out through the writer: a 200 or a 101 once under way.
+  const int code = r ? r->status : info.verb == "CONNECT" ? 101 : 200;
+  recordRequest(info, code, std::chrono::steady_clock::now() - started);
+  // kube-apiserver's httplog line, at the same verbosity (-v 3).
+  if (log::enabled(3)) {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
-    std::cerr << request.method << " " << request.target << " " << (r ? r->status : 200) << " " << us / 1000.0
-              << "ms\n";
+    log::info(3, "server", "HTTP",
+              {{"verb", info.verb}, {"URI", request.target}, {"status", code},
+               {"latency", std::to_string(us / 1000.0) + "ms"}});
   }
+}
+
+std::vector<prometheus::MetricFamily> ApiServer::collectMetrics() {
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily> out;
+  prometheus::MetricFamily inflight =
+      metrics::family("apiserver_current_inflight_requests",
+                      "Maximal number of currently used inflight request limit of this apiserver per request kind.",
+                      MetricType::Gauge);
+  metrics::sample(inflight, inflight_->inUse(false), {{"request_kind", "readOnly"}});
+  metrics::sample(inflight, inflight_->inUse(true), {{"request_kind", "mutating"}});
+  out.push_back(std::move(inflight));
+  prometheus::MetricFamily watchers = metrics::family(
+      "apiserver_registered_watchers", "Number of currently registered watchers for a given resources",
+      MetricType::Gauge);
+  prometheus::MetricFamily longRunning = metrics::family(
+      "apiserver_longrunning_requests",
+      "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope "
+      "and component.",
+      MetricType::Gauge);
+  for (const auto& [type, n] : watches_->streamsByType()) {
+    metrics::sample(watchers, static_cast<double>(n),
+                    {{"group", type->group}, {"version", type->version}, {"kind", type->kind}});
+    metrics::sample(longRunning, static_cast<double>(n),
+                    {{"verb", "WATCH"}, {"group", type->group}, {"version", type->version},
+                     {"resource", type->resource}, {"subresource", ""}, {"scope", "cluster"},
+                     {"component", "apiserver"}});
+  }
+  out.push_back(std::move(watchers));
+  out.push_back(std::move(longRunning));
+  for (auto& f : instrumentedStore_->collectObjectCounts()) out.push_back(std::move(f));
+  return out;
 }
 
 }  // namespace sluice::server

@@ -1,4 +1,5 @@
-// ApiServer: `sluice server`. Owns the store, the HTTPS listener, the REST
+// ApiServer: `sluice server`. Owns the store (timed: instrumented_store.h),
+// the HTTPS listener (with kube-apiserver's /metrics: request_metrics.h), the REST
 // handler, the watch pump, the Service allocations, discovery and the admin
 // credentials, and wires them together:
 //   request header -> bearer-token check (401) -> in-flight limits (429)
@@ -28,6 +29,7 @@
 #include "control/server/authz.h"
 #include "control/server/http_server.h"
 #include "control/server/inflight.h"
+#include "control/server/instrumented_store.h"
 #include "control/server/object_store.h"
 #include "control/server/node_proxy.h"
 #include "control/server/rest_handler.h"
@@ -54,7 +56,6 @@ struct ApiServerOptions {
   // watches and continue tokens older than that get 410 Gone.
   std::chrono::seconds compactInterval{300};
   bool writeKubeconfig = true;
-  bool logRequests = false;
   // The address in the `kubernetes` Service's endpoints (--advertise-address);
   // empty: the listen host, or 127.0.0.1 when that is a wildcard.
   std::string advertiseAddress;
@@ -103,9 +104,12 @@ class ApiServer final : public HttpHandler {
   // 403 when the request's identity may not do what it asks (authz.h).
   std::optional<Response> authorizeRequest(const HttpRequest& req, const ResourceRequest& rr);
   std::string advertiseAddress() const;
+  // The families read from live state on each scrape of /metrics.
+  std::vector<prometheus::MetricFamily> collectMetrics();
 
   ApiServerOptions options_;
   std::unique_ptr<store::Store> store_;
+  InstrumentedStore* instrumentedStore_ = nullptr;  // store_, for object counts
   std::unique_ptr<ObjectStore> objects_;
   std::unique_ptr<ServiceAllocations> services_;
   std::unique_ptr<WatchManager> watches_;

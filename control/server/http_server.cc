@@ -16,6 +16,7 @@
 
 #include "control/server/connection_registry.h"
 #include "control/server/tls_splice.h"
+#include "dataplane/log.h"
 
 #include <malloc.h>
 #include <sys/resource.h>
@@ -29,7 +30,6 @@
 #include <cstring>
 #include <future>
 #include <deque>
-#include <iostream>
 #include <optional>
 #include <mutex>
 #include <thread>
@@ -293,7 +293,7 @@ class Session : public ResponseWriter, public RegisteredConnection, public std::
   // connection ends (a response half sent cannot be corrected).
   void handlerFailed(const std::string& request, const std::string& what) {
     server_.handlerExceptions.fetch_add(1, std::memory_order_relaxed);
-    std::cerr << "sluice: internal error serving " << request << ": " << what << "\n";
+    log::error("http", "internal error serving a request", {{"request", request}, {"err", what}});
     if (!responded_.exchange(true, std::memory_order_acq_rel)) {
       keepAlive_ = false;
       send(500, {{"Content-Type", "application/json"}}, internalErrorStatus());
@@ -405,7 +405,8 @@ class Session : public ResponseWriter, public RegisteredConnection, public std::
 
   Admission failedAdmission(const HttpRequest& req, const std::string& what) {
     server_.handlerExceptions.fetch_add(1, std::memory_order_relaxed);
-    std::cerr << "sluice: internal error admitting " << req.method << " " << req.target << ": " << what << "\n";
+    log::error("http", "internal error admitting a request",
+               {{"method", req.method}, {"target", req.target}, {"err", what}});
     Admission a;
     a.admitted = false;
     a.status = 500;
@@ -692,9 +693,9 @@ void HttpServer::start() {
           impl_->ioc.run();
           return;
         } catch (const std::exception& e) {
-          std::cerr << "sluice: HTTP I/O thread: unexpected exception: " << e.what() << "\n";
+          log::error("http", "unexpected exception on an I/O thread", {{"err", e.what()}});
         } catch (...) {
-          std::cerr << "sluice: HTTP I/O thread: unexpected exception\n";
+          log::error("http", "unexpected exception on an I/O thread");
         }
       }
     });

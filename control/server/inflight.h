@@ -25,6 +25,8 @@ class InflightLimiter {
   // A slot (released when the last copy is dropped), or nullptr when the
   // request's pool is full. Thread-safe.
   std::shared_ptr<void> tryAcquire(bool mutating);
+  // Slots of that pool in use now (apiserver_current_inflight_requests).
+  int inUse(bool mutating) const { return (mutating ? mutating_ : readOnly_).used.load(std::memory_order_relaxed); }
 
  private:
   struct Pool {

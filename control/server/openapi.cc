@@ -10,6 +10,7 @@
 #include "control/api/proto/openapi_v2.pb.h"
 #include "control/api/proto/options.pb.h"
 #include "control/server/openapi_docs.h"
+#include "dataplane/log.h"
 
 namespace sluice::server {
 namespace {
@@ -136,8 +137,7 @@ class Generator {
           Json s = messageSchema(d, name.substr(0, dot + 1));
           defs_[name] = std::move(s);
         } else {
-          std::fprintf(stderr, "openapi: no schema for %s; serving it as a free-form object\n",
-                       name.c_str());
+          log::warning("openapi", "no schema; serving it as a free-form object", {{"definition", name}});
           defs_[name] = {{"type", "object"}};
         }
       }

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <iostream>
 #include <limits>
 
 #include "control/api/object_meta.h"
@@ -10,6 +9,7 @@
 #include "control/server/credentials.h"
 #include "control/server/list_writer.h"
 #include "control/server/rest_handler.h"
+#include "dataplane/log.h"
 
 namespace sluice::server {
 namespace {
@@ -177,8 +177,7 @@ std::optional<Response> RestHandler::list(const ResourceRequest& req, const std:
   // short one.
   auto fail = [&](Response r) -> std::optional<Response> {
     if (!streaming) return r;
-    std::cerr << "sluice server: list " << req.http->target << " failed after the response began: " << r.body
-              << "\n";
+    log::error("server", "list failed after the response began", {{"target", req.http->target}, {"err", r.body}});
     writer->abort();
     return std::nullopt;
   };

@@ -164,6 +164,13 @@ size_t WatchManager::activeStreams() const {
   return streams_.size();
 }
 
+std::map<const api::ResourceType*, size_t> WatchManager::streamsByType() const {
+  std::lock_guard lock(mu_);
+  std::map<const api::ResourceType*, size_t> out;
+  for (const auto& s : streams_) ++out[s->req.type];
+  return out;
+}
+
 void WatchManager::serve(const WatchRequest& request, std::shared_ptr<ResponseWriter> writer) {
   auto stream = std::make_shared<Stream>();
   stream->req = request;

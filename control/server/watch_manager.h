@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -70,6 +71,8 @@ class WatchManager {
   void serve(const WatchRequest& request, std::shared_ptr<ResponseWriter> writer);
 
   size_t activeStreams() const;
+  // Open streams by the resource they watch (apiserver_registered_watchers).
+  std::map<const api::ResourceType*, size_t> streamsByType() const;
 
   struct Stream;
 

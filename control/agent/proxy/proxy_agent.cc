@@ -2,7 +2,7 @@
 
 #include <sys/utsname.h>
 
-#include <iostream>
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 
@@ -23,10 +23,10 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
   // What this node's mode cannot do, said once at start (per Service, the
   // sync loop says it again for each Service that asks for it).
   utsname u{};
-  const std::string kernel = ::uname(&u) == 0 ? std::string(" (Linux ") + u.release + ")" : "";
+  const std::string kernel = ::uname(&u) == 0 ? std::string(u.release) : "";
   for (const auto& [feature, effect] : mode.capabilities().missing) {
-    std::cerr << "sluice agent: proxy: mode " << mode.name() << " on this node" << kernel
-              << " lacks " << toString(feature) << ": " << effect << "\n";
+    log::warning("proxy", "the mode lacks a feature on this node",
+                 {{"mode", mode.name()}, {"kernel", kernel}, {"feature", toString(feature)}, {"effect", effect}});
   }
 
   if (o.healthChecks) a->health_ = std::make_unique<HealthCheckServer>();
@@ -46,7 +46,16 @@ Result<std::unique_ptr<ProxyAgent>> ProxyAgent::start(client::ApiClient& client,
                               (why.empty() ? " (is the API server reachable?)" : ": " + why));
   }
   if (!o.metricsAddr.empty()) {
-    auto m = MetricsServer::start(o.metricsAddr, [self] { return self->sync_->renderMetrics(); });
+    metrics::EndpointOptions mo;
+    mo.address = o.metricsAddr;
+    mo.sources = {metrics::collect(metrics::agent()), [self] { return self->sync_->collect(); }};
+    // Ready once the datapath holds the API's Services (kube-proxy's
+    // healthz waits for its first sync the same way).
+    mo.ready = [self]() -> std::optional<std::string> {
+      if (self->sync_->runs() == 0) return "proxy: no successful sync yet";
+      return std::nullopt;
+    };
+    auto m = metrics::Endpoint::start(std::move(mo));
     if (!m) {
       a->stop();
       return m.error();
@@ -76,11 +85,12 @@ void ProxyAgent::stop() {
 
 void ProxyAgent::onApplied(const ServiceDiff& diff, bool full) {
   if (auto r = datapath_->claimServiceAddresses(diff, full); !r) {
-    std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+    log::warning(log::Limit{"proxy/claim"}, "proxy", "claiming service addresses failed", {{"err", r.error().message}});
   }
   if (health_) {
     if (auto r = health_->update(diff, full); !r) {
-      std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+      log::warning(log::Limit{"proxy/health-check"}, "proxy", "health check servers not updated",
+                   {{"err", r.error().message}});
     }
   }
 }

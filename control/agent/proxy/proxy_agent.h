@@ -1,8 +1,9 @@
 // ProxyAgent: the proxy half of `sluice agent` (and of `sluice up`) in one
 // object — the Datapath the mode factory chose (or one given, for tests),
 // ProxySync feeding it from the API, the mode claiming service addresses
-// after each change, the Prometheus /metrics endpoint and the node-local
-// gRPC debug API. The pod runtime calls onPodInterface() when a pod's
+// after each change, the agent's metrics endpoint (/metrics with the
+// proxy's series and the agent registry's — pods, probes, runtime errors —
+// plus /healthz, /livez, /readyz) and the node-local gRPC debug API. The pod runtime calls onPodInterface() when a pod's
 // host-side veth appears. Nothing here knows which mode runs.
 //
 // Restart-safe: stop() leaves the datapath programmed, and the next start()
@@ -19,10 +20,10 @@
 #include "control/agent/proxy/debug_client.h"
 #include "control/agent/proxy/debug_service.h"
 #include "control/agent/proxy/health_check.h"
-#include "control/agent/proxy/metrics.h"
 #include "control/agent/proxy/mode_factory.h"
 #include "control/agent/proxy/proxy_sync.h"
 #include "control/client/api_client.h"
+#include "control/metrics/endpoint.h"
 #include "dataplane/datapath.h"
 
 namespace sluice::agent {
@@ -86,7 +87,7 @@ class ProxyAgent {
   const ProxyAgentOptions options_;
   std::unique_ptr<Datapath> datapath_;
   std::unique_ptr<ProxySync> sync_;
-  std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<metrics::Endpoint> metrics_;
   std::unique_ptr<DebugServer> debug_;
   std::unique_ptr<HealthCheckServer> health_;  // null when options say no
 };

@@ -6,7 +6,8 @@
 #include <cstdio>
 #include <ctime>
 #include <iterator>
-#include <iostream>
+
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 
@@ -150,12 +151,16 @@ std::vector<Service> ProxySync::translate(const std::string& key) {
   std::vector<const Json*> slices;
   for (const auto& h : held) slices.push_back(h.get());
   Translation t = translator_.translate(*svc, slices);
-  for (const std::string& w : t.warnings) std::cerr << "sluice agent: proxy: " << w << "\n";
+  // The same Service translates again on every change of its endpoints: a
+  // flapping endpoint must not repeat its warning each time.
+  for (const std::string& w : t.warnings) {
+    log::warning(log::Limit{"proxy/translate/" + key + "/" + w}, "proxy", "service translation", {{"service", key}, {"warning", w}});
+  }
   return std::move(t.services);
 }
 
 void ProxySync::recordError(const std::string& what) {
-  std::cerr << "sluice agent: proxy: " << what << "\n";
+  log::warning(log::Limit{"proxy/error/" + what}, "proxy", "sync failed", {{"err", what}});
   std::lock_guard lock(mu_);
   ++errors_;
   lastError_ = what;
@@ -177,7 +182,7 @@ bool ProxySync::fullSync() {
     for (Service& s : translate(key)) {
       const std::string name = s.key.toString();
       if (auto r = table.upsert(std::move(s)); !r) {
-        std::cerr << "sluice agent: proxy: " << name << ": " << r.error().message << "\n";
+        log::warning("proxy", "service conflicts with another", {{"service", name}, {"err", r.error().message}});
         conflicted.insert(key);
       }
     }
@@ -194,7 +199,7 @@ bool ProxySync::fullSync() {
     recordError("full sync: " + r.error().message);
     return false;
   }
-  syncDuration_.observe(secondsSince(began));
+  syncDuration_.Observe(secondsSince(began));
   std::vector<Service> all;
   all.reserve(table.size());
   for (const auto& [k, svc] : table) all.push_back(svc);
@@ -246,7 +251,7 @@ bool ProxySync::applyDirty(std::set<std::string> dirty,
         ServiceDiff one;
         one.changes.push_back(c);
         if (auto r = applyDiff(desired_, one); !r) {
-          std::cerr << "sluice agent: proxy: " << r.error().message << "\n";
+          log::warning("proxy", "service change conflicts", {{"err", r.error().message}});
           conflicted.insert(k8sKey(c.key()));
         } else {
           ok.changes.push_back(std::move(c));
@@ -277,7 +282,7 @@ bool ProxySync::applyDirty(std::set<std::string> dirty,
   }
   const double took = secondsSince(began);
   const auto now = std::chrono::system_clock::now();
-  if (!diff.empty()) syncDuration_.observe(took);
+  if (!diff.empty()) syncDuration_.Observe(took);
   {
     std::vector<Service> changed;
     for (const ServiceChange& c : diff.changes) {
@@ -293,7 +298,7 @@ bool ProxySync::applyDirty(std::set<std::string> dirty,
   for (const auto& [svc, times] : triggers) {
     if (conflicted.count(svc)) continue;
     for (const WallTime& t : times) {
-      programmingLatency_.observe(std::max(0.0, std::chrono::duration<double>(now - t).count()));
+      programmingLatency_.Observe(std::max(0.0, std::chrono::duration<double>(now - t).count()));
     }
   }
   {
@@ -392,8 +397,8 @@ void ProxySync::reportUnmet(const std::vector<Service>& services, bool full) {
     if (full) unmet_ = std::move(kept);
   }
   for (const auto& [key, u] : fresh) {
-    std::cerr << "sluice agent: proxy: service " << key.toString() << ": mode " << mode_.name()
-              << " cannot honour " << u.message << "\n";
+    log::warning("proxy", "the mode cannot honour what the service asks",
+                 {{"service", key.toString()}, {"mode", mode_.name()}, {"request", u.message}});
     postUnsupportedEvent(key, u);
   }
 }
@@ -427,8 +432,7 @@ void ProxySync::postUnsupportedEvent(const ServiceKey& key, const UnmetRequest& 
              {"lastTimestamp", stamp},
              {"count", 1}};
   if (auto r = client_.create(client::resources::kEvents, key.ns, ev); !r) {
-    std::cerr << "sluice agent: proxy: event for service " << key.toString() << ": " << r.error().message
-              << "\n";
+    log::warning("proxy", "posting an event failed", {{"service", key.toString()}, {"err", r.error().message}});
   }
 }
 
@@ -453,93 +457,100 @@ std::string ProxySync::lastError() const {
 }
 
 std::string ProxySync::renderMetrics() const {
-  std::string out;
-  const char* latencyHelp =
-      "Seconds from an EndpointSlice's last-change-trigger-time to the datapath programmed";
+  return metrics::serialize({[this] { return collect(); }});
+}
+
+std::vector<prometheus::MetricFamily> ProxySync::collect() const {
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily> out;
+  const char* latencyHelp = "Seconds from an EndpointSlice's last-change-trigger-time to the datapath programmed";
   const char* syncHelp = "Seconds one sync or apply of the proxy's datapath took";
-  programmingLatency_.render("sluice_network_programming_duration_seconds", latencyHelp, out);
-  programmingLatency_.render("kubeproxy_network_programming_duration_seconds", latencyHelp, out);
-  syncDuration_.render("sluice_sync_proxy_rules_duration_seconds", syncHelp, out);
-  syncDuration_.render("kubeproxy_sync_proxy_rules_duration_seconds", syncHelp, out);
-  uint64_t runs, errors;
+  // Each histogram under sluice's name and kube-proxy's, so dashboards
+  // built for kube-proxy work unchanged.
+  auto histogram = [&](const char* name, const char* help, const prometheus::Histogram& h) {
+    prometheus::MetricFamily f = metrics::family(name, help, MetricType::Histogram);
+    f.metric.push_back(h.Collect());
+    out.push_back(std::move(f));
+  };
+  histogram("sluice_network_programming_duration_seconds", latencyHelp, programmingLatency_);
+  histogram("kubeproxy_network_programming_duration_seconds", latencyHelp, programmingLatency_);
+  histogram("sluice_sync_proxy_rules_duration_seconds", syncHelp, syncDuration_);
+  histogram("kubeproxy_sync_proxy_rules_duration_seconds", syncHelp, syncDuration_);
+  uint64_t runs, errors, resyncs;
   double last;
   size_t desired;
+  std::map<std::string, uint64_t> unmetByFeature;
   {
     std::lock_guard lock(mu_);
     runs = runs_;
     errors = errors_;
     last = lastSyncTimestamp_;
     desired = desired_.size();
-  }
-  renderSample("sluice_proxy_syncs_total", "counter", "Successful sync and apply rounds",
-               static_cast<double>(runs), out);
-  renderSample("sluice_proxy_sync_errors_total", "counter", "Failed sync and apply rounds",
-               static_cast<double>(errors), out);
-  renderSample("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge",
-               "Unix time of the last successful round", last, out);
-  renderSample("sluice_proxy_desired_services", "gauge",
-               "Service ports the proxy wants programmed", static_cast<double>(desired), out);
-  std::map<std::string, uint64_t> unmetByFeature;
-  uint64_t resyncs;
-  {
-    std::lock_guard lock(mu_);
     resyncs = resyncs_;
     for (const auto& [k, list] : unmet_) {
       for (const UnmetRequest& u : list) ++unmetByFeature[std::string(toString(u.feature))];
     }
   }
-  renderSample("sluice_proxy_resyncs_total", "counter",
-               "Full syncs after the first (failed apply, or the mode lost state)",
-               static_cast<double>(resyncs), out);
-  out += "# HELP sluice_proxy_unsupported_requests Service ports asking for what the mode cannot do, by feature\n"
-         "# TYPE sluice_proxy_unsupported_requests gauge\n";
-  for (const auto& [feature, n] : unmetByFeature) {
-    out += "sluice_proxy_unsupported_requests{feature=\"" + feature + "\"} " + std::to_string(n) + "\n";
-  }
+  auto d = [](auto v) { return static_cast<double>(v); };
+  out.push_back(metrics::single("sluice_proxy_syncs_total", "Successful sync and apply rounds", MetricType::Counter,
+                                d(runs)));
+  out.push_back(metrics::single("sluice_proxy_sync_errors_total", "Failed sync and apply rounds",
+                                MetricType::Counter, d(errors)));
+  out.push_back(metrics::single("kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                                "Unix time of the last successful round", MetricType::Gauge, last));
+  out.push_back(metrics::single("sluice_proxy_desired_services", "Service ports the proxy wants programmed",
+                                MetricType::Gauge, d(desired)));
+  out.push_back(metrics::single("sluice_proxy_resyncs_total",
+                                "Full syncs after the first (failed apply, or the mode lost state)",
+                                MetricType::Counter, d(resyncs)));
+  prometheus::MetricFamily unmet = metrics::family(
+      "sluice_proxy_unsupported_requests", "Service ports asking for what the mode cannot do, by feature",
+      MetricType::Gauge);
+  for (const auto& [feature, n] : unmetByFeature) metrics::sample(unmet, d(n), {{"feature", feature}});
+  out.push_back(std::move(unmet));
 
   const std::string mode(mode_.name());
   // What the mode cannot do on this node whether or not a Service asks
   // (an older kernel's missing features among them): one series each.
-  out += "# HELP sluice_proxy_mode_missing_features Features the mode lacks on this node (1 each)\n"
-         "# TYPE sluice_proxy_mode_missing_features gauge\n";
+  prometheus::MetricFamily missing = metrics::family(
+      "sluice_proxy_mode_missing_features", "Features the mode lacks on this node (1 each)", MetricType::Gauge);
   for (const auto& [feature, effect] : mode_.capabilities().missing) {
-    out += "sluice_proxy_mode_missing_features{mode=\"" + mode + "\",feature=\"" +
-           std::string(toString(feature)) + "\"} 1\n";
+    metrics::sample(missing, 1, {{"mode", mode}, {"feature", std::string(toString(feature))}});
   }
+  out.push_back(std::move(missing));
 
   const ProxyStats st = mode_.stats();
-  renderSample("sluice_proxy_services", "gauge", "Service ports programmed in the datapath",
-               static_cast<double>(st.services), out);
-  renderSample("sluice_proxy_frontends", "gauge", "Frontends programmed in the datapath",
-               static_cast<double>(st.frontends), out);
-  renderSample("sluice_proxy_backends", "gauge", "Backend entries programmed in the datapath",
-               static_cast<double>(st.backends), out);
-  renderSample("sluice_proxy_applies_total", "counter", "Successful ProxyMode::apply calls",
-               static_cast<double>(st.applies), out);
-  renderSample("sluice_proxy_apply_errors_total", "counter", "Failed ProxyMode::apply calls",
-               static_cast<double>(st.applyErrors), out);
+  out.push_back(metrics::single("sluice_proxy_services", "Service ports programmed in the datapath",
+                                MetricType::Gauge, d(st.services)));
+  out.push_back(metrics::single("sluice_proxy_frontends", "Frontends programmed in the datapath", MetricType::Gauge,
+                                d(st.frontends)));
+  out.push_back(metrics::single("sluice_proxy_backends", "Backend entries programmed in the datapath",
+                                MetricType::Gauge, d(st.backends)));
+  out.push_back(metrics::single("sluice_proxy_applies_total", "Successful ProxyMode::apply calls",
+                                MetricType::Counter, d(st.applies)));
+  out.push_back(metrics::single("sluice_proxy_apply_errors_total", "Failed ProxyMode::apply calls",
+                                MetricType::Counter, d(st.applyErrors)));
   // Mode counters: "drop.<reason>" and "event.<name>" become labelled
   // families; anything else is one generic family labelled by name.
-  std::string drops, events, other;
+  prometheus::MetricFamily drops =
+      metrics::family("sluice_datapath_drops_total", "Packets the datapath dropped, by reason", MetricType::Counter);
+  prometheus::MetricFamily events =
+      metrics::family("sluice_datapath_events_total", "Datapath events, by kind", MetricType::Counter);
+  prometheus::MetricFamily other =
+      // Not "..._counter": promtool's lint refuses a type in a name.
+      metrics::family("sluice_datapath_mode_stats", "Other counters of the proxy mode, by name", MetricType::Untyped);
   for (const auto& [name, value] : st.counters) {
-    const std::string v = std::to_string(value);
     if (name.rfind("drop.", 0) == 0) {
-      drops += "sluice_datapath_drops_total{mode=\"" + mode + "\",reason=\"" +
-               escapeLabel(name.substr(5)) + "\"} " + v + "\n";
+      metrics::sample(drops, d(value), {{"mode", mode}, {"reason", name.substr(5)}});
     } else if (name.rfind("event.", 0) == 0) {
-      events += "sluice_datapath_events_total{mode=\"" + mode + "\",event=\"" +
-                escapeLabel(name.substr(6)) + "\"} " + v + "\n";
+      metrics::sample(events, d(value), {{"mode", mode}, {"event", name.substr(6)}});
     } else {
-      other += "sluice_datapath_counter{mode=\"" + mode + "\",name=\"" + escapeLabel(name) +
-               "\"} " + v + "\n";
+      metrics::sample(other, d(value), {{"mode", mode}, {"name", name}});
     }
   }
-  out += "# HELP sluice_datapath_drops_total Packets the datapath dropped, by reason\n"
-         "# TYPE sluice_datapath_drops_total counter\n" + drops;
-  out += "# HELP sluice_datapath_events_total Datapath events, by kind\n"
-         "# TYPE sluice_datapath_events_total counter\n" + events;
-  out += "# HELP sluice_datapath_counter Other counters of the proxy mode\n"
-         "# TYPE sluice_datapath_counter untyped\n" + other;
+  out.push_back(std::move(drops));
+  out.push_back(std::move(events));
+  out.push_back(std::move(other));
   return out;
 }
 

@@ -20,7 +20,8 @@
 // sync duration, what is programmed and the mode's datapath counters.
 //
 // Threading: informer handlers only mark keys; everything else runs on the
-// sync thread. table(), renderMetrics() and the counters are thread-safe.
+// sync thread. table(), collect(), renderMetrics() and the counters are
+// thread-safe.
 #pragma once
 
 #include <chrono>
@@ -34,9 +35,11 @@
 #include <thread>
 #include <vector>
 
-#include "control/agent/proxy/metrics.h"
+#include <prometheus/histogram.h>
+
 #include "control/agent/proxy/service_translator.h"
 #include "control/client/informer.h"
+#include "control/metrics/registry.h"
 #include "dataplane/proxy_mode.h"
 #include "dataplane/service_diff.h"
 
@@ -78,9 +81,10 @@ class ProxySync {
   uint64_t runs() const;          // successful sync + apply rounds
   uint64_t errors() const;        // failed rounds
   std::string lastError() const;  // empty if none
-  // Prometheus text of the proxy's metrics (see metrics.h for the server).
+  // The proxy's metric families, read at scrape time (metrics::CollectFn).
+  std::vector<prometheus::MetricFamily> collect() const;
+  // Their Prometheus text.
   std::string renderMetrics() const;
-  const Histogram& programmingLatency() const { return programmingLatency_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -133,8 +137,10 @@ class ProxySync {
   std::string lastError_;
   double lastSyncTimestamp_ = 0;
 
-  Histogram programmingLatency_{Histogram::defaultBounds()};
-  Histogram syncDuration_{Histogram::defaultBounds()};
+  // 1 ms .. ~17 min doubling: 1 ms-resolution programming latencies and
+  // multi-minute outliers (kube-proxy's buckets start at 250 ms).
+  prometheus::Histogram programmingLatency_{metrics::exponentialBuckets(0.001, 2, 21)};
+  prometheus::Histogram syncDuration_{metrics::exponentialBuckets(0.001, 2, 21)};
   std::thread thread_;
 };
 

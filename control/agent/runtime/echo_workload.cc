@@ -16,6 +16,8 @@
 #include <string>
 #include <thread>
 
+#include "dataplane/log.h"
+
 namespace sluice::agent {
 namespace {
 
@@ -111,7 +113,7 @@ int runEchoWorkload(const EchoOptions& options) {
     int t = bound(SOCK_STREAM, port);
     int u = bound(SOCK_DGRAM, port);
     if (t < 0 || u < 0) {
-      std::fprintf(stderr, "echo: cannot bind port %u: %s\n", port, std::strerror(errno));
+      log::error("echo", "cannot bind port", {{"port", port}, {"err", std::strerror(errno)}});
       return 1;
     }
     fds.push_back({t, POLLIN, 0});
@@ -157,15 +159,14 @@ int runEchoWorkload(int argc, char** argv, int first) {
     if ((a == "--port" || a == "-p") && i + 1 < argc) {
       long p = std::strtol(argv[++i], nullptr, 10);
       if (p <= 0 || p > 65535) {
-        std::fprintf(stderr, "echo: bad port %s\n", argv[i]);
+        log::error("echo", "bad port", {{"port", argv[i]}});
         return 2;
       }
       o.ports.push_back(static_cast<uint16_t>(p));
     } else if (a == "--tag" && i + 1 < argc) {
       o.tag = argv[++i];
     } else {
-      std::fprintf(stderr, "echo: unknown argument %s (usage: echo [--port N]... [--tag T])\n",
-                   a.c_str());
+      log::error("echo", "unknown argument (usage: echo [--port N]... [--tag T])", {{"argument", a}});
       return 2;
     }
   }

@@ -5,10 +5,10 @@
 
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <sstream>
 
 #include "control/api/time_util.h"
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 
@@ -19,7 +19,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void logLine(const std::string& msg) { std::cerr << "sluice agent: metrics: " << msg << "\n"; }
+void logLine(std::string_view what, const std::string& object, const std::string& err) {
+  log::warning(log::Limit{"metrics/" + std::string(what) + "/" + object}, "metrics", what,
+               {{"object", object}, {"err", err}});
+}
 
 // A Go duration string as metrics-server's `window` ("15s", "1.002s").
 std::string windowText(std::chrono::nanoseconds d) {
@@ -136,7 +139,7 @@ bool MetricsReporter::write(const client::Resource& r, const std::string& ns, co
   if (!done) {
     // A conflict or a create race is retried at the next period.
     if (done.error().code != ErrorCode::kAborted && done.error().code != ErrorCode::kAlreadyExists)
-      logLine(r.plural + " " + (ns.empty() ? "" : ns + "/") + name + ": " + done.error().message);
+      logLine("writing metrics failed", r.plural + " " + (ns.empty() ? "" : ns + "/") + name, done.error().message);
     return false;
   }
   return true;
@@ -229,7 +232,7 @@ void MetricsReporter::reportPods() {
     if (r || r.error().code == ErrorCode::kNotFound) {
       it = written_.erase(it);
     } else {
-      logLine("remove pods " + it->first + "/" + it->second + ": " + r.error().message);
+      logLine("removing PodMetrics failed", it->first + "/" + it->second, r.error().message);
       ++it;
     }
   }

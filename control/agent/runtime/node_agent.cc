@@ -6,8 +6,9 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
-#include <iostream>
 #include <thread>
+
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 namespace {
@@ -107,7 +108,7 @@ Result<std::string> NodeAgent::awaitPodCidr(client::ApiClient& client, const std
     }
     if (std::chrono::steady_clock::now() >= deadline) break;
     if (!announced) {
-      std::cerr << "sluice agent: waiting for the server to assign Node " << nodeName << " a pod CIDR\n";
+      log::info(0, "agent", "waiting for the server to assign the Node a pod CIDR", {{"node", nodeName}});
       announced = true;
     }
     std::this_thread::sleep_for(kPoll);
@@ -228,8 +229,9 @@ void NodeAgent::run() {
     cv_.wait_for(lock, options_.heartbeat, [&] { return stop_.load(); });
     if (stop_.load()) break;
     lock.unlock();
-    if (auto r = heartbeat(); !r)
-      std::cerr << "sluice agent: node heartbeat: " << r.error().message << "\n";
+    if (auto r = heartbeat(); !r) {
+      log::warning(log::Limit{"agent/heartbeat"}, "agent", "node heartbeat failed", {{"err", r.error().message}});
+    }
     renewLease();
     lock.lock();
   }

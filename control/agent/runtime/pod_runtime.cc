@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <iostream>
 
 #include "control/agent/runtime/metrics_reporter.h"
 #include "control/agent/runtime/pod_worker.h"
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 namespace fs = std::filesystem;
@@ -139,14 +139,14 @@ Result<std::unique_ptr<PodRuntime>> PodRuntime::start(client::ApiClient& client,
     rt->restored_.clear();
   }
   for (auto& p : orphans) {
-    std::cerr << "sluice agent: pod " << p->ns << "/" << p->name << " (" << p->uid
-              << ") is gone from the API: removing its containers\n";
+    log::info(0, "agent", "pod is gone from the API: removing its containers",
+              {{"pod", p->ns + "/" + p->name}, {"uid", p->uid}});
     cleanupPod(*rt->env_, *p);
   }
   rt->housekeeper_ = std::thread([self] { self->housekeeping(); });
   if (!rt->env_->cgroups) {
-    std::cerr << "sluice agent: warning: " << rt->env_->cgroupError
-              << ": containers with resource limits will not start, and pods report no metrics\n";
+    log::warning("agent", "no cgroups: containers with resource limits will not start, and pods report no metrics",
+                 {{"err", rt->env_->cgroupError}});
   }
   if (options.metricsResolution.count() > 0) {
     MetricsReporterOptions mo;
@@ -222,7 +222,7 @@ void PodRuntime::stop() {
 void PodRuntime::teardownAll(const PodRuntimeOptions& options) {
   auto env = makeEnv(nullptr, options);
   if (!env) {
-    std::cerr << "sluice agent: teardown: " << env.error().message << "\n";
+    log::error("agent", "teardown failed", {{"err", env.error().message}});
     return;
   }
   for (const PersistedPod& p : loadAll(options.dataDir)) cleanupPod(**env, p);

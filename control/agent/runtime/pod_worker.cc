@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
+
+#include "control/agent/runtime/runtime_metrics.h"
+#include "dataplane/log.h"
 
 namespace sluice::agent {
 namespace fs = std::filesystem;
@@ -24,8 +26,11 @@ constexpr int64_t kDefaultGraceSeconds = 30;
 constexpr int64_t kExitRecordWaitMs = 3000;
 constexpr std::string_view kEchoImage = "sluice/echo";
 
-void logLine(const std::string& pod, const std::string& msg) {
-  std::cerr << "sluice agent: pod " << pod << ": " << msg << "\n";
+// Pod problems repeat on every sync of a failing pod (a CNI that keeps
+// failing, an API server that is down): one line per pod and kind of
+// problem per interval.
+void logLine(const std::string& pod, std::string_view what, const std::string& err) {
+  log::warning(log::Limit{"pod/" + pod + "/" + std::string(what)}, "agent", what, {{"pod", pod}, {"err", err}});
 }
 
 int64_t graceSeconds(const Json& pod) {
@@ -166,8 +171,13 @@ void PodWorker::sync() {
     takeSnapshot(pod);  // terminating: no longer reported
     return;
   }
-  if (!state_.networkReady && now >= networkRetryAtMs_ && !setUpNetwork(pod)) {
-    networkRetryAtMs_ = now + 2000;
+  if (!state_.networkReady && now >= networkRetryAtMs_) {
+    if (setUpNetwork(pod)) {
+      runtime_metrics::podStarted();
+    } else {
+      runtime_metrics::podStartFailed();
+      networkRetryAtMs_ = now + 2000;
+    }
   }
   if (state_.networkReady) {
     if (!state_.initDone && !state_.initFailed) reconcileInit(pod, now);
@@ -219,6 +229,7 @@ bool PodWorker::setUpNetwork(const Json& pod) {
   if (!ns) ns = cni::Netns::create(name);
   if (!ns) {
     networkError_ = "create network namespace: " + ns.error().message;
+    runtime_metrics::operationFailed("create_netns");
     return false;
   }
   // Loopback up, as the reference `loopback` plugin would.
@@ -228,8 +239,9 @@ bool PodWorker::setUpNetwork(const Json& pod) {
   auto added = env_.cni->add(env_.network, rc);
   if (!added || added->ips.empty()) {
     networkError_ = "CNI ADD: " + (added ? std::string("no IP in result") : added.error().msg);
+    runtime_metrics::operationFailed("cni_add");
     (void)env_.cni->del(env_.network, rc);
-    logLine(state_.ns + "/" + state_.name, networkError_);
+    logLine(state_.ns + "/" + state_.name, "pod network setup failed", networkError_);
     return false;
   }
   state_.netnsPath = rc.netns;
@@ -374,6 +386,7 @@ bool PodWorker::start(const Json& pod, ContainerRecord& rec) {
   live.waitingReason.clear();
   live.waitingMessage.clear();
   if (!commandExists(rootfs, argv[0])) {
+    runtime_metrics::containerStartFailed(rec.init, "StartError");
     rec.running = false;
     rec.terminated = TerminatedInfo{
         128, 0,  "StartError", "exec: \"" + argv[0] + "\": executable file not found in $PATH",
@@ -382,11 +395,13 @@ bool PodWorker::start(const Json& pod, ContainerRecord& rec) {
   }
   auto launched = launchContainer(l);
   if (!launched) {
+    runtime_metrics::containerStartFailed(rec.init, "StartError");
     rec.running = false;
     rec.terminated = TerminatedInfo{128, 0, "StartError", launched.error().message, now, now};
     return true;
   }
   rec.proc = *launched;
+  runtime_metrics::containerStarted(rec.init);
   rec.running = true;
   rec.terminated.reset();
   return true;
@@ -516,10 +531,10 @@ void PodWorker::probe(const Json& pod, ContainerRecord& rec, int64_t nowMs) {
     if (!live.liveness) live.liveness.emplace((*spec)["livenessProbe"], true);
     if (live.liveness->due(nowMs, rec.startedAtMs)) {
       ProbeOutcome o = runProbe(live.liveness->spec(), target);
+      runtime_metrics::probe("Liveness", o.success);
       if (!live.liveness->record(o.success, nowMs)) {
-        logLine(
-            state_.ns + "/" + state_.name,
-            "container " + rec.name + " failed liveness probe, will be restarted: " + o.message);
+        log::info(0, "agent", "container failed its liveness probe, will be restarted",
+                  {{"pod", state_.ns + "/" + state_.name}, {"container", rec.name}, {"err", o.message}});
         requestStop(rec, graceSeconds(pod) * 1000, nowMs);
         rec.ready = false;
         return;
@@ -529,7 +544,9 @@ void PodWorker::probe(const Json& pod, ContainerRecord& rec, int64_t nowMs) {
   if (spec->contains("readinessProbe")) {
     if (!live.readiness) live.readiness.emplace((*spec)["readinessProbe"], rec.ready);
     if (live.readiness->due(nowMs, rec.startedAtMs)) {
-      live.readiness->record(runProbe(live.readiness->spec(), target).success, nowMs);
+      const bool ok = runProbe(live.readiness->spec(), target).success;
+      runtime_metrics::probe("Readiness", ok);
+      live.readiness->record(ok, nowMs);
     }
     rec.ready = live.readiness->healthy();
   } else {
@@ -571,7 +588,7 @@ void PodWorker::terminate(const Json& pod, bool gone, int64_t nowMs) {
     Json opts = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", state_.uid}}}};
     auto r = env_.client->remove(client::resources::kPods, state_.ns, state_.name, opts);
     if (!r && r.error().code != ErrorCode::kNotFound && r.error().code != ErrorCode::kAborted) {
-      logLine(state_.ns + "/" + state_.name, "delete: " + r.error().message);
+      logLine(state_.ns + "/" + state_.name, "deleting the pod failed", r.error().message);
       return;  // retried on the next sync; cleanupPod is idempotent
     }
   }
@@ -595,12 +612,15 @@ void cleanupPod(PodEnv& env, const PersistedPod& pod) {
   {
     std::lock_guard<std::mutex> lock(env.cniMu);
     auto r = env.cni->del(env.network, env.attachment(pod.uid, pod.ns, pod.name));
-    if (!r) logLine(pod.ns + "/" + pod.name, "CNI DEL: " + r.error().msg);
+    if (!r) {
+      runtime_metrics::operationFailed("cni_del");
+      logLine(pod.ns + "/" + pod.name, "CNI DEL failed", r.error().msg);
+    }
   }
   (void)cni::Netns::remove(PodEnv::netnsName(pod.uid));
   if (!pod.cgroup.empty()) {
     auto r = CgroupManager::remove(pod.cgroup);
-    if (!r) logLine(pod.ns + "/" + pod.name, r.error().message);
+    if (!r) logLine(pod.ns + "/" + pod.name, "removing the pod cgroup failed", r.error().message);
   }
   std::error_code ec;
   fs::remove_all(env.podDir(pod.uid), ec);
@@ -623,7 +643,7 @@ void PodWorker::publish(const Json& pod) {
   if (r) {
     lastPublished_ = text;
   } else if (r.error().code != ErrorCode::kNotFound) {
-    logLine(state_.ns + "/" + state_.name, "status update: " + r.error().message);
+    logLine(state_.ns + "/" + state_.name, "status update failed", r.error().message);
   }
 }
 

@@ -11,7 +11,6 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <iostream>
 #include <list>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,6 +22,7 @@
 #include "control/agent/streaming/websocket.h"
 #include "control/server/credentials.h"
 #include "control/server/http_server.h"
+#include "dataplane/log.h"
 
 namespace sluice::agent::streaming {
 
@@ -299,10 +299,13 @@ struct StreamingServer::Impl : server::HttpHandler {
       if (key.empty()) return sendStatus(*writer, 400, "BadRequest", "WebSocket upgrade without Sec-WebSocket-Key");
       auto stream = takeOver(writer);
       if (!stream) return;
-      spawn(stream, nullptr, [stream, key, proto = *protocol, opts, launch = *launcher] {
-        if (!stream->write(websocketHandshakeResponse(key, proto))) return stream->close();
-        WebSocket ws(*stream);
-        serveExecChannels(ws, proto, opts, launch);
+      spawn(stream, nullptr, [stream, upgrade = req, proto = *protocol, opts, launch = *launcher] {
+        auto ws = WebSocket::accept(*stream, upgrade, proto);
+        if (!ws) {
+          log::warning("streaming", "exec session failed", {{"err", ws.error().message}});
+          return stream->close();
+        }
+        serveExecChannels(**ws, proto, opts, launch);
       });
       return;
     }
@@ -327,7 +330,7 @@ struct StreamingServer::Impl : server::HttpHandler {
                             "X-Stream-Protocol-Version: " + proto + "\r\n\r\n";
         if (!stream->write(reply)) return stream->close();
         auto r = serveExecSpdy(*stream, proto, opts, launch);
-        if (!r) std::cerr << "sluice agent: exec: " << r.error().message << "\n";
+        if (!r) log::warning("streaming", "exec session failed", {{"err", r.error().message}});
         stream->close();
       });
       return;
@@ -354,12 +357,15 @@ struct StreamingServer::Impl : server::HttpHandler {
       if (key.empty()) return sendStatus(*writer, 400, "BadRequest", "WebSocket upgrade without Sec-WebSocket-Key");
       auto stream = takeOver(writer);
       if (!stream) return;
-      spawn(stream, nullptr, [stream, key, proto = *protocol, dial = *dialer, pf] {
-        if (!stream->write(websocketHandshakeResponse(key, proto))) return stream->close();
-        WebSocket ws(*stream);
-        WebSocketByteStream tunnel(ws);
+      spawn(stream, nullptr, [stream, upgrade = req, proto = *protocol, dial = *dialer, pf] {
+        auto ws = WebSocket::accept(*stream, upgrade, proto);
+        if (!ws) {
+          log::warning("streaming", "port-forward session failed", {{"err", ws.error().message}});
+          return stream->close();
+        }
+        WebSocketByteStream tunnel(**ws);
         auto r = servePortForwardSpdy(tunnel, dial, pf);
-        if (!r) std::cerr << "sluice agent: port-forward: " << r.error().message << "\n";
+        if (!r) log::warning("streaming", "port-forward session failed", {{"err", r.error().message}});
         tunnel.close();
       });
       return;
@@ -380,7 +386,7 @@ struct StreamingServer::Impl : server::HttpHandler {
         reply += "\r\n";
         if (!stream->write(reply)) return stream->close();
         auto r = servePortForwardSpdy(*stream, dial, pf);
-        if (!r) std::cerr << "sluice agent: port-forward: " << r.error().message << "\n";
+        if (!r) log::warning("streaming", "port-forward session failed", {{"err", r.error().message}});
         stream->close();
       });
       return;

@@ -1,25 +1,35 @@
 #include "control/agent/streaming/websocket.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <cstring>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
 
 namespace sluice::agent::streaming {
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+
 namespace {
 
-constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 1.3
-
-enum Opcode : uint8_t {
-  kContinuation = 0x0,
-  kText = 0x1,
-  kBinary = 0x2,
-  kClose = 0x8,
-  kPing = 0x9,
-  kPong = 0xA,
-};
+// How long close() waits for the peer's close reply: kubectl answers at
+// once; a peer that does not is cut off when the caller closes the stream.
+constexpr std::chrono::seconds kCloseWait{2};
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -27,18 +37,12 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+using Done = std::function<void(beast::error_code)>;
+
 }  // namespace
 
-std::string websocketAcceptKey(std::string_view clientKey) {
-  std::string in = std::string(trim(clientKey)) + std::string(kGuid);
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(in.data()), in.size(), digest);
-  unsigned char out[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
-  int n = EVP_EncodeBlock(out, digest, SHA_DIGEST_LENGTH);
-  return std::string(reinterpret_cast<char*>(out), static_cast<size_t>(n));
-}
-
-std::optional<std::string> chooseSubprotocol(std::string_view offered, const std::vector<std::string>& supported) {
+std::optional<std::string> chooseSubprotocol(std::string_view offered,
+                                             const std::vector<std::string>& supported) {
   std::vector<std::string_view> offers;
   while (!offered.empty()) {
     size_t comma = offered.find(',');
@@ -51,124 +55,131 @@ std::optional<std::string> chooseSubprotocol(std::string_view offered, const std
   return std::nullopt;
 }
 
-std::string websocketHandshakeResponse(std::string_view clientKey, std::string_view subprotocol) {
-  std::string r = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
-  r += "Sec-WebSocket-Accept: " + websocketAcceptKey(clientKey) + "\r\n";
-  if (!subprotocol.empty()) r += "Sec-WebSocket-Protocol: " + std::string(subprotocol) + "\r\n";
-  r += "\r\n";
-  return r;
-}
+// The Beast stream over a duplicate of the connection's descriptor (the
+// FdByteStream keeps the original: its close() shuts the socket down, which
+// ends the stream's pending operations too), and the one thread running it.
+struct WebSocket::Impl {
+  asio::io_context ioc;
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  websocket::stream<asio::generic::stream_protocol::socket> ws{ioc};
+  beast::flat_buffer readBuffer;  // reader thread only, between reads
+  std::mutex writeMu;             // one write or close outstanding
+  bool closeSent = false;         // under writeMu
+  std::thread thread;
 
-Result<void> WebSocket::fill(size_t n) {
-  if (pos_ > 0 && pos_ == buffer_.size()) {
-    buffer_.clear();
-    pos_ = 0;
+  ~Impl() {
+    // Pending operations complete (aborted) once the socket is closed;
+    // the thread returns when nothing is left to run.
+    asio::post(ioc, [this] {
+      beast::error_code ignored;
+      ws.next_layer().close(ignored);
+    });
+    work.reset();
+    if (thread.joinable()) thread.join();
   }
-  char tmp[16 * 1024];
-  while (buffer_.size() - pos_ < n) {
-    auto got = stream_.read(tmp, sizeof(tmp));
-    if (!got) return got.error();
-    if (*got == 0) return Error::unavailable("websocket: connection closed");
-    buffer_.append(tmp, *got);
+
+  // Starts an operation on the I/O thread and returns the result's future.
+  std::future<beast::error_code> start(std::function<void(Done)> op) {
+    auto promise = std::make_shared<std::promise<beast::error_code>>();
+    auto future = promise->get_future();
+    asio::post(ioc, [op = std::move(op), promise] {
+      op([promise](beast::error_code ec) { promise->set_value(ec); });
+    });
+    return future;
   }
-  return okResult();
+};
+
+WebSocket::WebSocket(FdByteStream& stream, std::unique_ptr<Impl> impl)
+    : stream_(stream), impl_(std::move(impl)) {}
+
+WebSocket::~WebSocket() = default;
+
+Result<std::unique_ptr<WebSocket>> WebSocket::accept(FdByteStream& stream,
+                                                     const server::HttpRequest& request,
+                                                     const std::string& subprotocol) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(stream.fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return Error::unavailable(std::string("websocket: getsockname: ") + std::strerror(errno));
+  }
+  const int fd = ::fcntl(stream.fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return Error::unavailable(std::string("websocket: dup: ") + std::strerror(errno));
+  auto impl = std::make_unique<Impl>();
+  beast::error_code ec;
+  impl->ws.next_layer().assign(asio::generic::stream_protocol(ss.ss_family, 0), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return Error::internal("websocket: " + ec.message());
+  }
+  impl->ws.read_message_max(kMaxMessage);
+  // Messages go out as single frames: kubectl's reader (gorilla) takes any
+  // size, and a 32 KiB stdout chunk need not become eight frames.
+  impl->ws.auto_fragment(false);
+  impl->ws.set_option(
+      websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+        if (!subprotocol.empty()) res.set(http::field::sec_websocket_protocol, subprotocol);
+      }));
+  impl->thread = std::thread([p = impl.get()] { p->ioc.run(); });
+
+  http::request<http::empty_body> upgrade;
+  upgrade.method_string(request.method);
+  upgrade.target(request.target);
+  upgrade.version(11);
+  for (const auto& [name, value] : request.headers) upgrade.insert(name, value);
+  Impl* p = impl.get();
+  ec = p->start([p, &upgrade](Done done) { p->ws.async_accept(upgrade, done); }).get();
+  if (ec) return Error::invalid("websocket handshake: " + ec.message());
+  return std::unique_ptr<WebSocket>(new WebSocket(stream, std::move(impl)));
 }
 
 Result<std::optional<WebSocket::Message>> WebSocket::read() {
-  Message msg;
-  bool inMessage = false;
-  for (;;) {
-    if (auto r = fill(2); !r) {
-      if (!inMessage && buffer_.size() == pos_) return std::optional<Message>();  // clean EOF
-      return r.error();
-    }
-    const auto b0 = static_cast<uint8_t>(buffer_[pos_]);
-    const auto b1 = static_cast<uint8_t>(buffer_[pos_ + 1]);
-    const bool fin = (b0 & 0x80) != 0;
-    const uint8_t opcode = b0 & 0x0F;
-    if ((b0 & 0x70) != 0) return Error::invalid("websocket: reserved bits set (no extension was negotiated)");
-    if ((b1 & 0x80) == 0) return Error::invalid("websocket: client frame is not masked (RFC 6455 5.1)");
-    uint64_t len = b1 & 0x7F;
-    size_t header = 2;
-    if (len == 126) {
-      if (auto r = fill(4); !r) return r.error();
-      len = (static_cast<uint8_t>(buffer_[pos_ + 2]) << 8) | static_cast<uint8_t>(buffer_[pos_ + 3]);
-      header = 4;
-    } else if (len == 127) {
-      if (auto r = fill(10); !r) return r.error();
-      len = 0;
-      for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<uint8_t>(buffer_[pos_ + 2 + i]);
-      header = 10;
-    }
-    if (len > kMaxMessage || msg.data.size() + len > kMaxMessage) {
-      return Error::invalid("websocket: message of " + std::to_string(msg.data.size() + len) +
-                            " bytes exceeds the " + std::to_string(kMaxMessage) + " byte limit");
-    }
-    const bool control = (opcode & 0x08) != 0;
-    if (control && (len > 125 || !fin)) return Error::invalid("websocket: control frame too long or fragmented");
-    if (auto r = fill(header + 4 + len); !r) return r.error();
-    const char* mask = buffer_.data() + pos_ + header;
-    std::string payload(buffer_.data() + pos_ + header + 4, len);
-    for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(payload[i] ^ mask[i % 4]);
-    pos_ += header + 4 + len;
-
-    if (opcode == kPing) {
-      if (auto r = writeFrame(kPong, payload); !r) return r.error();
-      continue;
-    }
-    if (opcode == kPong) continue;
-    if (opcode == kClose) {
-      uint16_t code = 1000;
-      if (payload.size() >= 2) code = static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]));
-      (void)close(code);
-      return std::optional<Message>();
-    }
-    if (opcode == kContinuation) {
-      if (!inMessage) return Error::invalid("websocket: continuation frame without a message");
-    } else if (opcode == kText || opcode == kBinary) {
-      if (inMessage) return Error::invalid("websocket: new message inside a fragmented one");
-      inMessage = true;
-      msg.binary = opcode == kBinary;
-    } else {
-      return Error::invalid("websocket: unknown opcode " + std::to_string(opcode));
-    }
-    msg.data += payload;
-    if (fin) return std::optional<Message>(std::move(msg));
-  }
+  Impl* p = impl_.get();
+  beast::error_code ec =
+      p->start([p](Done done) {
+         p->ws.async_read(p->readBuffer, [done](beast::error_code e, size_t) { done(e); });
+       }).get();
+  if (ec == websocket::error::closed || ec == asio::error::eof) return std::optional<Message>();
+  if (ec) return Error::unavailable("websocket: " + ec.message());
+  Message m;
+  m.binary = p->ws.got_binary();
+  m.data = beast::buffers_to_string(p->readBuffer.data());
+  p->readBuffer.consume(p->readBuffer.size());
+  return std::optional<Message>(std::move(m));
 }
 
-Result<void> WebSocket::writeFrame(uint8_t opcode, std::string_view payload) {
-  std::string frame;
-  frame.reserve(payload.size() + 10);
-  frame += static_cast<char>(0x80 | opcode);
-  if (payload.size() < 126) {
-    frame += static_cast<char>(payload.size());
-  } else if (payload.size() <= 0xFFFF) {
-    frame += static_cast<char>(126);
-    frame += static_cast<char>(payload.size() >> 8);
-    frame += static_cast<char>(payload.size() & 0xFF);
-  } else {
-    frame += static_cast<char>(127);
-    for (int i = 7; i >= 0; --i) frame += static_cast<char>((static_cast<uint64_t>(payload.size()) >> (8 * i)) & 0xFF);
-  }
-  frame.append(payload);
-  return stream_.write(frame);  // one write: frames never interleave
+Result<void> WebSocket::write(std::string_view data, bool binary) {
+  std::lock_guard lock(impl_->writeMu);
+  if (impl_->closeSent) return Error::unavailable("websocket: closed");
+  Impl* p = impl_.get();
+  beast::error_code ec = p->start([p, data, binary](Done done) {
+                            p->ws.binary(binary);
+                            p->ws.async_write(asio::buffer(data.data(), data.size()),
+                                              [done](beast::error_code e, size_t) { done(e); });
+                          }).get();
+  if (ec) return Error::unavailable("websocket: " + ec.message());
+  return okResult();
 }
 
-Result<void> WebSocket::writeBinary(std::string_view data) { return writeFrame(kBinary, data); }
-Result<void> WebSocket::writeText(std::string_view data) { return writeFrame(kText, data); }
+Result<void> WebSocket::writeBinary(std::string_view data) { return write(data, true); }
+Result<void> WebSocket::writeText(std::string_view data) { return write(data, false); }
 
 Result<void> WebSocket::close(uint16_t code, std::string_view reason) {
-  {
-    std::lock_guard<std::mutex> lock(closeMu_);
-    if (closeSent_) return okResult();
-    closeSent_ = true;
+  std::lock_guard lock(impl_->writeMu);
+  if (impl_->closeSent) return okResult();
+  impl_->closeSent = true;
+  Impl* p = impl_.get();
+  websocket::close_reason why(static_cast<websocket::close_code>(code),
+                              beast::string_view(reason.data(), reason.size()));
+  auto done = p->start([p, why](Done d) { p->ws.async_close(why, d); });
+  // The frame is out within microseconds; the wait is for the reply, which
+  // may as well reach a reader thread.
+  if (done.wait_for(kCloseWait) == std::future_status::ready) {
+    beast::error_code ec = done.get();
+    if (ec && ec != websocket::error::closed && ec != asio::error::eof) {
+      return Error::unavailable("websocket: close: " + ec.message());
+    }
   }
-  std::string payload;
-  payload += static_cast<char>(code >> 8);
-  payload += static_cast<char>(code & 0xFF);
-  payload.append(reason.substr(0, 123));
-  return writeFrame(kClose, payload);
+  return okResult();
 }
 
 Result<size_t> WebSocketByteStream::read(char* buf, size_t len) {

@@ -1,8 +1,7 @@
 #include "control/controllers/cluster/node_heartbeat.h"
 
-#include <iostream>
-
 #include "control/controllers/cluster/cluster_util.h"
+#include "dataplane/log.h"
 
 namespace sluice::controllers {
 
@@ -24,7 +23,10 @@ Result<std::unique_ptr<NodeHeartbeat>> NodeHeartbeat::start(client::ApiClient& c
       p->cv_.wait_for(lock, p->options_.renewInterval, [p] { return p->stop_; });
       if (p->stop_) break;
       lock.unlock();
-      if (auto r = p->beat(); !r) std::cerr << "node " << p->name_ << ": heartbeat: " << r.error().message << "\n";
+      if (auto r = p->beat(); !r) {
+        log::warning(log::Limit{"heartbeat/" + p->name_}, "heartbeat", "renewing the node lease failed",
+                     {{"node", p->name_}, {"err", r.error().message}});
+      }
       lock.lock();
     }
   });

@@ -3,8 +3,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <iostream>
 #include <optional>
+
+#include "dataplane/log.h"
 
 namespace sluice::controllers {
 namespace {
@@ -172,7 +173,7 @@ void NodeIpamController::recordCached() {
     auto r = cidrs_.occupy(cidr, name);
     if (r) continue;
     if (!reported_.insert(name + "|" + cidr).second) continue;
-    std::cerr << "nodeipam: node " << name << ": " << r.error().message << "\n";
+    log::warning("nodeipam", "node's podCIDR conflicts", {{"node", name}, {"err", r.error().message}});
   }
 }
 
@@ -227,8 +228,8 @@ Result<void> NodeIpamController::reconcile(const std::string& key) {
       auto next = cidrs_.allocateNext(name);
       if (!next && next.error().code == ErrorCode::kResourceExhausted) {
         if (exhausted_.insert(name).second) {
-          std::cerr << "nodeipam: node " << name << ": " << next.error().message
-                    << "; the node stays without spec.podCIDR until one is released\n";
+          log::warning("nodeipam", "no pod CIDR left; the node stays without spec.podCIDR until one is released",
+                       {{"node", name}, {"err", next.error().message}});
         }
         enqueueAfter(name, kExhaustedRetry);
         return okResult();
@@ -255,7 +256,7 @@ Result<void> NodeIpamController::reconcile(const std::string& key) {
     std::lock_guard lock(mu_);
     exhausted_.erase(name);
   }
-  std::cerr << "nodeipam: node " << name << ": podCIDR " << cidr << "\n";
+  log::info(0, "nodeipam", "assigned podCIDR", {{"node", name}, {"podCIDR", cidr}});
   return okResult();
 }
 

@@ -1,8 +1,7 @@
 #include "control/controllers/cluster/node_lifecycle.h"
 
-#include <iostream>
-
 #include "control/controllers/cluster/node_heartbeat.h"
+#include "dataplane/log.h"
 
 namespace sluice::controllers {
 namespace {
@@ -46,7 +45,8 @@ void NodeLifecycleController::stop() {
 void NodeLifecycleController::monitorOnce() {
   for (const auto& node : nodes_.list()) {
     if (auto r = monitor(*node); !r) {
-      std::cerr << "nodelifecycle: node " << client::nameOf(*node) << ": " << r.error().message << "\n";
+      log::warning(log::Limit{"nodelifecycle/" + client::nameOf(*node)}, "nodelifecycle", "monitoring node failed",
+                   {{"node", client::nameOf(*node)}, {"err", r.error().message}});
     }
   }
 }

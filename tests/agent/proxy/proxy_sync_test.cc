@@ -1,35 +1,14 @@
-// The pure parts of ProxySync and its metrics: the Prometheus text the
-// /metrics endpoint serves, and the mode factory's checks.
+// The pure parts of ProxySync: the mode factory's checks.
 #include <gtest/gtest.h>
 
 #include <chrono>
 
-#include "control/agent/proxy/metrics.h"
 #include "control/agent/proxy/mode_factory.h"
 #include "control/agent/proxy/proxy_sync.h"
 
 namespace sluice::agent {
 namespace {
 
-TEST(HistogramTest, RendersCumulativeBucketsSumAndCount) {
-  Histogram h({0.01, 0.1, 1});
-  h.observe(0.005);
-  h.observe(0.05);
-  h.observe(0.05);
-  h.observe(5);
-  std::string out;
-  h.render("x_seconds", "help text", out);
-  EXPECT_NE(out.find("# TYPE x_seconds histogram\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_bucket{le=\"0.01\"} 1\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_bucket{le=\"0.1\"} 3\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_bucket{le=\"1\"} 3\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_bucket{le=\"+Inf\"} 4\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_sum 5.105\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("x_seconds_count 4\n"), std::string::npos) << out;
-}
-
-TEST(EscapeLabelTest, EscapesQuotesBackslashesAndNewlines) {
-  EXPECT_EQ(escapeLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
 
 // The mode factory rejects unknown modes, naming the ones it has, before

@@ -166,6 +166,55 @@ TEST_F(ClientTest, InformerStopsPromptly) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
+// client-go's queue metrics through a recording provider: adds only for
+// keys that were not already queued, depth as keys come and go, one wait
+// and one work time per processed key, a retry per rate-limited add.
+TEST(WorkQueueTest, NamedQueuesReportToTheMetricsProvider) {
+  struct Recorded {
+    int adds = 0, waited = 0, worked = 0, retries = 0;
+    std::vector<size_t> depths;
+    std::string name;
+  };
+  struct Recording final : WorkQueueMetrics {
+    explicit Recording(Recorded& r) : r(r) {}
+    void added() override { ++r.adds; }
+    void depth(size_t n) override { r.depths.push_back(n); }
+    void waited(double) override { ++r.waited; }
+    void worked(double) override { ++r.worked; }
+    void retried() override { ++r.retries; }
+    Recorded& r;
+  };
+  struct Provider final : WorkQueueMetricsProvider {
+    std::unique_ptr<WorkQueueMetrics> forQueue(const std::string& name) override {
+      rec.name = name;
+      return std::make_unique<Recording>(rec);
+    }
+    Recorded rec;
+  } provider;
+  setWorkQueueMetricsProvider(&provider);
+  {
+    WorkQueue unnamed;  // no name: no metrics
+    unnamed.add("x");
+    EXPECT_EQ(provider.rec.adds, 0);
+    WorkQueue q("deployment");
+    q.add("a");
+    q.add("a");  // already queued: not an add
+    q.add("b");
+    std::string k;
+    ASSERT_TRUE(q.get(k));
+    q.done(k);
+    q.addRateLimited("c");
+    EXPECT_EQ(provider.rec.name, "deployment");
+    EXPECT_EQ(provider.rec.adds, 2);
+    EXPECT_EQ(provider.rec.waited, 1);
+    EXPECT_EQ(provider.rec.worked, 1);
+    EXPECT_EQ(provider.rec.retries, 1);
+    EXPECT_EQ(provider.rec.depths, (std::vector<size_t>{1, 2, 1}));
+    q.shutdown();
+  }
+  setWorkQueueMetricsProvider(nullptr);
+}
+
 TEST(WorkQueueTest, DedupsAndRequeuesWhileProcessing) {
   WorkQueue q;
   q.add("a");
