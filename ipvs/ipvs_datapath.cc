@@ -6,8 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <sstream>
+
+#include "dataplane/log.h"
 
 namespace sluice::ipvs {
 
@@ -203,8 +204,8 @@ Result<std::unique_ptr<IpvsDatapath>> IpvsDatapath::create(const NodeConfig& nod
   if (auto r = setSysctls(node, options.strictArp); !r) return r.error().wrap("ipvs mode");
   const std::string reuse = readSysctl("net/ipv4/vs/conn_reuse_mode");
   if (reuse != "1") {
-    std::cerr << "sluice ipvs: net.ipv4.vs.conn_reuse_mode is " << reuse
-              << " (kernel default 1); left as it is\n";
+    log::warning("ipvs", "net.ipv4.vs.conn_reuse_mode is not the kernel default 1; left as it is",
+                 {{"conn_reuse_mode", reuse}});
   }
   auto addrs = ServiceAddresses::create(interfaceName(node, options));
   if (!addrs) return addrs.error().wrap("ipvs mode");

@@ -1,7 +1,7 @@
 #include "ipvs/ipvs_mode.h"
 
 #include <algorithm>
-#include <iostream>
+#include "dataplane/log.h"
 
 namespace sluice::ipvs {
 
@@ -127,7 +127,8 @@ Result<void> IpvsMode::commit(const Batch& batch, const std::vector<ConntrackFil
       conntrackFlushed_ += *n;
     } else {
       ++conntrackErrors_;
-      std::cerr << "sluice ipvs: conntrack " << f.toString() << ": " << n.error().message << "\n";
+      log::warning(log::Limit{"ipvs/conntrack"}, "ipvs", "conntrack flush failed",
+                   {{"flow", f.toString()}, {"err", n.error().message}});
     }
   }
   return okResult();
@@ -156,7 +157,7 @@ Result<void> IpvsMode::sync(const ServiceTable& table) {
       (isApiServer(k) ? order : rest).push_back(vs.svc.key);
       want.emplace(vs.svc.key, std::move(vs));
     }
-    if (!warning.empty()) std::cerr << "sluice ipvs: " << warning << "\n";
+    if (!warning.empty()) log::warning("ipvs", "service not programmed as asked", {{"why", warning}});
   }
   order.insert(order.end(), rest.begin(), rest.end());
 
@@ -205,7 +206,7 @@ Result<void> IpvsMode::apply(const ServiceDiff& diff) {
       touched.push_back(vs.svc.key);
       want.insert_or_assign(vs.svc.key, std::move(vs));
     }
-    if (!warning.empty()) std::cerr << "sluice ipvs: " << warning << "\n";
+    if (!warning.empty()) log::warning("ipvs", "service not programmed as asked", {{"why", warning}});
   }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
@@ -307,7 +308,8 @@ void IpvsMode::drainLoop() {
     }
     lock.unlock();
     if (auto r = checkDrains(); !r) {
-      std::cerr << "sluice ipvs: " << r.error().message << "\n";
+      log::warning(log::Limit{"ipvs/drains"}, "ipvs", "checking draining destinations failed",
+                   {{"err", r.error().message}});
     }
     lock.lock();
   }

@@ -9,8 +9,6 @@
 namespace sluice::agent {
 namespace {
 
-}
-
 // The mode factory rejects unknown modes, naming the ones it has, before
 // touching the kernel.
 TEST(ModeFactoryTest, UnknownModesAreRejectedWithTheKnownOnes) {
