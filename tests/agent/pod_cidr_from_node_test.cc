@@ -149,7 +149,7 @@ TEST_F(PodCidrFromNodeTest, AgentsWithoutPodCidrUseDistinctServerAssignedCidrs) 
     EXPECT_EQ(prefix->length(), 24) << n.podCidr;
     EXPECT_TRUE(cluster.contains(prefix->address())) << n.podCidr;
     EXPECT_NE(readLog(n).find("ready (pod CIDR " + n.podCidr + ")"), std::string::npos) << readLog(n);
-    EXPECT_NE(readLog(n).find("waiting for the server to assign Node " + n.name), std::string::npos)
+    EXPECT_NE(readLog(n).find("waiting for the server to assign the Node a pod CIDR node=" + n.name), std::string::npos)
         << "the agent should have registered without a CIDR and waited: " << readLog(n);
   }
   ASSERT_NE(nodes_[0].podCidr, nodes_[1].podCidr);

@@ -277,7 +277,7 @@ TEST_F(ProxyAgentDpdkTest, DebugAndMetricsShowTheDataplanesOwnState) {
       text.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
-  EXPECT_NE(text.find("sluice_datapath_events_total{mode=\"dpdk\",event=\"svc_new\"}"),
+  EXPECT_NE(text.find("sluice_datapath_events_total{event=\"svc_new\",mode=\"dpdk\"}"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("sluice_datapath_drops_total{mode=\"dpdk\",reason=\"no_backend\"}"),

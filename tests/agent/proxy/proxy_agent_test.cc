@@ -439,9 +439,10 @@ TEST_F(ProxyAgentTest, DebugApiListsFrontendsBackendsConntrackAndMaglev) {
 // What this node's kernel lacks, as its probes found it (on Debian 12's 6.1:
 // bpf_sock_destroy, so udp-stale-flow-cleanup), is what `sluice debug mode`
 // lists beside the kernel release, and what /metrics counts: no more, no
-// less (SCTP and DSR are missing on every kernel).
+// less (SCTP, DSR and LoadBalancer source ranges are missing on every
+// kernel).
 TEST_F(ProxyAgentTest, DebugModeListsExactlyWhatThisKernelsProbesFoundMissing) {
-  std::set<std::string> want = {"sctp", "dsr"};
+  std::set<std::string> want = {"sctp", "dsr", "load-balancer-source-ranges"};
   for (const auto& [feature, effect] : bpf::KernelFeatures::probe().degradations()) {
     want.insert(std::string(toString(feature)));
   }
@@ -460,7 +461,7 @@ TEST_F(ProxyAgentTest, DebugModeListsExactlyWhatThisKernelsProbesFoundMissing) {
   const std::string metrics = scrape(node->agent->metricsPort());
   for (const std::string& f : want) {
     EXPECT_NE(text->find("  " + f + "  "), std::string::npos) << f << " in\n" << *text;
-    EXPECT_EQ(sample(metrics, "sluice_proxy_mode_missing_features{mode=\"ebpf\",feature=\"" + f + "\"} "), 1)
+    EXPECT_EQ(sample(metrics, "sluice_proxy_mode_missing_features{feature=\"" + f + "\",mode=\"ebpf\"} "), 1)
         << metrics;
   }
 }

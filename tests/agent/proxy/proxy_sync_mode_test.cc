@@ -205,7 +205,7 @@ TEST_F(ProxySyncModeTest, UnsupportedRequestIsSaidOncePerServiceAndFeature) {
   // The mode's own gap, whether or not a Service asks (a kernel's missing
   // features on an old node).
   EXPECT_NE(sync_->renderMetrics().find(
-                "sluice_proxy_mode_missing_features{mode=\"recording\",feature=\"session-affinity\"} 1\n"),
+                "sluice_proxy_mode_missing_features{feature=\"session-affinity\",mode=\"recording\"} 1\n"),
             std::string::npos)
       << sync_->renderMetrics();
 }

@@ -110,6 +110,17 @@ TEST_F(NodeAuthzTest, NodeCannotTouchDeployments) {
   EXPECT_EQ(n1_->get("/apis/apps/v1/namespaces/default/replicasets").status, 403);
 }
 
+// The API server's /metrics is for admins (and the Prometheus they give
+// the admin token): cluster-wide request and object counts are not a
+// node's to read.
+TEST_F(NodeAuthzTest, MetricsAreForAdminsOnly) {
+  auto denied = n1_->get("/metrics");
+  EXPECT_EQ(denied.status, 403) << denied.body;
+  auto served = admin_->get("/metrics");
+  EXPECT_EQ(served.status, 200);
+  EXPECT_NE(served.body.find("apiserver_request_total"), std::string::npos);
+}
+
 // Its own Node and Lease, not another node's.
 TEST_F(NodeAuthzTest, NodeWritesItsOwnNodeAndLease) {
   json ready = {{"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
