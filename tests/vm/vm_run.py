@@ -396,10 +396,25 @@ def prepare_cache(cache_dir, release, kdir, module_set):
 ENV_SKIP = {"_", "PWD", "OLDPWD", "SHLVL", "TERM", "COLUMNS", "LINES"}
 
 
+def host_tmp_dirs(values):
+    """The directories /tmp/X (X one path component) that existing absolute paths among
+    `values` lie in, sorted; each value may be a path or a ':'-separated list of paths."""
+    dirs = set()
+    for v in values:
+        for path in str(v).split(":"):
+            if not path.startswith("/tmp/") or not os.path.exists(path):
+                continue
+            top = "/tmp/" + path[len("/tmp/"):].split("/", 1)[0]
+            if os.path.isdir(top) and not os.path.basename(top).startswith("sluice-vm-"):
+                dirs.add(top)
+    return sorted(dirs)
+
+
 def stage2_script(cmd, cwd, rw_dirs, release, moddir):
     env = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(os.environ.items())
                   if k not in ENV_SKIP and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k))
-    rw = "".join(f"$B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rw{i} "
+    rw = "".join(f"$B mkdir -p {shlex.quote(d)}\n"
+                 f"$B mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rw{i} "
                  f"{shlex.quote(d)}\n" for i, d in enumerate(rw_dirs))
     return f"""#!/bin/sh
 # Stage two (PID 1 on the overlay root): the mounts tests rely on, then the command. Applets of
@@ -480,6 +495,13 @@ def main():
     release, kdir = find_kernel(args.kernel)
     t0 = time.monotonic()
     vmlinux, initrd, moddir = prepare_cache(args.cache_dir, release, kdir, args.modules)
+
+    # The guest's /tmp is a tmpfs of its own, so a checkout or build under the host's /tmp (a
+    # CI clone there) would vanish: the top-level /tmp directories the run names (its cwd,
+    # its command's paths, path-valued environment) are shared back at the same paths.
+    args.rw = [os.path.abspath(d) for d in args.rw] + [
+        d for d in host_tmp_dirs([os.getcwd(), *cmd, *os.environ.values()])
+        if d not in [os.path.abspath(r) for r in args.rw]]
 
     share = tempfile.mkdtemp(prefix="sluice-vm-")
     proc = None
