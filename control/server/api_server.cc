@@ -326,15 +326,7 @@ std::optional<Response> ApiServer::route(const HttpRequest& req, const std::shar
   // Discovery and OpenAPI: any authenticated client (system:discovery).
   if (auto r = discovery_->handle(req)) return r;
 
-  std::vector<std::string> seg;
-  size_t pos = 1;
-  while (pos <= path.size()) {
-    size_t next = path.find('/', pos);
-    std::string s = path.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    if (!s.empty()) seg.push_back(s);
-    if (next == std::string::npos) break;
-    pos = next + 1;
-  }
+  const std::vector<std::string> seg = req.pathSegments();
   auto notFoundPath = [] { return statusResponse(404, "NotFound", "the server could not find the requested resource"); };
   std::string group;
   std::string version;

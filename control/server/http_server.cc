@@ -128,6 +128,17 @@ std::string HttpRequest::header(std::string_view name) const {
   return "";
 }
 
+std::vector<std::string> HttpRequest::pathSegments() const {
+  std::vector<std::string> seg;
+  for (size_t pos = 1; pos <= path.size();) {
+    size_t next = path.find('/', pos);
+    if (next == std::string::npos) next = path.size();
+    if (next > pos) seg.push_back(path.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return seg;
+}
+
 std::string HttpRequest::queryParam(std::string_view name) const {
   for (const auto& [k, v] : query) {
     if (k == name) return v;

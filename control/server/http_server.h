@@ -49,6 +49,8 @@ struct HttpRequest {
   std::string header(std::string_view name) const;
   std::string queryParam(std::string_view name) const;
   bool hasQueryParam(std::string_view name) const;
+  // The path's non-empty segments: "/api/v1//pods/" -> {"api", "v1", "pods"}.
+  std::vector<std::string> pathSegments() const;
 };
 
 // How a handler answers. Thread-safe; calls after the connection closed are

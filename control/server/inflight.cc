@@ -34,13 +34,7 @@ bool isLongRunning(const HttpRequest& req) {
     std::string w = req.queryParam("watch");
     if (w == "true" || w == "1") return true;
   }
-  std::vector<std::string> seg;
-  for (size_t pos = 1; pos <= req.path.size();) {
-    size_t next = req.path.find('/', pos);
-    if (next == std::string::npos) next = req.path.size();
-    if (next > pos) seg.push_back(req.path.substr(pos, next - pos));
-    pos = next + 1;
-  }
+  const std::vector<std::string> seg = req.pathSegments();
   // /api/v1/... or /apis/<group>/<version>/..., as ApiServer routes them.
   size_t base = 0;
   if (seg.size() >= 2 && seg[0] == "api")

@@ -53,13 +53,7 @@ const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
 
 RequestInfo requestInfo(const HttpRequest& req) {
   RequestInfo info;
-  std::vector<std::string> seg;
-  for (size_t pos = 1; pos <= req.path.size();) {
-    size_t next = req.path.find('/', pos);
-    if (next == std::string::npos) next = req.path.size();
-    if (next > pos) seg.push_back(req.path.substr(pos, next - pos));
-    pos = next + 1;
-  }
+  const std::vector<std::string> seg = req.pathSegments();
   size_t i = 0;
   if (seg.size() >= 3 && seg[0] == "api") {
     info.version = seg[1];

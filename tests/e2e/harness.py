@@ -19,6 +19,15 @@ import http.client
 SKIP = 77
 
 
+def datapath_skip_reason():
+    """Why a test that runs a node (network namespaces, BPF) cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, BPF)"
+    if not os.path.isdir("/sys/fs/bpf"):
+        return "no bpffs at /sys/fs/bpf"
+    return None
+
+
 class Failure(Exception):
     pass
 

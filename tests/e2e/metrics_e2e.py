@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
+from harness import SKIP, datapath_skip_reason, Failure, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
 from up_e2e import Up, eventually, free_port  # noqa: E402
 
 APISERVER_SERIES = [
@@ -183,11 +183,9 @@ def main():
     ap.add_argument("--kubectl", required=True)
     ap.add_argument("--examples", required=True)
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("skip: needs root (network namespaces, BPF)")
-        return SKIP
-    if not os.path.isdir("/sys/fs/bpf"):
-        print("skip: no bpffs at /sys/fs/bpf")
+    why = datapath_skip_reason()
+    if why:
+        print("skip: " + why)
         return SKIP
     for tool in ("promtool", "prometheus"):
         if shutil.which(tool) is None:

@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Workdir, expect, run_cases  # noqa: E402
+from harness import SKIP, datapath_skip_reason, Failure, Workdir, expect, run_cases  # noqa: E402
 
 
 def sh(*args, check=True):
@@ -217,11 +217,9 @@ def main():
     ap.add_argument("--kubectl", required=True)
     ap.add_argument("--examples", required=True)
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("skip: needs root (network namespaces, BPF)")
-        return SKIP
-    if not os.path.isdir("/sys/fs/bpf"):
-        print("skip: no bpffs at /sys/fs/bpf")
+    why = datapath_skip_reason()
+    if why:
+        print("skip: " + why)
         return SKIP
     if not os.access(a.kubectl, os.X_OK) or shutil.which("curl") is None:
         print("skip: %s or curl not installed" % a.kubectl)

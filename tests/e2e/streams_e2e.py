@@ -23,7 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
+from harness import SKIP, datapath_skip_reason, Failure, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
 from up_e2e import Up, eventually  # noqa: E402
 
 # The "bulk" container answers each connection, once the client half-closed
@@ -261,11 +261,9 @@ def main():
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--kubectl", action="append", required=True)
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("skip: needs root (network namespaces, BPF)")
-        return SKIP
-    if not os.path.isdir("/sys/fs/bpf"):
-        print("skip: no bpffs at /sys/fs/bpf")
+    why = datapath_skip_reason()
+    if why:
+        print("skip: " + why)
         return SKIP
     kubectls = [k for k in a.kubectl if os.access(k, os.X_OK)]
     if not kubectls:
