@@ -8,11 +8,13 @@
 #                             benchmarks and builds everything (scripts/test.sh)
 #   scripts/setup.sh --demo   only what `sluice up` needs to build and run;
 #                             configures build-demo/ (no tests or benchmarks,
-#                             -O1 without debug info) and builds the demo's
+#                             -O0 without debug info) and builds the demo's
 #                             targets (scripts/demo.sh)
 # The demo has a build directory of its own because its flags differ: most
-# of a compile here is parsing headers (Beast, protobuf, JSON), and -O1
-# without -g takes about a third off the rest; the test suites want
+# of a compile here is parsing headers (Beast, protobuf, JSON), and -O0
+# without -g takes the rest down to little (the demo's build: 240 s at -O0
+# against 280 s at -O1 and about twice that at -O2 -g, on this machine's two
+# cores; the BPF objects are -O2 whatever the build); the test suites want
 # build/'s -O2 -g.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 mode=full
 [ "${1:-}" = "--demo" ] && mode=demo
 
-say() { echo "setup: $*"; }
+say() { echo "setup: [${SECONDS} s] $*"; }
 
 # What `sluice up` builds with and runs on: the demo installs these only.
 demo_packages=(
@@ -88,8 +90,8 @@ if [ "$mode" = demo ]; then
   # skeletons come with sluice). Tests and benchmarks stay off, so none of
   # their targets are configured or compiled.
   if [ ! -f build-demo/build.ninja ]; then
-    say "configuring build-demo/ (no tests or benchmarks; -O1, no debug info)"
-    meson setup build-demo -Dtests=disabled -Dbenchmarks=disabled -Doptimization=1 -Ddebug=false >/dev/null
+    say "configuring build-demo/ (no tests or benchmarks; -O0, no debug info)"
+    meson setup build-demo -Dtests=disabled -Dbenchmarks=disabled -Doptimization=0 -Ddebug=false >/dev/null
   fi
   targets=(control/cmd/sluice cni/sluice-cni cni/sluice-ipam)
   say "building ${targets[*]} ($(ninja -C build-demo -n "${targets[@]}" | grep -c '^\[') steps to run)"

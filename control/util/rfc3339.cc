@@ -23,7 +23,7 @@ std::string withFraction(TimePoint t, int digits, bool trimZeros) {
   std::strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
   std::string out = base;
   if (digits > 0) {
-    char frac[16];
+    char frac[24];  // nanos is 0..999999999; room for any long long keeps -O0 warnings quiet
     std::snprintf(frac, sizeof frac, "%09lld", static_cast<long long>(nanos));
     std::string f(frac, static_cast<size_t>(digits));
     if (trimZeros) {
