@@ -81,7 +81,7 @@ if ((${#missing[@]})); then
   # a fresh machine), so a long install shows where it is.
   apt-get install -y -q --no-install-recommends "${missing[@]}" |
     awk '/^Get:/ {n++; if (n % 50 == 0) printf "setup: downloaded %d files\n", n; fflush()}
-         /^Setting up/ {m++; printf "setup: [%d] %s\n", m, $0; fflush()}'
+         /^Setting up/ {m++; printf "setup:   %d. %s\n", m, $0; fflush()}'
   say "packages installed"
 fi
 
