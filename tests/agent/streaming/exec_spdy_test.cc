@@ -14,6 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -31,6 +34,8 @@ using testing::SpdyTestClient;
 // What a TestProcess saw, kept by the test after the server dropped it.
 struct Record {
   std::mutex mu;
+  std::condition_variable applied;  // notified when a resize reached the pty
+  int resizesApplied = 0;
   std::vector<std::pair<uint16_t, uint16_t>> resizes;
   int exitCode = -1;
   std::pair<int, int> ptySize{-1, -1};  // rows, cols when the process was dropped
@@ -123,6 +128,9 @@ class TestProcess final : public ExecProcess {
     ws.ws_col = width;
     ws.ws_row = height;
     if (::ioctl(master_, TIOCSWINSZ, &ws) != 0) return Error::internal("TIOCSWINSZ");
+    std::lock_guard<std::mutex> rec(rec_->mu);
+    ++rec_->resizesApplied;
+    rec_->applied.notify_all();
     return okResult();
   }
   int wait() override {
@@ -282,6 +290,14 @@ TEST_F(ExecSpdyTest, TtyWithResize) {
   auto& c = *client_;
   openStreams({{1, "error"}, {3, "stdin"}, {5, "stdout"}, {7, "resize"}});
   c.data(7, "{\"Width\":100,\"Height\":40}\n{\"width\":120,\"height\":50}\n");
+  // The protocol orders no channel against another (kubelet's neither): the
+  // line on stdin ends the process, so it goes only once both sizes reached
+  // the terminal, or a resize could meet a process already gone.
+  {
+    std::unique_lock<std::mutex> lock(record_->mu);
+    ASSERT_TRUE(record_->applied.wait_for(lock, std::chrono::seconds(10),
+                                          [&] { return record_->resizesApplied == 2; }));
+  }
   c.data(3, "abc\n");
   ASSERT_TRUE(c.waitUntil([&] { return c.stream(1).fin && c.stream(5).fin; }));
   EXPECT_NE(c.stream(5).data.find("got:abc"), std::string::npos) << c.stream(5).data;
