@@ -14,6 +14,7 @@
 #include "control/server/api_server.h"
 #include "control/server/credentials.h"
 #include "tests/control/server/https_client.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -29,10 +30,7 @@ const std::string kPods = "/api/v1/namespaces/default/pods";
 class ApiServerInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-input-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::scratchDir("sluice-input-test");
   }
   void TearDown() override {
     server_.reset();
@@ -40,10 +38,7 @@ class ApiServerInputTest : public ::testing::Test {
   }
 
   void startServer() {
-    ApiServerOptions o;
-    o.dataDir = dir_.string();
-    o.listenPort = 0;
-    o.compactInterval = std::chrono::seconds(0);
+    ApiServerOptions o = testing::testServerOptions(dir_);
     o.kubernetesEndpointsInterval = std::chrono::milliseconds(100);
     auto s = ApiServer::start(o);
     ASSERT_TRUE(s.ok()) << s.error().message;

@@ -14,6 +14,7 @@
 
 #include "control/server/api_server.h"
 #include "tests/control/server/https_client.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -28,14 +29,8 @@ const std::string kEndpoints = "/api/v1/namespaces/default/endpoints";
 class ApiServerLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-limits-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    ApiServerOptions o;
-    o.dataDir = dir_.string();
-    o.listenPort = 0;
-    o.compactInterval = std::chrono::seconds(0);
+    dir_ = testing::scratchDir("sluice-limits-test");
+    ApiServerOptions o = testing::testServerOptions(dir_);
     o.maxRequestsInflight = 1;
     o.maxMutatingRequestsInflight = 1;
     auto s = ApiServer::start(o);

@@ -10,6 +10,7 @@
 
 #include "control/store/sqlite_store.h"
 #include "tests/control/server/https_client.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -21,10 +22,7 @@ using testing::HttpsClient;
 class ApiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-api-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::scratchDir("sluice-api-test");
     startServer();
   }
   void TearDown() override {
@@ -33,10 +31,7 @@ class ApiServerTest : public ::testing::Test {
   }
 
   void startServer() {
-    ApiServerOptions o;
-    o.dataDir = dir_.string();
-    o.listenPort = 0;
-    o.compactInterval = std::chrono::seconds(0);
+    ApiServerOptions o = testing::testServerOptions(dir_);
     o.watch.bookmarkInterval = std::chrono::milliseconds(200);
     o.network.loadBalancerPool = "192.0.2.0/29";
     auto s = ApiServer::start(o);

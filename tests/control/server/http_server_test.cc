@@ -19,6 +19,7 @@
 
 #include "control/server/credentials.h"
 #include "tests/control/server/https_client.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -96,10 +97,7 @@ class TestHandler : public HttpHandler {
 class HttpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-http-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::scratchDir("sluice-http-test");
     std::filesystem::create_directories(dir_);
     auto c = loadOrCreateCredentials(dir_.string(), {});
     ASSERT_TRUE(c.ok()) << c.error().message;

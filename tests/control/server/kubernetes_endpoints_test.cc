@@ -16,6 +16,7 @@
 
 #include "control/client/api_client.h"
 #include "control/server/api_server.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -35,14 +36,8 @@ bool eventually(const std::function<bool()>& pred, std::chrono::seconds timeout 
 class KubernetesEndpointsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-kep-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    ApiServerOptions o;
-    o.dataDir = dir_.string();
-    o.listenPort = 0;
-    o.compactInterval = std::chrono::seconds(0);
+    dir_ = testing::scratchDir("sluice-kep");
+    ApiServerOptions o = testing::testServerOptions(dir_);
     // TEST-NET-1: never routed; only written into objects here.
     o.advertiseAddress = "192.0.2.44";
     o.kubernetesEndpointsInterval = std::chrono::milliseconds(100);

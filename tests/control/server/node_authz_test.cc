@@ -10,6 +10,7 @@
 
 #include "control/server/api_server.h"
 #include "tests/control/server/https_client.h"
+#include "tests/control/server/server_fixture.h"
 
 namespace sluice::server {
 namespace {
@@ -20,14 +21,8 @@ using testing::HttpsClient;
 class NodeAuthzTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("sluice-node-authz-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    ApiServerOptions o;
-    o.dataDir = dir_.string();
-    o.listenPort = 0;
-    o.compactInterval = std::chrono::seconds(0);
+    dir_ = testing::scratchDir("sluice-node-authz");
+    ApiServerOptions o = testing::testServerOptions(dir_);
     auto s = ApiServer::start(o);
     ASSERT_TRUE(s.ok()) << s.error().message;
     server_ = std::move(*s);
