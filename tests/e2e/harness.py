@@ -162,6 +162,18 @@ def expect_in(needle, haystack, what=""):
         raise Failure("%sexpected %r in:\n%s" % (what + ": " if what else "", needle, haystack))
 
 
+def eventually(fn, what, timeout=60, interval=0.25):
+    """fn()'s first truthy result within timeout seconds, else Failure."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise Failure("%s: not within %ss (last: %r)" % (what, timeout, last))
+
+
 def run_cases(cases):
     """Runs (name, fn) pairs in order; prints one line per case; returns the
     number of failures. Later cases may rely on earlier ones' objects."""

@@ -28,7 +28,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, datapath_skip_reason, Failure, Workdir, expect, run_cases  # noqa: E402
+from harness import SKIP, datapath_skip_reason, Failure, eventually, Workdir, expect, run_cases  # noqa: E402
 
 
 def sh(*args, check=True):
@@ -36,17 +36,6 @@ def sh(*args, check=True):
     if check and p.returncode != 0:
         raise Failure("%s failed (%d): %s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
     return p
-
-
-def eventually(fn, what, timeout=90, interval=0.5):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise Failure("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
 class Node:
@@ -129,7 +118,8 @@ class Node:
     def urls(self):
         cluster_ip = self.k("get", "service", "hostname", "-o", "jsonpath={.spec.clusterIP}")
         lb = eventually(lambda: self.k("get", "service", "hostname-lb", "-o",
-                                       "jsonpath={.status.loadBalancer.ingress[0].ip}"), "%s: LB ingress" % self.name)
+                                       "jsonpath={.status.loadBalancer.ingress[0].ip}"), "%s: LB ingress" % self.name,
+                        timeout=90)
         return {"ClusterIP": "http://%s/" % cluster_ip, "NodePort": "http://%s:30000/" % self.node_ip,
                 "LoadBalancer": "http://%s/" % lb}
 

@@ -24,7 +24,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
+from harness import SKIP, Failure, eventually, Kubectl, Workdir, expect, expect_in, run_cases  # noqa: E402
 
 
 def free_port():
@@ -120,17 +120,6 @@ def hostnames(url, n):
         m = re.search(r"^hostname: (\S+)", body or "", re.M)
         out.append(m.group(1) if m else None)
     return out
-
-
-def eventually(fn, what, timeout=60, interval=0.25):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise Failure("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
 class UpTest:
