@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace sluice {
@@ -33,6 +35,16 @@ constexpr uint8_t kBothFins =
 // tag that skips most key compares (all bits). splitmix64's final avalanche
 // makes the top half as good as any; 32 bits keep a slot at 8 B.
 uint32_t hash32(const FlowTuple& tuple) { return static_cast<uint32_t>(hashFlow(tuple) >> 32); }
+
+// FlowTuple's defaulted == compares each address through a library memcmp
+// call (std::array); the index compares on every probe whose tag matches.
+// Fixed-size compares of the whole address objects become a few loads.
+static_assert(std::has_unique_object_representations_v<IpAddress>);
+inline bool sameTuple(const FlowTuple& a, const FlowTuple& b) {
+  return a.srcPort == b.srcPort && a.dstPort == b.dstPort && a.protocol == b.protocol &&
+         __builtin_memcmp(&a.src, &b.src, sizeof(IpAddress)) == 0 &&
+         __builtin_memcmp(&a.dst, &b.dst, sizeof(IpAddress)) == 0;
+}
 
 FlowTuple replyTupleOf(const FlowTuple& original, const ConntrackNat& nat) {
   // The backend answers from where the packet was sent to, towards where it
@@ -362,7 +374,7 @@ size_t Conntrack::findSlot(const FlowTuple& tuple, uint32_t hash) const {
     if (slot.ref == kEmptyRef) return SIZE_MAX;
     if (slot.hash != hash) continue;
     const ConntrackEntry& e = entries_[slot.ref >> 1];
-    if ((slot.ref & 1 ? e.reply : e.original) == tuple) return i;
+    if (sameTuple(slot.ref & 1 ? e.reply : e.original, tuple)) return i;
   }
 }
 
@@ -430,7 +442,6 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
     return {ConntrackInsertStatus::kReplyCollision, {}};
   }
   const uint32_t originalHash = hash32(flow.original);
-  const uint32_t replyHash = hash32(reply);
 
   // Either tuple may already key a live entry; an expired one is absent and
   // is reclaimed now so its tuples are free.
@@ -440,11 +451,43 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
       ++stats_.insertExisting;
       touch(ref >> 1);
       return {ConntrackInsertStatus::kExists,
-              {&entries_[ref >> 1], static_cast<ConntrackDirection>(ref & 1)}};
+              {&entries_[ref >> 1], static_cast<ConntrackDirection>(ref & 1), originalHash}};
     }
     remove(ref >> 1);
     ++stats_.expirations;
   }
+  return insertNew(flow, reply, originalHash, tcpFlags, bytes, nowNs);
+}
+
+ConntrackInsertResult Conntrack::insertAbsent(const ConntrackFlow& flow, uint32_t originalHash,
+                                              uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs) {
+  assert(originalHash == hash32(flow.original));
+  assert(findSlot(flow.original, originalHash) == SIZE_MAX);
+  const FlowTuple reply = replyTupleOf(flow.original, flow.nat);
+  if (reply == flow.original) {
+    ++stats_.insertCollisions;
+    return {ConntrackInsertStatus::kReplyCollision, {}};
+  }
+  return insertNew(flow, reply, originalHash, tcpFlags, bytes, nowNs);
+}
+
+void Conntrack::prefetchVictims(size_t inserts) const {
+  if (freeHead_ != kNil) return;  // room left: the first inserts evict nothing
+  uint32_t v = lruTail_;
+  for (size_t i = 0; i < inserts && v != kNil; ++i) {
+    const Node& n = nodes_[v];
+    __builtin_prefetch(&slots_[n.hash[0] & slotMask_]);
+    __builtin_prefetch(&slots_[n.hash[1] & slotMask_]);
+    // isExpired() reads lastSeenNs and state, past the two tuples.
+    __builtin_prefetch(reinterpret_cast<const char*>(&entries_[v]) + offsetof(ConntrackEntry, lastSeenNs));
+    v = n.prev;
+  }
+}
+
+ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
+                                           uint32_t originalHash, uint8_t tcpFlags,
+                                           uint32_t bytes, uint64_t nowNs) {
+  const uint32_t replyHash = hash32(reply);
   if (size_t s = findSlot(reply, replyHash); s != SIZE_MAX) {
     const uint32_t index = slots_[s].ref >> 1;
     if (!isExpired(entries_[index], nowNs)) {
@@ -483,7 +526,7 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
   insertSlot(replyHash, (index << 1) | 1);
   ++size_;
   ++stats_.inserts;
-  return {ConntrackInsertStatus::kInserted, {&e, ConntrackDirection::kOriginal}};
+  return {ConntrackInsertStatus::kInserted, {&e, ConntrackDirection::kOriginal, originalHash}};
 }
 
 ConntrackMatch Conntrack::lookup(const FlowTuple& tuple, uint64_t nowNs) {
@@ -534,7 +577,7 @@ ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, ui
   const size_t s = findSlot(tuple, hash);
   if (s == SIZE_MAX) {
     ++stats_.lookupMisses;
-    return {};
+    return {nullptr, ConntrackDirection::kOriginal, hash};
   }
   const uint32_t ref = slots_[s].ref;
   const uint32_t index = ref >> 1;
@@ -542,11 +585,11 @@ ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, ui
     remove(index);
     ++stats_.expirations;
     ++stats_.lookupMisses;
-    return {};
+    return {nullptr, ConntrackDirection::kOriginal, hash};
   }
   touch(index);
   ++stats_.lookupHits;
-  return {&entries_[index], static_cast<ConntrackDirection>(ref & 1)};
+  return {&entries_[index], static_cast<ConntrackDirection>(ref & 1), hash};
 }
 
 ConntrackMatch Conntrack::peek(const FlowTuple& tuple, uint64_t nowNs) const {

@@ -174,6 +174,9 @@ struct ConntrackEntry {
 struct ConntrackMatch {
   const ConntrackEntry* entry = nullptr;
   ConntrackDirection direction = ConntrackDirection::kOriginal;
+  // The looked-up tuple's table hash, hit or miss (lookup, lookupBurst):
+  // insertAbsent() takes it back instead of hashing the tuple again.
+  uint32_t hash = 0;
 
   explicit operator bool() const { return entry != nullptr; }
 };
@@ -244,6 +247,20 @@ class Conntrack {
   // is a collision. When full, evicts the least recently used entry.
   ConntrackInsertResult insert(const ConntrackFlow& flow, uint8_t tcpFlags, uint32_t bytes,
                                uint64_t nowNs);
+
+  // insert() of a flow whose original tuple is known to be untracked: a
+  // lookup of it (which reported `originalHash`, ConntrackMatch::hash)
+  // missed, and nothing inserted it since. Skips hashing and probing that
+  // tuple again (the per-packet first-packet path); everything else,
+  // reply collisions and eviction included, is insert()'s.
+  ConntrackInsertResult insertAbsent(const ConntrackFlow& flow, uint32_t originalHash,
+                                     uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs);
+
+  // Pulls into cache what evicting the next `inserts` least recently used
+  // entries will touch (their index slots and entries), when the table is
+  // full; a no-op otherwise. For a burst of first packets, called before
+  // their inserts so the victims' misses overlap.
+  void prefetchVictims(size_t inserts) const;
 
   // Finds the entry either of whose tuples equals `tuple` and marks it most
   // recently used. An expired entry is removed and reported absent. Does not
@@ -335,6 +352,10 @@ class Conntrack {
   uint64_t timeoutNs(const ConntrackEntry& entry) const;
 
   ConntrackMatch lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs);
+  // insert() once the original tuple is known to be untracked.
+  ConntrackInsertResult insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
+                                  uint32_t originalHash, uint8_t tcpFlags, uint32_t bytes,
+                                  uint64_t nowNs);
   size_t findSlot(const FlowTuple& tuple, uint32_t hash) const;
   void insertSlot(uint32_t hash, uint32_t ref);
   void eraseSlot(uint32_t hash, uint32_t ref);

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@
 #include "control/agent/proxy/debug_client.h"
 #include "control/agent/runtime/echo_workload.h"
 #include "control/cmd/agent_cmd.h"
+#include "control/cmd/dpdk_lab.h"
 #include "control/cmd/server_cmd.h"
 #include "dataplane/log.h"
 
@@ -151,9 +153,40 @@ bool overlapsHostNetwork(const std::string& cidr) {
   return overlap;
 }
 
-int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGiven) {
+// `sluice up --mode=dpdk` without an uplink (--uplink, --dpdk-uplink-vdev,
+// --dpdk-uplink-pci): the veth and outside namespace of dpdk_lab.h.
+struct UpDpdkLabFlags {
+  std::string link = "sluice-up0";
+  std::string netns = "sluice-outside";
+  std::string subnet = "192.168.250.0/24";
+};
+
+bool wantsDpdkLab(const sluice::cmd::AgentFlags& af) {
+  if (af.mode != "dpdk" || !af.uplink.empty()) return false;
+  auto flags = af.modeFlags.find("dpdk");
+  if (flags == af.modeFlags.end()) return true;
+  auto given = [&](const char* name) {
+    auto it = flags->second.find(name);
+    return it != flags->second.end() && !it->second.empty();
+  };
+  return !given("uplink-vdev") && !given("uplink-pci");
+}
+
+int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGiven,
+          const UpDpdkLabFlags& labFlags) {
   af.dataDir = sf.dataDir + "/agent";
   if (af.nodeName.empty()) af.nodeName = defaultNodeName();
+  std::optional<sluice::cmd::DpdkLab> lab;
+  if (wantsDpdkLab(af)) {
+    auto l = sluice::cmd::DpdkLab::make(labFlags.link, labFlags.netns, labFlags.subnet);
+    if (!l) {
+      log::error("up", "dpdk lab uplink", {{"err", l.error().message}});
+      return 2;
+    }
+    lab = std::move(*l);
+    af.uplink = lab->link;
+    if (af.nodeIp.empty()) af.nodeIp = lab->nodeAddress().toString();
+  }
   if (af.cleanup) {
     sluice::agent::PodRuntime::teardownAll(sluice::cmd::runtimeOptions(af));
     std::cout << "sluice up: removed the pods recorded under " << af.dataDir << "\n";
@@ -167,6 +200,13 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
         return 1;
       }
       std::cout << "sluice up: removed the " << af.mode << " datapath\n";
+    }
+    if (lab) {
+      if (auto r = sluice::cmd::removeDpdkLab(*lab); !r) {
+        log::error("up", "dpdk lab uplink removal failed", {{"link", lab->link}, {"err", r.error().message}});
+        return 1;
+      }
+      std::cout << "sluice up: removed the uplink " << lab->link << " and netns " << lab->outsideNetns << "\n";
     }
     return 0;
   }
@@ -190,6 +230,24 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
   if (af.nodeIp.empty()) {
     log::error("up", "no IPv4 address on this host for the node; pass --node-ip");
     return 1;
+  }
+  if (af.mode == "dpdk") {
+    // The node's own traffic to Services goes through the dataplane: the
+    // service range and the LoadBalancer pool are routed into its TAP.
+    std::string& routes = af.modeFlags["dpdk"]["kernel-routes"];
+    if (routes.empty()) routes = sf.serviceCidr + "," + sf.lbPool;
+  }
+  if (lab) {
+    auto pool = sluice::cni::IpPrefix::parse(sf.lbPool);
+    if (pool) lab->outsideRoutes.push_back(*pool);
+    if (auto r = sluice::cmd::createDpdkLab(*lab); !r) {
+      log::error("up", "dpdk lab uplink", {{"link", lab->link}, {"netns", lab->outsideNetns}, {"err", r.error().message}});
+      return 1;
+    }
+    std::cout << "sluice up: dpdk uplink " << lab->link << " (a veth; sluice-dpdk takes it), the outside is netns "
+              << lab->outsideNetns << " (" << lab->outsideAddress().toString() << ", LoadBalancer pool " << sf.lbPool
+              << " on-link)\n"
+              << std::flush;
   }
   sluice::cmd::blockSignals();
   sluice::server::raiseFdLimit();  // as runServer()
@@ -219,7 +277,12 @@ int runUp(sluice::cmd::ServerFlags sf, sluice::cmd::AgentFlags af, bool lbPoolGi
     return 1;
   }
   std::cout << "sluice up: node " << af.nodeName << " (" << af.nodeIp << ", pods in " << (*agent)->podCidr()
-            << "), proxy mode " << af.mode << "\n"
+            << "), proxy mode " << af.mode << "\n";
+  if (lab) {
+    std::cout << "sluice up: from outside: ip netns exec " << lab->outsideNetns << " curl http://" << af.nodeIp
+              << ":NODEPORT/\n";
+  }
+  std::cout
             << "sluice up: ready; kubectl: `sluice kubectl get pods` or KUBECONFIG=" << (*server)->kubeconfigPath()
             << "\n"
             << std::flush;
@@ -250,6 +313,16 @@ int main(int argc, char** argv) {
   sluice::cmd::addAgentFlags(*up, upAgent, /*forUp=*/true);
   sluice::cmd::LogFlags upLog;
   sluice::cmd::addLogFlags(*up, upLog);
+  UpDpdkLabFlags upLab;
+  up->add_option("--dpdk-lab-link", upLab.link,
+                 "dpdk mode without an uplink: the veth made for sluice-dpdk")
+      ->capture_default_str();
+  up->add_option("--dpdk-lab-netns", upLab.netns,
+                 "dpdk mode without an uplink: the namespace holding the veth's other end (the outside)")
+      ->capture_default_str();
+  up->add_option("--dpdk-lab-subnet", upLab.subnet,
+                 "dpdk mode without an uplink: the link's subnet (node .1 on the TAP, outside .2)")
+      ->capture_default_str();
 
   CLI::App* server = app.add_subcommand("server", "run the Kubernetes-compatible API server");
   sluice::cmd::ServerFlags serverFlags;
@@ -314,6 +387,6 @@ int main(int argc, char** argv) {
     return runAgent(agentFlags);
   }
   if (server->parsed()) return runServer(serverFlags);
-  if (up->parsed()) return runUp(upServer, upAgent, up->get_option("--lb-pool")->count() > 0);
+  if (up->parsed()) return runUp(upServer, upAgent, up->get_option("--lb-pool")->count() > 0, upLab);
   return 0;
 }

@@ -55,6 +55,10 @@ void toProto(const Service& s, api::Service& out) {
   out.set_internal_policy(static_cast<uint32_t>(s.internalPolicy));
   out.set_algorithm(static_cast<uint32_t>(s.algorithm));
   out.set_maglev_table_size(s.maglevTableSize);
+  // Only this mode's options travel: the process reads no other mode's.
+  for (const auto& [key, value] : s.modeOptions) {
+    if (key.rfind("dpdk-", 0) == 0) (*out.mutable_options())[key] = value;
+  }
 }
 
 Result<Service> fromProto(const api::Service& in) {
@@ -105,6 +109,7 @@ Result<Service> fromProto(const api::Service& in) {
   s.internalPolicy = static_cast<TrafficPolicy>(in.internal_policy());
   s.algorithm = static_cast<LbAlgorithm>(in.algorithm());
   s.maglevTableSize = in.maglev_table_size();
+  for (const auto& [key, value] : in.options()) s.modeOptions[key] = value;
   return s;
 }
 

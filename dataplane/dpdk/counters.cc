@@ -39,6 +39,8 @@ std::string_view toString(Event event) {
       return "exception_priority";
     case Event::kHandoff:
       return "handoff";
+    case Event::kDsr:
+      return "dsr";
     case Event::kCount:
       break;
   }

@@ -39,6 +39,7 @@ enum class Event : uint8_t {
   kException,            // handed to the kernel through the exception path
   kExceptionPriority,    // ... on the priority ring (ARP, ND, routing protocols)
   kHandoff,              // sent to the lcore owning the flow (software RSS)
+  kDsr,                  // encapsulated to a remote backend (direct server return)
   kCount,
 };
 inline constexpr size_t kEventCount = static_cast<size_t>(Event::kCount);

@@ -178,6 +178,10 @@ Result<void> Dataplane::setUpPorts() {
   // administered, "sl" and the uplink's last three bytes.
   options_.pipeline.routerMac = {
       0x02, 0x73, 0x6c, mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5]};
+  // DSR's outer headers must fit the uplink's MTU (a PMD that cannot say
+  // keeps the Ethernet default).
+  uint16_t mtu = 0;
+  if (rte_eth_dev_get_mtu(uplinkPort_, &mtu) == 0 && mtu >= 1280) options_.pipeline.uplinkMtu = mtu;
   return okResult();
 }
 
@@ -471,6 +475,35 @@ std::vector<DescribedFrontend> Dataplane::describeFrontends() const {
       }
       out.push_back(std::move(d));
     }
+  }
+  return out;
+}
+
+Result<DescribedSelection> Dataplane::describeSelection(const ServiceKey& key) const {
+  std::lock_guard lock(writer_);
+  auto it = tables_->services().find(key);
+  if (it == tables_->services().end()) {
+    return Error::notFound("service " + key.toString() + ": not in the dpdk dataplane");
+  }
+  const ServiceEntry& e = *it->second;
+  DescribedSelection out;
+  out.service = key.toString();
+  out.serviceId = e.id;
+  for (const IpFamily family : {IpFamily::kV4, IpFamily::kV6}) {
+    for (const bool local : {false, true}) {
+      const SelectionSet& set = e.set(family, local);
+      if (set.maglev.empty()) continue;
+      SelectionTable t;
+      t.id = uint32_t(family == IpFamily::kV6) * 2 + uint32_t(local);
+      t.family = family;
+      t.nodeLocal = local;
+      t.slots.reserve(set.maglev.size());
+      for (const uint32_t index : set.maglev) t.slots.push_back(e.backends[index].id);
+      out.tables.push_back(std::move(t));
+    }
+  }
+  for (const BackendRef& b : e.backends) {
+    out.backends.push_back({b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0});
   }
   return out;
 }

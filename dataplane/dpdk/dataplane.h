@@ -94,6 +94,9 @@ class Dataplane {
   Result<void> apply(const ServiceDiff& diff);
   DataplaneStatus status() const;
   std::vector<DescribedFrontend> describeFrontends() const;
+  // The Maglev slot tables of one service port, per family and locality
+  // (ids as backend ids); kNotFound when the tables do not hold it.
+  Result<DescribedSelection> describeSelection(const ServiceKey& key) const;
   // At most `limit` flows (0: all), read by each worker between bursts.
   std::vector<DescribedDpdkFlow> describeFlows(size_t limit) const;
   const PipelineConfig& pipelineConfig() const { return options_.pipeline; }

@@ -16,6 +16,8 @@
 
 #include "dataplane/dpdk/api_codec.h"
 #include "dataplane/dpdk/dpdk.grpc.pb.h"
+#include "dataplane/dpdk/forwarding.h"
+#include "dataplane/log.h"
 
 namespace sluice::dpdk {
 namespace {
@@ -101,6 +103,27 @@ Error fromStatus(const std::string& what, const grpc::Status& s) {
       break;
   }
   return {code, "sluice-dpdk " + what + ": " + s.error_message()};
+}
+
+// A Service's message to the process; an option value the process would
+// not understand is said (once per service and 30 s) and sent on: the
+// process NATs the service.
+void serviceToProto(const Service& s, api::Service& out) {
+  if (!wantsDsr(s)) {
+    const std::string key = "dpdk-forwarding/" + s.key.toString();
+    log::warning(log::Limit{key}, "dpdk", "unknown sluice.io/dpdk-forwarding value: the service is NATed",
+                 {{"service", s.key.toString()}, {"value", s.modeOptions.at(kForwardingOption)},
+                  {"want", "dsr|nat"}});
+  }
+  toProto(s, out);
+}
+
+Result<DescribedBackend> backendFrom(const api::DescribedBackend& b, uint32_t slot) {
+  auto address = addressFrom(b.address());
+  if (!address) return address.error();
+  return DescribedBackend{b.id(),         Endpoint{*address, uint16_t(b.port())},
+                          uint16_t(b.weight()), static_cast<BackendState>(b.state()),
+                          b.node_local(), slot};
 }
 
 }  // namespace
@@ -271,8 +294,6 @@ ModeCapabilities DpdkMode::capabilities() const {
       "through the TAP route (--dpdk-kernel-routes)";
   c.missing[ModeFeature::kSctp] =
       "SCTP is not translated (its CRC32c cannot be updated incrementally)";
-  c.missing[ModeFeature::kDsr] =
-      "direct server return is not implemented: replies go back through the node";
   return c;
 }
 
@@ -283,7 +304,7 @@ Result<void> DpdkMode::sync(const ServiceTable& table) {
   auto writer = client_->stub->Sync(&ctx, &reply);
   api::SyncChunk chunk;
   for (const auto& [key, s] : table) {
-    toProto(s, *chunk.add_services());
+    serviceToProto(s, *chunk.add_services());
     if (chunk.services_size() == kSyncChunk) {
       if (!writer->Write(chunk)) break;
       chunk.Clear();
@@ -305,7 +326,7 @@ Result<void> DpdkMode::apply(const ServiceDiff& diff) {
     if (c.removed()) {
       toProto(c.key(), *req.add_removals());
     } else {
-      toProto(*c.after, *req.add_upserts());
+      serviceToProto(*c.after, *req.add_upserts());
     }
   }
   grpc::ClientContext ctx;
@@ -358,10 +379,9 @@ Result<std::vector<DescribedFrontend>> DpdkMode::describeFrontends() const {
     d.terminating = p.terminating();
     uint32_t slot = 0;
     for (const api::DescribedBackend& b : p.backends()) {
-      auto ba = addressFrom(b.address());
-      if (!ba) return ba.error();
-      d.backends.push_back({b.id(), Endpoint{*ba, uint16_t(b.port())}, uint16_t(b.weight()),
-                            static_cast<BackendState>(b.state()), b.node_local(), ++slot});
+      auto backend = backendFrom(b, ++slot);
+      if (!backend) return backend.error();
+      d.backends.push_back(*backend);
     }
     out.push_back(std::move(d));
   }
@@ -369,19 +389,26 @@ Result<std::vector<DescribedFrontend>> DpdkMode::describeFrontends() const {
 }
 
 Result<DescribedSelection> DpdkMode::describeSelection(const ServiceKey& key) const {
-  auto frontends = describeFrontends();
-  if (!frontends) return frontends.error();
-  for (const DescribedFrontend& f : *frontends) {
-    if (f.service != key.toString()) continue;
-    // The slot tables stay in the process (the API carries the backends);
-    // `sluice debug maglev` shows which backends share them.
-    DescribedSelection s;
-    s.service = f.service;
-    s.serviceId = f.serviceId;
-    s.backends = f.backends;
-    return s;
+  grpc::ClientContext ctx;
+  api::ServiceKey req;
+  toProto(key, req);
+  api::Selection reply;
+  const grpc::Status s =
+      client_->stub->DescribeSelection(withDeadline(ctx, std::chrono::seconds(5)), req, &reply);
+  if (!s.ok()) return fromStatus("describe selection", s);
+  DescribedSelection out;
+  out.service = reply.service();
+  out.serviceId = reply.service_id();
+  for (const api::SelectionTable& t : reply.tables()) {
+    out.tables.push_back({t.id(), t.family() == 6 ? IpFamily::kV6 : IpFamily::kV4, t.node_local(),
+                          {t.slots().begin(), t.slots().end()}});
   }
-  return Error::notFound("service " + key.toString() + ": not in the dpdk dataplane");
+  for (const api::DescribedBackend& b : reply.backends()) {
+    auto d = backendFrom(b, 0);
+    if (!d) return d.error();
+    out.backends.push_back(*d);
+  }
+  return out;
 }
 
 Result<std::vector<DescribedFlow>> DpdkMode::describeFlows(size_t limit) const {

@@ -338,4 +338,48 @@ std::optional<PeekedDestination> peekDestination(const Frame& f) {
   return d;
 }
 
+DropReason encapsulate(Frame& f, const ParsedPacket& p, const IpAddress& source,
+                       const IpAddress& backend, uint32_t flowHash, uint32_t mtu) {
+  const bool v6 = p.family == IpFamily::kV6;
+  const auto outer = static_cast<uint32_t>(v6 ? kIpv6HeaderLength : kIpv4HeaderLength);
+  const uint32_t inner = p.l3End - p.l3Offset;
+  if (source.family() != p.family || backend.family() != p.family || f.headroom < outer ||
+      inner + outer > mtu || inner + outer > 0xffff) {
+    return DropReason::kEncapFailed;
+  }
+  const uint8_t* in = f.data + p.l3Offset;
+  // The inner header's traffic class (DSCP + ECN) and, for IPv4, DF.
+  const uint8_t trafficClass =
+      v6 ? static_cast<uint8_t>((in[0] & 0x0f) << 4 | in[1] >> 4) : in[1];
+  const bool dontFragment = !v6 && (in[6] & 0x40) != 0;
+  std::memmove(f.data - outer, f.data, p.l3Offset);
+  f.data -= outer;
+  f.headroom -= outer;
+  f.capacity += outer;
+  f.length = p.l3End + outer;
+  uint8_t* h = f.data + p.l3Offset;
+  if (v6) {
+    const uint32_t label = flowHash & 0xfffff;
+    store32(h, uint32_t{6} << 28 | uint32_t{trafficClass} << 20 | label);
+    store16(h + 4, static_cast<uint16_t>(inner));
+    h[6] = kIpProtoIpv6Encap;
+    h[7] = kDefaultTtl;
+    std::memcpy(h + 8, source.bytes().data(), 16);
+    std::memcpy(h + 24, backend.bytes().data(), 16);
+    return DropReason::kNone;
+  }
+  h[0] = 0x45;
+  h[1] = trafficClass;
+  store16(h + 2, static_cast<uint16_t>(inner + outer));
+  store16(h + 4, 0);  // identification: unused without fragmentation
+  store16(h + 6, dontFragment ? 0x4000 : 0);
+  h[8] = kDefaultTtl;
+  h[9] = kIpProtoIpip;
+  store16(h + 10, 0);
+  std::memcpy(h + 12, source.bytes().data(), 4);
+  std::memcpy(h + 16, backend.bytes().data(), 4);
+  store16(h + 10, internetChecksum({h, kIpv4HeaderLength}));
+  return DropReason::kNone;
+}
+
 }  // namespace sluice::dpdk

@@ -28,6 +28,7 @@ struct Frame {
   uint8_t* data = nullptr;
   uint32_t length = 0;    // bytes of frame
   uint32_t capacity = 0;  // bytes the buffer holds from data on
+  uint32_t headroom = 0;  // bytes the buffer holds before data (an mbuf's data_off)
 
   std::span<uint8_t> bytes() const { return {data, length}; }
 };
@@ -38,6 +39,9 @@ inline constexpr uint8_t kNdHopLimit = 255;
 // The TTL / hop limit of packets this node originates (RST, ICMP errors):
 // Linux's default (net.ipv4.ip_default_ttl, hop_limit).
 inline constexpr uint8_t kDefaultTtl = 64;
+// The outer headers of direct server return (encapsulate()).
+inline constexpr uint8_t kIpProtoIpip = 4;         // IPv4 in IPv4 (RFC 2003)
+inline constexpr uint8_t kIpProtoIpv6Encap = 41;   // IPv6 in IPv6 (RFC 2473)
 
 // An ARP request (Ethernet, IPv4) for some address: its target, or nullopt
 // for anything else (replies, gratuitous announcements: sender == target).
@@ -60,6 +64,17 @@ bool makeNdAdvertisement(Frame& f, const MacAddr& mac);
 // kNone, or why not: a RST is never answered (kNoBackend: dropped), the
 // buffer has no room (kRejectFailed).
 DropReason makeRefusal(Frame& f, const ParsedPacket& p);
+
+// Direct server return: wraps the parsed IP packet, unchanged, in an outer
+// header from `source` to `backend` of the same family: IPv4 protocol 4
+// (IPIP, RFC 2003) or IPv6 next header 41 (RFC 2473), TTL / hop limit 64,
+// the inner DSCP/ECN and (IPv4) DF bit copied; IPv6 gets a flow label from
+// `flowHash` so the backend's RSS spreads flows. The Ethernet header (and
+// VLAN tag) moves into the headroom; Ethernet padding is cut. Returns
+// kNone, or kEncapFailed when the headroom is short or the outer packet
+// would pass `mtu` (the caller drops: a DSR flow is never half-NATed).
+DropReason encapsulate(Frame& f, const ParsedPacket& p, const IpAddress& source,
+                       const IpAddress& backend, uint32_t flowHash, uint32_t mtu);
 
 // Whether an ICMP error parsePacket() accepted is one the pipeline may
 // translate (the eBPF mode's checks, bpf/lib/icmp_err.h): addressed to the

@@ -19,12 +19,15 @@ constexpr uint32_t kMaxSnatCandidates = 4096;
 
 Frame frameOf(rte_mbuf* m) {
   auto* data = static_cast<uint8_t*>(m->buf_addr) + m->data_off;
-  return Frame{data, m->data_len, static_cast<uint32_t>(m->buf_len - m->data_off)};
+  return Frame{data, m->data_len, static_cast<uint32_t>(m->buf_len - m->data_off), m->data_off};
 }
 
-void setLength(rte_mbuf* m, uint32_t length) {
-  m->data_len = static_cast<uint16_t>(length);
-  m->pkt_len = length;
+// Writes what the pipeline made of a frame back to its mbuf: its start (an
+// encapsulation grows it into the headroom) and length.
+void storeFrame(rte_mbuf* m, const Frame& f) {
+  m->data_off = static_cast<uint16_t>(f.headroom);
+  m->data_len = static_cast<uint16_t>(f.length);
+  m->pkt_len = f.length;
 }
 
 void setMacs(Frame& f, const MacAddr& dst, const MacAddr& src) {
@@ -64,6 +67,18 @@ struct Worker::Scratch {
   std::array<FlowTuple, kMaxBurst> keys;
   std::array<uint16_t, kMaxBurst> lookupOf;  // key index -> frame index
   std::array<ConntrackMatch, kMaxBurst> matches;
+  // Original-tuple hashes of the flows this burst inserted: a frame whose
+  // hash is not among them has a flow the burst lookup proved absent
+  // (Conntrack::insertAbsent); one whose hash is goes through insert().
+  std::array<uint32_t, kMaxBurst> insertedHashes;
+  uint16_t inserted = 0;
+
+  bool insertedThisBurst(uint32_t hash) const {
+    for (uint16_t i = 0; i < inserted; ++i) {
+      if (insertedHashes[i] == hash) return true;
+    }
+    return false;
+  }
 };
 
 void Worker::FreeScratch::operator()(Scratch* s) const { delete s; }
@@ -213,11 +228,16 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
   for (uint16_t i = 0; i < n; ++i) {
     Frame f = frameOf(frames[i]);
     out[i] = early(f, from, s.parsed[i], s.keys[nKeys], steered);
-    setLength(frames[i], f.length);
+    storeFrame(frames[i], f);
     if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone)
       s.lookupOf[nKeys++] = i;
   }
-  conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
+  const size_t hits =
+      conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
+  s.inserted = 0;
+  // First packets each evict the least recently used flow of a full table:
+  // start those misses now, as the lookups' were.
+  if (hits < nKeys) conntrack_.prefetchVictims(nKeys - hits);
   // The flows' side data is a second random access per packet: start all
   // of them before using any.
   for (uint16_t k = 0; k < nKeys; ++k) {
@@ -240,15 +260,15 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
       counters_->event(Event::kSvcReselect);
       conntrack_.erase(m.entry->original);
       relookup = true;
-      out[i] = p.isIcmpError ? pass(f, from) : newFlow(f, from, p, nowNs, true);
+      out[i] = p.isIcmpError ? pass(f, from) : newFlow(f, from, p, m.hash, nowNs, true);
     } else if (m) {
       out[i] = established(f, from, p, m, nowNs);
     } else if (p.isIcmpError) {
       out[i] = pass(f, from);  // about no flow of ours
     } else {
-      out[i] = newFlow(f, from, p, nowNs, false);
+      out[i] = newFlow(f, from, p, m.hash, nowNs, false);
     }
-    setLength(frames[i], f.length);
+    storeFrame(frames[i], f);
   }
 }
 
@@ -258,6 +278,11 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
   const FlowSide& side = sides_[conntrack_.indexOf(e)];
   if (!p.isIcmpError) conntrack_.update(m, tcpFlagsOf(f, p), p.l3End - p.l3Offset, nowNs);
   DropReason r = DropReason::kNone;
+  if (m.direction == ConntrackDirection::kOriginal && side.dsr) {
+    // The packet (or an ICMP error about the backend's replies, which the
+    // backend needs for path MTU) goes to the backend as it came.
+    return encapsulateTo(f, p, e.reply.src, side, m.hash);
+  }
   if (m.direction == ConntrackDirection::kOriginal) {
     const NatEndpoint backend = e.backend();
     r = dnat(f.bytes(), p, backend.address, backend.port);
@@ -273,7 +298,19 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
   return toSide(f, side.clientRole, side, true);
 }
 
-Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs, bool reselect) {
+Verdict Worker::encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
+                              const FlowSide& side, uint32_t hash) {
+  const PipelineConfig& c = *shared_.config;
+  const std::optional<IpAddress>& source = backend.isV6() ? c.nodeV6 : c.nodeV4;
+  if (!source) return drop(DropReason::kNoNextHop);
+  const DropReason r = encapsulate(f, p, *source, backend, hash, c.uplinkMtu);
+  if (r != DropReason::kNone) return drop(r);
+  counters_->event(Event::kDsr);
+  return toSide(f, PortRole::kUplink, side, false);
+}
+
+Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash, uint64_t nowNs,
+                        bool reselect) {
   const ServiceTables& tables = *shared_.tables;
   const PipelineConfig& c = *shared_.config;
   const FlowTuple& t = p.tuple;
@@ -324,9 +361,17 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
 
   const bool hairpin = from == PortRole::kKernel && be.address == t.src;
   const PortRole backendRole = be.nodeLocal || hairpin ? PortRole::kKernel : PortRole::kUplink;
+  // Direct server return: a VIP (LoadBalancer, externalIP) reached from
+  // outside, a remote backend that answers from the VIP on the same port.
+  const bool dsr = svc.dsr && from == PortRole::kUplink && backendRole == PortRole::kUplink &&
+                   (fe->frontend.scope == FrontendScope::kLoadBalancer ||
+                    fe->frontend.scope == FrontendScope::kExternalIp) &&
+                   be.port == t.dstPort;
   std::optional<IpAddress> snatAddr;
   const PortRange* range = nullptr;
-  if (backendRole == PortRole::kKernel) {
+  if (dsr) {
+    // no SNAT: replies go from the backend to the client directly
+  } else if (backendRole == PortRole::kKernel) {
     if (from == PortRole::kKernel || !local) {
       snatAddr = t.src.isV6() ? c.kernelSnatV6 : c.kernelSnatV4;
       range = &c.kernelSnatPorts;
@@ -344,9 +389,15 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
   flow.serviceId = svc.id;
   const uint8_t tcpFlags = tcpFlagsOf(f, p);
   const uint32_t bytes = p.l3End - p.l3Offset;
+  Scratch& scratch = *scratch_;
+  const bool absent = !scratch.insertedThisBurst(hash);
+  auto insert = [&] {
+    return absent ? conntrack_.insertAbsent(flow, hash, tcpFlags, bytes, nowNs)
+                  : conntrack_.insert(flow, tcpFlags, bytes, nowNs);
+  };
   ConntrackInsertResult ins;
   if (!snatAddr) {
-    ins = conntrack_.insert(flow, tcpFlags, bytes, nowNs);
+    ins = insert();
   } else {
     // The client's own port first (as Linux masquerading keeps it when
     // free), then this worker's next eligible ports.
@@ -366,7 +417,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
       // backend's reply into a new request to that frontend.
       if (tables.frontend(*snatAddr, port, t.protocol) != nullptr) continue;
       flow.nat.snat = NatEndpoint{*snatAddr, port};
-      ins = conntrack_.insert(flow, tcpFlags, bytes, nowNs);
+      ins = insert();
       ++inserts;
       if (ins.status != ConntrackInsertStatus::kReplyCollision) break;
     }
@@ -377,11 +428,17 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs
     // An earlier frame of this burst opened the flow.
     return established(f, from, p, ins.match, nowNs);
   }
+  scratch.insertedHashes[scratch.inserted++] = hash;
   FlowSide& side = sides_[conntrack_.indexOf(*ins.match.entry)];
   std::memcpy(side.clientMac.data(), f.data + 6, 6);
   side.clientRole = from;
   side.backendRole = backendRole;
   side.snat = flow.nat.snat.has_value();
+  side.dsr = dsr;
+  if (dsr) {
+    if (!reselect) counters_->event(Event::kSvcNew);
+    return encapsulateTo(f, p, be.address, side, hash);
+  }
 
   DropReason r = dnat(f.bytes(), p, be.address, be.port);
   if (r == DropReason::kNone && flow.nat.snat)

@@ -81,6 +81,10 @@ struct PipelineConfig {
   // The kernel-side addresses are ours alone: any port above the
   // well-known ones.
   PortRange kernelSnatPorts{1024, 65535};
+  // The uplink's IP MTU: a DSR packet whose outer header would pass it is
+  // dropped encap_failed (the backend's MSS should leave room: 20 B IPv4,
+  // 40 B IPv6).
+  uint32_t uplinkMtu = 1500;
 };
 
 // The SNAT addresses of a config with their ranges, for Steering.
@@ -96,7 +100,11 @@ struct FlowSide {
   // The entry has a SNAT binding (ConntrackEntry::snat() without its two
   // address compares per packet).
   bool snat = false;
-  uint8_t reserved[7]{};
+  // Direct server return: the original direction is encapsulated to the
+  // backend, not NATed (replies never pass here). Zero in state files of
+  // processes before DSR, which had no such flows.
+  bool dsr = false;
+  uint8_t reserved[6]{};
 };
 static_assert(sizeof(FlowSide) == 16);
 
@@ -162,8 +170,13 @@ class Worker {
   Verdict early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, bool steered);
   Verdict established(Frame& f, PortRole from, ParsedPacket& p, const ConntrackMatch& m,
                       uint64_t nowNs);
-  Verdict newFlow(Frame& f, PortRole from, ParsedPacket& p, uint64_t nowNs, bool reselect);
+  // `hash`: the flow's conntrack hash, as its lookup reported it.
+  Verdict newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash, uint64_t nowNs,
+                  bool reselect);
   Verdict pass(const Frame& f, PortRole from);
+  // A DSR flow's packet, encapsulated from the node address to `backend`.
+  Verdict encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
+                        const FlowSide& side, uint32_t hash);
   Verdict replyBack(PortRole from) const;
   Verdict toSide(Frame& f, PortRole side, const FlowSide& flow, bool towardsClient);
   Verdict drop(DropReason r);

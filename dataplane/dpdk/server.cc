@@ -31,6 +31,15 @@ grpc::Status staleEpoch(uint64_t asked, uint64_t have) {
               "): it restarted; sync again"};
 }
 
+void fillBackend(api::DescribedBackend& p, const DescribedBackend& b) {
+  p.set_id(b.id);
+  p.set_address(addressBytes(b.endpoint.address));
+  p.set_port(b.endpoint.port);
+  p.set_weight(b.weight);
+  p.set_state(uint32_t(b.state));
+  p.set_node_local(b.nodeLocal);
+}
+
 }  // namespace
 
 struct ApiServer::Service final : api::Dataplane::Service {
@@ -125,16 +134,25 @@ struct ApiServer::Service final : api::Dataplane::Service {
       f->set_maglev_size(d.maglevSize);
       f->set_active(d.active);
       f->set_terminating(d.terminating);
-      for (const DescribedBackend& b : d.backends) {
-        auto* p = f->add_backends();
-        p->set_id(b.id);
-        p->set_address(addressBytes(b.endpoint.address));
-        p->set_port(b.endpoint.port);
-        p->set_weight(b.weight);
-        p->set_state(uint32_t(b.state));
-        p->set_node_local(b.nodeLocal);
-      }
+      for (const DescribedBackend& b : d.backends) fillBackend(*f->add_backends(), b);
     }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DescribeSelection(grpc::ServerContext*, const api::ServiceKey* key,
+                                 api::Selection* reply) override {
+    auto sel = dp.describeSelection(fromProto(*key));
+    if (!sel) return toStatus(sel.error());
+    reply->set_service(sel->service);
+    reply->set_service_id(sel->serviceId);
+    for (const SelectionTable& t : sel->tables) {
+      auto* p = reply->add_tables();
+      p->set_id(t.id);
+      p->set_family(t.family == IpFamily::kV6 ? 6 : 4);
+      p->set_node_local(t.nodeLocal);
+      p->mutable_slots()->Add(t.slots.begin(), t.slots.end());
+    }
+    for (const DescribedBackend& b : sel->backends) fillBackend(*reply->add_backends(), b);
     return grpc::Status::OK;
   }
 

@@ -105,6 +105,7 @@ Result<std::unique_ptr<ServiceEntry>> ServiceTables::compile(const Service& s,
   e->affinity = s.affinity.clientIp;
   e->affinityTimeoutNs = uint64_t{s.affinity.timeoutSeconds} * 1'000'000'000ULL;
   e->maglev = s.algorithm == LbAlgorithm::kMaglev;
+  e->dsr = wantsDsr(s).value_or(false);
   for (const Backend& b : s.backends) {
     auto id = backends_.acquire(BackendRegistry::keyOf(s.key, b, s.protocol));
     if (!id) return id.error().wrap("service " + key);

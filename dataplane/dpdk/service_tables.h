@@ -30,6 +30,7 @@
 
 #include "dataplane/dpdk/backend_registry.h"
 #include "dataplane/dpdk/concurrent_index.h"
+#include "dataplane/dpdk/forwarding.h"
 #include "dataplane/dpdk/rcu.h"
 #include "dataplane/flow.h"
 #include "dataplane/maglev.h"
@@ -87,6 +88,11 @@ struct ServiceEntry {
   bool affinity = false;
   uint64_t affinityTimeoutNs = 0;
   bool maglev = false;
+  // Direct server return (Service annotation sluice.io/dpdk-forwarding:
+  // dsr): new flows from the uplink to a LoadBalancer or externalIP
+  // frontend whose backend is remote and serves on the frontend's port are
+  // encapsulated (frame_ops.h encapsulate()), not NATed.
+  bool dsr = false;
   std::vector<BackendRef> backends;
   // [family: 0 IPv4, 1 IPv6][local]; the local sets exist only when a
   // Local policy applies to some frontend.

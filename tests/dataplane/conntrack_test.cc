@@ -124,6 +124,48 @@ TEST_F(ConntrackTest, LookupBurstMatchesSequentialLookups) {
   EXPECT_EQ(orderBurst, orderSingle);
 }
 
+// insertAbsent() with the hash a missed lookup reported is insert() for a
+// flow known to be untracked: over a full table with eviction, expired
+// victims and reply collisions, both tables end with the same entries, LRU
+// order and counters; each miss reported the hash the later hit reports.
+TEST_F(ConntrackTest, InsertAbsentAfterAMissIsInsert) {
+  Conntrack plain = make(32);
+  Conntrack absent = make(32);
+  std::mt19937 rng(11);
+  for (int i = 0; i < 2'000; ++i) {
+    const auto port = static_cast<uint16_t>(1 + rng() % 200);
+    // Every fifth flow is UDP (expires after 30 s); time runs 1 s a step.
+    const Protocol proto = port % 5 == 0 ? Protocol::kUdp : Protocol::kTcp;
+    ConntrackFlow f = webFlow(port, 7, proto);
+    // Reply collisions: some flows share another's SNAT binding.
+    if (port % 7 == 0) f.nat.snat = NatEndpoint{ip("10.0.0.100"), uint16_t(61000 + port % 3)};
+    const uint64_t now = kT0 + uint64_t(i) * kS;
+    auto a = plain.lookup(f.original, now);
+    auto b = absent.lookup(f.original, now);
+    ASSERT_EQ(static_cast<bool>(a), static_cast<bool>(b)) << i;
+    ASSERT_EQ(a.hash, b.hash) << i;
+    if (a) continue;
+    absent.prefetchVictims(1);
+    auto x = plain.insert(f, kTcpFlagSyn, 60, now);
+    auto y = absent.insertAbsent(f, b.hash, kTcpFlagSyn, 60, now);
+    ASSERT_EQ(x.status, y.status) << i;
+    if (x.status == ConntrackInsertStatus::kInserted) {
+      ASSERT_EQ(absent.lookup(f.original, now).hash, b.hash) << "a hit reports the miss's hash";
+      (void)plain.lookup(f.original, now);
+    }
+  }
+  const uint64_t end = kT0 + 2'000 * kS;
+  std::vector<FlowTuple> orderPlain, orderAbsent;
+  plain.forEach(end, [&](const ConntrackEntry& e) { orderPlain.push_back(e.reply); });
+  absent.forEach(end, [&](const ConntrackEntry& e) { orderAbsent.push_back(e.reply); });
+  EXPECT_EQ(orderPlain, orderAbsent);
+  EXPECT_EQ(plain.stats().evictions, absent.stats().evictions);
+  EXPECT_EQ(plain.stats().insertCollisions, absent.stats().insertCollisions);
+  EXPECT_GT(plain.stats().evictions, 100u);
+  EXPECT_GT(plain.stats().insertCollisions, 10u);
+  EXPECT_EQ(plain.stats().inserts, absent.stats().inserts);
+}
+
 // --- NAT ------------------------------------------------------------------
 
 // DNAT + SNAT given at insert come back unchanged, with the frontend to restore on replies.

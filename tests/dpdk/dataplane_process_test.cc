@@ -14,8 +14,12 @@
 // for 15 requests, refused fast without endpoints, UDP, and a TCP stream
 // that keeps its backend across 5 restarts of sluice-dpdk (SIGTERM and
 // SIGKILL alternately; the flows come back from the state file).
+//
+// Direct server return has a backend host of its own, behind the outside
+// namespace acting as the node's gateway (DsrLoadBalancerIsAnsweredBy...).
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <net/if.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -30,7 +34,9 @@
 #include <thread>
 #include <vector>
 
+#include "bpf/loader/tc_attach.h"
 #include "dataplane/dpdk/api_codec.h"
+#include "dsr_decap.skel.h"
 #include "dataplane/dpdk/dpdk.grpc.pb.h"
 #include "tests/bpf/packet_cases.h"
 #include "tests/netns/client.h"
@@ -48,6 +54,8 @@ constexpr uint16_t kBackendPort = 8080;
 constexpr const char* kNodeIp = "192.168.88.1";
 constexpr const char* kOutsideIp = "192.168.88.2";
 constexpr const char* kLbIp = "198.51.100.10";
+// The outside end of the uplink: the node's gateway (--gateway-mac).
+constexpr const char* kGatewayMac = "02:00:00:00:88:02";
 const std::vector<std::string> kWebPods = {"web-a", "web-b", "web-c"};
 
 struct Node {
@@ -101,6 +109,7 @@ bool Node::start() {
           outsideNetns) ||
       !sh("ip -n " + node + " link set " + uplink + " up") ||
       !sh("ip -n " + outsideNetns + " link set lo up") ||
+      !sh("ip -n " + outsideNetns + " link set eth0 address " + kGatewayMac) ||
       !sh("ip -n " + outsideNetns + " addr add " + kOutsideIp + "/24 dev eth0") ||
       !sh("ip -n " + outsideNetns + " link set eth0 up") ||
       // A veth hands frames over with the checksum still to be computed
@@ -141,6 +150,8 @@ bool Node::startDataplane() {
                                            "10.96.0.0/16",
                                            "--node-address",
                                            kNodeIp,
+                                           "--gateway-mac",
+                                           kGatewayMac,
                                            "--conntrack-capacity",
                                            "65536",
                                            "--memory",
@@ -356,6 +367,108 @@ TEST_F(DataplaneProcessTest, StreamSurvivesFiveDataplaneRestarts) {
   // New connections still spread after the last restart.
   const std::set<std::string> all(kWebPods.begin(), kWebPods.end());
   EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kNodeIp, 30083, 30)), all);
+}
+
+// A backend host outside the node, for DSR: netns "far" behind the outside
+// namespace (which routes between the node's link and far's), holding the
+// VIP on lo and decapsulating with bpf/dsr_decap.bpf.c at tc ingress (this
+// kernel has no ipip module), an echo server on the service port.
+struct FarHost {
+  std::string netns, error;
+  int fd = -1;
+  ChildProcess server;
+  dsr_decap_bpf* skel = nullptr;
+
+  bool start(const std::string& vip, uint16_t port) {
+    netns = "sluice-" + std::to_string(::getpid()) + "-dpfar";
+    const std::string out = node->outsideNetns;
+    const std::string far0 = "far" + std::to_string(::getpid() % 100000);
+    if (!sh("ip netns add " + netns) || !sh("ip -n " + netns + " link set lo up") ||
+        !sh("ip -n " + out + " link add " + far0 + " type veth peer name eth0 netns " + netns) ||
+        !sh("ip -n " + out + " addr add 192.168.89.1/24 dev " + far0) ||
+        !sh("ip -n " + out + " link set " + far0 + " up") ||
+        !sh("ip netns exec " + out + " sysctl -qw net.ipv4.ip_forward=1") ||
+        !sh("ip netns exec " + out + " sysctl -qw net.ipv4.conf.all.rp_filter=0") ||
+        !sh("ip netns exec " + out + " sysctl -qw net.ipv4.conf." + far0 + ".rp_filter=0") ||
+        !sh("ip -n " + netns + " addr add 192.168.89.2/24 dev eth0") ||
+        !sh("ip -n " + netns + " link set eth0 up") ||
+        !sh("ip -n " + netns + " route add default via 192.168.89.1") ||
+        !sh("ip -n " + netns + " addr add " + vip + "/32 dev lo")) {
+      error = "far host links (see the failed command above)";
+      return false;
+    }
+    fd = ::open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      error = "open the far netns";
+      return false;
+    }
+    skel = dsr_decap_bpf__open_and_load();
+    if (skel == nullptr) {
+      error = "load dsr_decap.bpf.o";
+      return false;
+    }
+    {
+      ScopedSetns in(fd);
+      auto r = bpf::tcAttach(static_cast<int>(if_nametoindex("eth0")), bpf::TcDirection::kIngress,
+                             bpf_program__fd(skel->progs.dsr_decap));
+      if (!r) {
+        error = "attach dsr_decap: " + r.error().message;
+        return false;
+      }
+    }
+    server = startEchoServer(fd, std::getenv("SLUICE_ECHO_SERVER"), "far", port, &error);
+    return server.pid() > 0;
+  }
+  ~FarHost() {
+    server = ChildProcess();
+    if (fd >= 0) ::close(fd);
+    if (skel != nullptr) dsr_decap_bpf__destroy(skel);
+    if (!netns.empty()) sh("ip netns del " + netns + " 2>/dev/null");
+  }
+};
+
+// sluice.io/dpdk-forwarding: dsr. Requests from outside to a LoadBalancer
+// IP whose backend is the far host: the process encapsulates each packet
+// to it (IPIP via the gateway), the far host decapsulates and answers from
+// the VIP straight to the client. The client is answered by the far host;
+// the process counted its packets as dsr, saw none of the replies (no
+// reverse NAT), and tracks the flows without SNAT.
+TEST_F(DataplaneProcessTest, DsrLoadBalancerIsAnsweredByTheRemoteBackendDirectly) {
+  constexpr const char* kDsrVip = "198.51.100.20";
+  FarHost far;
+  ASSERT_TRUE(far.start(kDsrVip, 80)) << far.error;
+  Service s = service("web-dsr", Protocol::kTcp,
+                      {frontend(kDsrVip, 80, Protocol::kTcp, FrontendScope::kLoadBalancer)},
+                      {backend("192.168.89.2", 80)});
+  s.modeOptions["dpdk-forwarding"] = "dsr";
+  add(s);
+  auto counter = [](const std::string& name) -> uint64_t {
+    api::StatusReply r;
+    grpc::ClientContext ctx;
+    node->stub()->Status(&ctx, api::StatusRequest(), &r);
+    for (const auto& c : r.counters()) {
+      if (c.name() == name) return c.value();
+    }
+    return 0;
+  };
+  const uint64_t dsrBefore = counter("event.dsr"), revNatBefore = counter("event.rev_nat");
+  EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kDsrVip, 80, 10)),
+            (std::set<std::string>{"far"}))
+      << counters();
+  // Each connection's SYN, ACK, request and FIN (at least) went out encapsulated.
+  EXPECT_GE(counter("event.dsr") - dsrBefore, 40u) << counters();
+  EXPECT_EQ(counter("event.rev_nat"), revNatBefore) << "a reply passed the dataplane";
+  api::FlowList flows;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(node->stub()->DescribeFlows(&ctx, api::DescribeFlowsRequest(), &flows).ok());
+  int dsrFlows = 0;
+  for (const api::Flow& f : flows.flows()) {
+    auto dst = addressFrom(f.destination());
+    if (!dst || dst->toString() != kDsrVip) continue;
+    ++dsrFlows;
+    EXPECT_TRUE(f.snat().empty()) << "a DSR flow has no SNAT";
+  }
+  EXPECT_GE(dsrFlows, 1) << "the connections' flows are tracked";
 }
 
 }  // namespace

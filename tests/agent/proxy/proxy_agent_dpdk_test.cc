@@ -9,8 +9,8 @@
 //   outside netns: 192.168.88.2/24, the LoadBalancer pool 192.0.2.0/28
 //     on-link (sluice-dpdk answers ARP for LoadBalancer IPs)
 //
-// The agent restarts 20 times under a TCP stream; sluice-dpdk is restarted
-// once in between, and the agent sees the new epoch and syncs again.
+// The agent restarts 20 times under a TCP stream; sluice-dpdk is killed
+// during 5 of them, and the agent sees the new epoch and syncs again.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -32,6 +32,7 @@
 
 #include "control/agent/proxy/debug_client.h"
 #include "control/agent/proxy/proxy_agent.h"
+#include "control/agent/proxy/service_translator.h"
 #include "tests/control/controllers/control_plane.h"
 #include "tests/netns/client.h"
 #include "tests/netns/topology.h"
@@ -174,10 +175,11 @@ class ProxyAgentDpdkTest : public ::testing::Test {
   Placement pod() const { return {node->topo->pod("client").netnsFd, {}}; }
   Placement outside() const { return {node->outsideFd, {}}; }
 
-  Json createService(const std::string& name, const std::string& type = "ClusterIP") {
+  Json createService(const std::string& name, const std::string& type = "ClusterIP",
+                     const Json& annotations = Json::object()) {
     Json svc = {{"apiVersion", "v1"},
                 {"kind", "Service"},
-                {"metadata", {{"name", name}, {"namespace", "default"}}},
+                {"metadata", {{"name", name}, {"namespace", "default"}, {"annotations", annotations}}},
                 {"spec",
                  {{"type", type},
                   {"ports", Json::array({{{"name", "http"},
@@ -248,17 +250,39 @@ TEST_F(ProxyAgentDpdkTest, ClusterIpNodePortAndLoadBalancerThroughTheApi) {
 }
 
 // `sluice debug` and /metrics work unchanged: the frontend with its
-// backends and the flows come from the process, the counters are its
-// per-lcore ones summed.
+// backends, the Maglev slots and the flows come from the process, the
+// counters are its per-lcore ones summed.
 TEST_F(ProxyAgentDpdkTest, DebugAndMetricsShowTheDataplanesOwnState) {
-  const Json svc = createService("web-dbg");
+  const Json svc = createService("web-dbg", "ClusterIP",
+                                 {{kLbAlgorithmAnnotation, "maglev"}, {kMaglevTableSizeAnnotation, "251"}});
   const std::string vip = svc["spec"]["clusterIP"];
-  createSlice("web-dbg", {"web-b"});
-  ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-b"}, 3));
+  createSlice("web-dbg", {"web-b", "web-c"});
+  ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-b", "web-c"}));
   auto lb = runDebugCommand(node->options.debugSocket, {"lb", "list"});
   ASSERT_TRUE(lb.ok()) << lb.error().message;
   EXPECT_NE(lb->find(vip + ":80/TCP"), std::string::npos) << *lb;
   EXPECT_NE(lb->find(node->topo->pod("web-b").ip4 + ":8080"), std::string::npos) << *lb;
+  EXPECT_NE(lb->find("maglev=251"), std::string::npos) << *lb;
+
+  // The slots as the process holds them: 251, each naming one of the two
+  // backends the frontend lists, both present.
+  auto mg = fetchMaglev(node->options.debugSocket, "default/web-dbg:http");
+  ASSERT_TRUE(mg.ok()) << mg.error().message;
+  ASSERT_EQ(mg->tables_size(), 1);
+  EXPECT_EQ(mg->tables(0).size(), 251u);
+  EXPECT_EQ(mg->tables(0).family(), "IPv4");
+  std::set<uint32_t> listed;
+  for (const auto& b : mg->backends()) listed.insert(b.id());
+  const std::set<uint32_t> used(mg->tables(0).slots().begin(), mg->tables(0).slots().end());
+  EXPECT_EQ(used, listed);
+  EXPECT_EQ(used.size(), 2u);
+  auto mgText = runDebugCommand(node->options.debugSocket, {"maglev", "default/web-dbg"});
+  ASSERT_TRUE(mgText.ok()) << mgText.error().message;
+  EXPECT_NE(mgText->find("251 slots"), std::string::npos) << *mgText;
+  auto missing = runDebugCommand(node->options.debugSocket, {"maglev", "default/nope"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+
   auto ct = runDebugCommand(node->options.debugSocket, {"ct", "list"});
   ASSERT_TRUE(ct.ok()) << ct.error().message;
   EXPECT_NE(ct->find(vip + ":80"), std::string::npos) << *ct;
@@ -285,10 +309,11 @@ TEST_F(ProxyAgentDpdkTest, DebugAndMetricsShowTheDataplanesOwnState) {
 }
 
 // 20 agent restarts under a TCP stream from a pod through a ClusterIP: the
-// dataplane is not the agent's, so nothing moves. After restart 10 the
-// sluice-dpdk process itself restarts (killed by PID): the agent sees the
-// new epoch and syncs, the stream's flow comes back from the state file.
-TEST_F(ProxyAgentDpdkTest, StreamSurvivesTwentyAgentRestartsAndADataplaneRestart) {
+// dataplane is not the agent's, so nothing moves. While the agent is down
+// at restarts 2, 6, 10, 14 and 18 the sluice-dpdk process itself dies
+// (SIGKILL by PID) and the agent starting again starts it: it sees the new
+// epoch and syncs, the stream's flow comes back from the state file.
+TEST_F(ProxyAgentDpdkTest, StreamSurvivesTwentyAgentRestartsAndFiveDataplaneRestarts) {
   const Json svc = createService("web-rst");
   const std::string vip = svc["spec"]["clusterIP"];
   createSlice("web-rst", kWebPods);
@@ -303,7 +328,8 @@ TEST_F(ProxyAgentDpdkTest, StreamSurvivesTwentyAgentRestartsAndADataplaneRestart
     Answer a = stream.ping();
     ASSERT_EQ(a.err, 0) << when << ", agent down: " << a.describe();
     ASSERT_EQ(a.backend, held) << when;
-    if (i == 10) {
+    const bool dataplaneToo = i % 4 == 2;
+    if (dataplaneToo) {
       std::ifstream pidIn(node->socket + ".pid");
       pid_t pid = 0;
       ASSERT_TRUE(pidIn >> pid) << "no PID file of the started sluice-dpdk";
@@ -313,7 +339,7 @@ TEST_F(ProxyAgentDpdkTest, StreamSurvivesTwentyAgentRestartsAndADataplaneRestart
     }
     auto r = node->startAgent();  // starts sluice-dpdk again when it is gone
     ASSERT_TRUE(r.ok()) << when << ": " << r.error().message;
-    if (i == 10) {
+    if (dataplaneToo) {
       ASSERT_TRUE(answeredBy(pod(), vip, 80, {"web-a", "web-b", "web-c"})) << when;
     }
     a = stream.ping();
