@@ -5,6 +5,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,7 +40,15 @@ class IpAddress {
   std::string toString() const;
 
   friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+  // As the defaulted one, but as two 8-byte loads a side: std::array's ==
+  // is a library memcmp call, 5% of a DPDK first packet (frontend lookup,
+  // tuple compares).
+  friend bool operator==(const IpAddress& a, const IpAddress& b) {
+    uint64_t x[2], y[2];
+    std::memcpy(x, a.bytes_.data(), sizeof x);
+    std::memcpy(y, b.bytes_.data(), sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0 && a.family_ == b.family_;
+  }
 
  private:
   // Bytes past bytes().size() are always zero, so defaulted comparison and

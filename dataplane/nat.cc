@@ -1,6 +1,7 @@
 #include "dataplane/nat.h"
 
 #include <cstring>
+#include <utility>
 
 #include "dataplane/checksum.h"
 
@@ -209,6 +210,55 @@ DropReason dnat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress
 DropReason snat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress& src,
                 uint16_t srcPort) {
   return rewriteForward(packet, parsed, Side::kSrc, src, srcPort);
+}
+
+DropReason fullNat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress& dst,
+                   uint16_t dstPort, const IpAddress& src, uint16_t srcPort) {
+  if (parsed.isIcmpError || (parsed.protocol != Protocol::kTcp && parsed.protocol != Protocol::kUdp)) {
+    if (DropReason r = check(packet, parsed, dst, src); r != DropReason::kNone) return r;
+    (void)rewriteForward(packet, parsed, Side::kDst, dst, dstPort);
+    return rewriteForward(packet, parsed, Side::kSrc, src, srcPort);
+  }
+  if (DropReason r = check(packet, parsed, dst, src); r != DropReason::kNone) return r;
+  const Headers h = outerHeaders(packet.data(), parsed);
+  // Both addresses: one change to the IPv4 header checksum and to the
+  // pseudo-header.
+  ChecksumDelta pseudo;
+  for (const auto& [side, addr] : {std::pair<Side, const IpAddress*>{Side::kDst, &dst}, {Side::kSrc, &src}}) {
+    const auto bytes = addr->bytes();
+    uint8_t* field = h.ip + addressOffset(h.family, side);
+    if (sameAddress(field, bytes.data(), bytes.size())) continue;
+    pseudo.addBytes({field, bytes.size()}, bytes);
+    copyAddress(field, bytes.data(), bytes.size());
+  }
+  if (h.family == IpFamily::kV4 && !pseudo.empty()) {
+    uint8_t* checkField = h.ip + kIpv4ChecksumOffset;
+    store16(checkField, pseudo.applyTo(load16(checkField)));
+  }
+  // Both ports, then the L4 checksum once (rewritePort's rules).
+  ChecksumDelta l4 = pseudo;
+  for (const auto& [offset, port] : {std::pair<uint32_t, uint16_t>{2, dstPort}, {0, srcPort}}) {
+    uint8_t* portField = h.l4 + offset;
+    const uint16_t old = load16(portField);
+    if (old == port) continue;
+    store16(portField, port);
+    l4.add16(old, port);
+  }
+  const uint32_t checkOffset = h.protocol == Protocol::kTcp ? kTcpChecksumOffset : kUdpChecksumOffset;
+  if (!l4.empty() && checkOffset + 2 <= h.l4Available) {
+    uint8_t* checkField = h.l4 + checkOffset;
+    const uint16_t oldCheck = load16(checkField);
+    if (h.protocol != Protocol::kUdp || oldCheck != kUdpNoChecksum) {
+      uint16_t newCheck = l4.applyTo(oldCheck);
+      if (h.protocol == Protocol::kUdp) newCheck = udpChecksumForWire(newCheck);
+      store16(checkField, newCheck);
+    }
+  }
+  parsed.tuple.dst = dst;
+  parsed.tuple.dstPort = dstPort;
+  parsed.tuple.src = src;
+  parsed.tuple.srcPort = srcPort;
+  return DropReason::kNone;
 }
 
 DropReason reverseNat(std::span<uint8_t> packet, ParsedPacket& parsed, const FlowTuple& original) {

@@ -46,6 +46,13 @@ DropReason dnat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress
 DropReason snat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress& src,
                 uint16_t srcPort);
 
+// dnat() then snat() in one pass: for TCP and UDP one IPv4 header checksum
+// and one L4 checksum update instead of two each (the full-NAT flows of a
+// NodePort to a remote backend). ICMP echo and errors take the two calls.
+// The result, packet and `parsed`, is theirs exactly.
+DropReason fullNat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress& dst,
+                   uint16_t dstPort, const IpAddress& src, uint16_t srcPort);
+
 // Reply direction of a NATed flow whose first packet, as the client sent it,
 // had the tuple `original` (client -> frontend; conntrack keeps it). A reply
 // (backend -> client or SNAT address) becomes original.dst:dstPort ->

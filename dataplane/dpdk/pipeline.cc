@@ -67,18 +67,18 @@ struct Worker::Scratch {
   std::array<FlowTuple, kMaxBurst> keys;
   std::array<uint16_t, kMaxBurst> lookupOf;  // key index -> frame index
   std::array<ConntrackMatch, kMaxBurst> matches;
-  // Original-tuple hashes of the flows this burst inserted: a frame whose
-  // hash is not among them has a flow the burst lookup proved absent
-  // (Conntrack::insertAbsent); one whose hash is goes through insert().
-  std::array<uint32_t, kMaxBurst> insertedHashes;
-  uint16_t inserted = 0;
+  // The original-tuple hashes of the flows this burst inserted, as a
+  // 256-bit filter: a frame whose hash is not in it has a flow the burst
+  // lookup proved absent (Conntrack::insertAbsent); one whose hash may be
+  // (a repeat of a flow, or 1 in 8 by chance with 32 new flows) goes
+  // through insert(), which checks.
+  std::array<uint64_t, 4> inserted{};
 
-  bool insertedThisBurst(uint32_t hash) const {
-    for (uint16_t i = 0; i < inserted; ++i) {
-      if (insertedHashes[i] == hash) return true;
-    }
-    return false;
+  static uint32_t bitOf(uint32_t hash) { return (hash >> 12) & 255; }
+  bool maybeInserted(uint32_t hash) const {
+    return (inserted[bitOf(hash) >> 6] >> (bitOf(hash) & 63)) & 1;
   }
+  void noteInserted(uint32_t hash) { inserted[bitOf(hash) >> 6] |= uint64_t{1} << (bitOf(hash) & 63); }
 };
 
 void Worker::FreeScratch::operator()(Scratch* s) const { delete s; }
@@ -204,7 +204,13 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
   }
   // An ICMP error travels like a packet of its flow going the other way
   // from the packet it quotes.
-  key = p.isIcmpError ? p.tuple.reversed() : p.tuple;
+  // (Not a conditional expression: that builds the tuple in a temporary
+  // whose narrow stores a wide copy then waits on, ~20 cycles a packet.)
+  if (p.isIcmpError) {
+    key = p.tuple.reversed();
+  } else {
+    key = p.tuple;
+  }
   if (!steered && shared_.steering->workers() > 1) {
     const bool toFrontend = shared_.tables->frontend(key.dst, key.dstPort, key.protocol) != nullptr;
     const Steering& st = *shared_.steering;
@@ -234,7 +240,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
   }
   const size_t hits =
       conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
-  s.inserted = 0;
+  s.inserted = {};
   // First packets each evict the least recently used flow of a full table:
   // start those misses now, as the lookups' were.
   if (hits < nKeys) conntrack_.prefetchVictims(nKeys - hits);
@@ -285,8 +291,8 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
   }
   if (m.direction == ConntrackDirection::kOriginal) {
     const NatEndpoint backend = e.backend();
-    r = dnat(f.bytes(), p, backend.address, backend.port);
-    if (r == DropReason::kNone && side.snat) r = snat(f.bytes(), p, e.reply.dst, e.reply.dstPort);
+    r = side.snat ? fullNat(f.bytes(), p, backend.address, backend.port, e.reply.dst, e.reply.dstPort)
+                  : dnat(f.bytes(), p, backend.address, backend.port);
     if (r != DropReason::kNone) return drop(r);
     counters_->event(p.isIcmpError ? Event::kIcmpErrRev : Event::kSvcEstablished);
     return toSide(f, side.backendRole, side, false);
@@ -353,7 +359,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
   }
   if (chosen == UINT32_MAX) {
     const uint32_t h = selectionHash(t);
-    chosen = svc.maglev ? set.maglev[h % set.maglev.size()] : set.members[h % set.members.size()];
+    chosen = svc.maglev ? set.maglev[set.maglevMod.of(h)] : set.members[set.membersMod.of(h)];
   }
   const BackendRef& be = svc.backends[chosen];
   if (svc.affinity) shared_.affinity->remember(t.src, svc.id, be.id, nowNs);
@@ -390,7 +396,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
   const uint8_t tcpFlags = tcpFlagsOf(f, p);
   const uint32_t bytes = p.l3End - p.l3Offset;
   Scratch& scratch = *scratch_;
-  const bool absent = !scratch.insertedThisBurst(hash);
+  const bool absent = !scratch.maybeInserted(hash);
   auto insert = [&] {
     return absent ? conntrack_.insertAbsent(flow, hash, tcpFlags, bytes, nowNs)
                   : conntrack_.insert(flow, tcpFlags, bytes, nowNs);
@@ -428,7 +434,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
     // An earlier frame of this burst opened the flow.
     return established(f, from, p, ins.match, nowNs);
   }
-  scratch.insertedHashes[scratch.inserted++] = hash;
+  scratch.noteInserted(hash);
   FlowSide& side = sides_[conntrack_.indexOf(*ins.match.entry)];
   std::memcpy(side.clientMac.data(), f.data + 6, 6);
   side.clientRole = from;
@@ -440,9 +446,10 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
     return encapsulateTo(f, p, be.address, side, hash);
   }
 
-  DropReason r = dnat(f.bytes(), p, be.address, be.port);
-  if (r == DropReason::kNone && flow.nat.snat)
-    r = snat(f.bytes(), p, flow.nat.snat->address, flow.nat.snat->port);
+  const DropReason r =
+      flow.nat.snat ? fullNat(f.bytes(), p, be.address, be.port, flow.nat.snat->address,
+                              flow.nat.snat->port)
+                    : dnat(f.bytes(), p, be.address, be.port);
   if (r != DropReason::kNone) {
     conntrack_.erase(t);
     return drop(r);

@@ -121,7 +121,12 @@ struct Verdict {
   Action action = Action::kDrop;
   uint8_t worker = 0;
   DropReason reason = DropReason::kNone;
+  // Four bytes, not three: a 3-byte return value is assembled in memory
+  // byte by byte and read back as a word, a store-forwarding stall per
+  // packet; four travel in a register.
+  uint8_t unused = 0;
 };
+static_assert(sizeof(Verdict) == 4);
 
 // What every worker shares.
 struct SharedState {

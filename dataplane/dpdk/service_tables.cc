@@ -131,6 +131,7 @@ Result<std::unique_ptr<ServiceEntry>> ServiceTables::compile(const Service& s,
         set.memberIds.push_back(e->backends[i].id);
       }
       std::sort(set.memberIds.begin(), set.memberIds.end());
+      set.membersMod = FastMod(static_cast<uint32_t>(set.members.size()));
       if (!builder || set.members.empty()) continue;
       std::vector<MaglevBackend> mb;
       for (uint32_t i : set.members) {
@@ -153,6 +154,7 @@ Result<std::unique_ptr<ServiceEntry>> ServiceTables::compile(const Service& s,
       for (uint32_t slot : set.maglevTable->slots()) {
         set.maglev.push_back(slot == MaglevTable::kNoBackend ? slot : set.members[slot]);
       }
+      set.maglevMod = FastMod(static_cast<uint32_t>(set.maglev.size()));
     }
   }
   return e;

@@ -69,6 +69,25 @@ struct BackendRef {
   bool nodeLocal = false;
 };
 
+// a % d for 32-bit a and a fixed d > 0, as two multiplications instead of
+// a division (Lemire, Kaser & Kurz, "Faster remainder by direct
+// computation", 2019): exact for every a.
+__extension__ typedef unsigned __int128 FastModWide;  // GCC/Clang; not ISO C++
+
+class FastMod {
+ public:
+  FastMod() = default;
+  explicit FastMod(uint32_t d) : d_(d), m_(d == 0 ? 0 : UINT64_MAX / d + 1) {}
+  uint32_t of(uint32_t a) const {
+    const uint64_t low = m_ * a;
+    return static_cast<uint32_t>((static_cast<FastModWide>(low) * d_) >> 64);
+  }
+
+ private:
+  uint64_t d_ = 0;
+  uint64_t m_ = 0;
+};
+
 // The backends new flows of one address family and locality go to.
 struct SelectionSet {
   std::vector<uint32_t> members;    // indices into ServiceEntry::backends
@@ -76,6 +95,7 @@ struct SelectionSet {
   // Maglev only: slot -> index into ServiceEntry::backends (M slots).
   std::vector<uint32_t> maglev;
   std::optional<MaglevTable> maglevTable;  // the builder's table, for rebuild()
+  FastMod membersMod, maglevMod;  // % members.size(), % maglev.size()
   bool terminatingFallback = false;        // members are terminating: none is ready
 
   bool empty() const { return members.empty(); }

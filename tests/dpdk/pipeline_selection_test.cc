@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -324,6 +325,66 @@ TEST_F(PipelineSelectionTest, LocalBackendOfAClusterPolicyNodePortIsSnatedToTheK
   EXPECT_EQ((Endpoint{w.dst, w.dport}.toString()), "203.0.113.70:44000");
   EXPECT_EQ(w.dstMac, syn.srcMac);
   EXPECT_EQ(w.srcMac, kUplinkMac);
+}
+
+// FastMod (the selection's % without a division) is % for every divisor
+// the tables use: small sets, Maglev's primes, the extremes.
+TEST(FastModTest, IsTheRemainder) {
+  std::mt19937 rng(7);
+  std::vector<uint32_t> divisors = {1, 2, 3, 7, 100, 251, 4093, 65537, 1000003, 0x7fffffff, UINT32_MAX};
+  for (int i = 0; i < 200; ++i) divisors.push_back(1 + rng() % 70000);
+  for (uint32_t d : divisors) {
+    const FastMod mod(d);
+    for (uint32_t a : {0u, 1u, d - 1, d, d + 1, UINT32_MAX, UINT32_MAX - 1}) {
+      ASSERT_EQ(mod.of(a), a % d) << a << " % " << d;
+    }
+    for (int k = 0; k < 2000; ++k) {
+      const uint32_t a = static_cast<uint32_t>(rng());
+      ASSERT_EQ(mod.of(a), a % d) << a << " % " << d;
+    }
+  }
+}
+
+// One burst of 64 first packets in which some flows come twice (a SYN and
+// its retransmission, a SYN and a data segment): each flow gets one
+// conntrack entry, and every frame of a flow the same backend and SNAT
+// port, however the insert learned the flow was new (the burst lookup's
+// proof, or a check against the flows this burst already opened).
+TEST_F(PipelineSelectionTest, RepeatedFlowsInOneBurstShareOneEntryAndTranslation) {
+  start();
+  programOne(service("np", Protocol::kTcp,
+                     {frontend("192.168.1.10", 30080, Protocol::kTcp, FrontendScope::kNodePort)},
+                     fourBackends()));
+  std::vector<std::vector<uint8_t>> frames;
+  std::vector<uint16_t> clientPort;
+  for (uint16_t i = 0; frames.size() < 64; ++i) {
+    const uint16_t port = static_cast<uint16_t>(45000 + i);
+    frames.push_back(buildPacket(tcp("203.0.113.80", port, "192.168.1.10", 30080)));
+    clientPort.push_back(port);
+    if (i % 5 == 2 && frames.size() < 64) {  // the same flow again, later in the burst
+      PacketSpec again = tcp("203.0.113.80", port, "192.168.1.10", 30080, kTcpAck);
+      again.payload = {'x'};
+      frames.push_back(buildPacket(again));
+      clientPort.push_back(port);
+    }
+  }
+  const auto out = p_->runBurst(frames, PortRole::kUplink, ++now_);
+  std::map<uint16_t, std::string> translation;
+  size_t repeats = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_EQ(out[i].verdict.action, Action::kTxUplink) << i;
+    const auto v = parsePacket(out[i].frame);
+    const std::string t = Endpoint{v.src, v.sport}.toString() + " -> " + Endpoint{v.dst, v.dport}.toString();
+    auto [it, inserted] = translation.emplace(clientPort[i], t);
+    if (!inserted) {
+      ++repeats;
+      EXPECT_EQ(it->second, t) << "frame " << i << " of client port " << clientPort[i];
+    }
+  }
+  EXPECT_GE(repeats, 10u);
+  EXPECT_EQ(p_->worker(0).conntrack().size(), translation.size());
+  EXPECT_EQ(p_->counter("event.svc_new"), translation.size());
+  EXPECT_EQ(p_->counter("event.svc_established"), repeats);
 }
 
 // ARP: LoadBalancer/externalIP addresses are answered on the uplink;
