@@ -121,7 +121,8 @@ Result<void> RestHandler::orphanDependents(const std::string& ns, const std::str
     auto page = objects_.raw().list(ObjectStore::prefix(*t, ns));
     if (!page) return page.error();
     for (const auto& kv : page->kvs) {
-      for (int attempt = 0; attempt < kDeleteAttempts; ++attempt) {
+      bool done = false;
+      for (int attempt = 0; attempt < kDeleteAttempts && !done; ++attempt) {
         auto stored = objects_.raw().get(kv.key);
         if (!stored) return stored.error();
         if (!stored->has_value()) break;
@@ -134,8 +135,13 @@ Result<void> RestHandler::orphanDependents(const std::string& ns, const std::str
                                    [&](const api::OwnerReference& r) { return r.uid() == uid; }),
                     refs->end());
         auto r = objects_.update(*t, *o->msg, o->modRevision);
-        if (r) break;
-        if (r.error().code != ErrorCode::kAborted) return r.error();
+        if (r) done = true;
+        if (!r && r.error().code != ErrorCode::kAborted) return r.error();
+        if (!r && attempt + 1 == kDeleteAttempts) {
+          // Never delete the owner of a dependent still pointing at it: the
+          // collector would take the dependent, which the caller asked to keep.
+          return Error{ErrorCode::kAborted, "could not orphan " + std::string(kv.key) + ": it kept changing"};
+        }
       }
     }
   }
