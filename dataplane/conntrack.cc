@@ -429,7 +429,7 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
   const FlowTuple reply = replyTupleOf(flow.original, flow.nat);
   if (reply == flow.original) {
     ++stats_.insertCollisions;
-    return {ConntrackInsertStatus::kReplyCollision, {}};
+    return {ConntrackInsertStatus::kReplyCollision};
   }
   const uint32_t originalHash = hash32(flow.original);
 
@@ -440,8 +440,9 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
     if (!isExpired(entries_[ref >> 1], nowNs)) {
       ++stats_.insertExisting;
       touch(ref >> 1);
-      return {ConntrackInsertStatus::kExists,
-              {&entries_[ref >> 1], static_cast<ConntrackDirection>(ref & 1), originalHash}};
+      return ConntrackInsertResult::of(
+          ConntrackInsertStatus::kExists,
+          {&entries_[ref >> 1], static_cast<ConntrackDirection>(ref & 1), originalHash});
     }
     remove(ref >> 1);
     ++stats_.expirations;
@@ -457,7 +458,7 @@ ConntrackInsertResult Conntrack::insertAbsent(const ConntrackFlow& flow, uint32_
   const FlowTuple reply = replyTupleOf(flow.original, flow.nat);
   if (reply == flow.original) {
     ++stats_.insertCollisions;
-    return {ConntrackInsertStatus::kReplyCollision, {}};
+    return {ConntrackInsertStatus::kReplyCollision};
   }
   return insertNew(flow, reply, originalHash, tcpFlags, bytes, nowNs);
 }
@@ -483,7 +484,7 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
     const uint32_t index = slots_[s].ref >> 1;
     if (!isExpired(entries_[index], nowNs)) {
       ++stats_.insertCollisions;
-      return {ConntrackInsertStatus::kReplyCollision, {}};
+      return {ConntrackInsertStatus::kReplyCollision};
     }
     remove(index);
     ++stats_.expirations;
@@ -517,7 +518,8 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
   insertSlot(replyHash, (index << 1) | 1);
   ++size_;
   ++stats_.inserts;
-  return {ConntrackInsertStatus::kInserted, {&e, ConntrackDirection::kOriginal, originalHash}};
+  return ConntrackInsertResult::of(ConntrackInsertStatus::kInserted,
+                                   {&e, ConntrackDirection::kOriginal, originalHash});
 }
 
 ConntrackMatch Conntrack::lookup(const FlowTuple& tuple, uint64_t nowNs) {

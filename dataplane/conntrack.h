@@ -187,10 +187,21 @@ enum class ConntrackInsertStatus : uint8_t {
   kReplyCollision,  // the reply tuple belongs to another live flow; nothing changed
 };
 
+// 16 bytes, so it comes back in two registers: a larger result is written
+// to memory field by field and read back wide by the caller, a
+// store-forwarding stall on every new flow.
 struct ConntrackInsertResult {
   ConntrackInsertStatus status = ConntrackInsertStatus::kInserted;
-  ConntrackMatch match;  // empty for kReplyCollision
+  ConntrackDirection direction = ConntrackDirection::kOriginal;
+  uint32_t hash = 0;
+  const ConntrackEntry* entry = nullptr;  // nullptr for kReplyCollision
+
+  ConntrackMatch match() const { return {entry, direction, hash}; }
+  static ConntrackInsertResult of(ConntrackInsertStatus s, const ConntrackMatch& m) {
+    return {s, m.direction, m.hash, m.entry};
+  }
 };
+static_assert(sizeof(ConntrackInsertResult) == 16);
 
 struct ConntrackStats {
   uint64_t entries = 0;           // live + not yet reclaimed entries now

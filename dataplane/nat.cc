@@ -70,6 +70,22 @@ bool sameAddress(const uint8_t* a, const uint8_t* b, size_t n) {
   return n == 4 ? std::memcmp(a, b, 4) == 0 : std::memcmp(a, b, 16) == 0;
 }
 
+// The change from one address to another (4 or 16 bytes) as checksum
+// words, 32 bits at a time (addBytes() goes 16 bits at a time, in a loop
+// the compiler keeps: a fifth of a full NAT).
+void addAddressChange(ChecksumDelta& d, const uint8_t* from, const uint8_t* to, size_t n) {
+  // Network order; compilers turn this into one load and a byte swap.
+  auto load32 = [](const uint8_t* p) {
+    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+  };
+  d.add32(load32(from), load32(to));
+  if (n == 16) {
+    d.add32(load32(from + 4), load32(to + 4));
+    d.add32(load32(from + 8), load32(to + 8));
+    d.add32(load32(from + 12), load32(to + 12));
+  }
+}
+
 void copyAddress(uint8_t* to, const uint8_t* from, size_t n) {
   if (n == 4) {
     std::memcpy(to, from, 4);
@@ -86,7 +102,7 @@ ChecksumDelta rewriteAddress(const Headers& h, Side side, std::span<const uint8_
   ChecksumDelta delta;
   uint8_t* field = h.ip + addressOffset(h.family, side);
   if (sameAddress(field, addr.data(), addr.size())) return delta;
-  delta.addBytes({field, addr.size()}, addr);
+  addAddressChange(delta, field, addr.data(), addr.size());
   copyAddress(field, addr.data(), addr.size());
   enclosing.add(delta);
   if (h.family == IpFamily::kV4) {
@@ -228,7 +244,7 @@ DropReason fullNat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddr
     const auto bytes = addr->bytes();
     uint8_t* field = h.ip + addressOffset(h.family, side);
     if (sameAddress(field, bytes.data(), bytes.size())) continue;
-    pseudo.addBytes({field, bytes.size()}, bytes);
+    addAddressChange(pseudo, field, bytes.data(), bytes.size());
     copyAddress(field, bytes.data(), bytes.size());
   }
   if (h.family == IpFamily::kV4 && !pseudo.empty()) {

@@ -490,6 +490,13 @@ Result<void> DpdkDatapath::cleanupLeftovers(const DpdkModeOptions& options) {
     if (comm >> name && name == "sluice-dpdk") {
       ::kill(pid, SIGTERM);
       for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) ::usleep(50'000);
+      // Still there after 5 s: it does not get to keep the NIC.
+      if (::kill(pid, 0) == 0) {
+        log::warning("dpdk", "sluice-dpdk did not stop on SIGTERM within 5 s: SIGKILL",
+                     {{"pid", std::to_string(pid)}});
+        ::kill(pid, SIGKILL);
+        for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) ::usleep(10'000);
+      }
     }
   }
   std::error_code ec;

@@ -136,19 +136,21 @@ bool hugepagesMounted() {
   return false;
 }
 
-volatile sig_atomic_t gStop = 0;
-void onSignal(int) { gStop = 1; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A parent that waits for signals with sigwait (the agent, `sluice up`)
-  // blocks them, and exec keeps the mask: SIGTERM must reach this process.
+  // SIGTERM/SIGINT are blocked in every thread (EAL's, the workers',
+  // gRPC's inherit this mask) and taken by sigwait() on this one once the
+  // process runs. A handler with pause() here lost them: the kernel may
+  // deliver a process signal to any thread that does not block it, and
+  // pause() in this thread then never returned (a process a test's cleanup
+  // SIGTERMed kept running).
   sigset_t stopSignals;
   sigemptyset(&stopSignals);
   sigaddset(&stopSignals, SIGTERM);
   sigaddset(&stopSignals, SIGINT);
-  sigprocmask(SIG_UNBLOCK, &stopSignals, nullptr);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
   Flags f;
   if (!parse(argc, argv, f)) {
     usage();
@@ -257,11 +259,9 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(s.epoch), f.workers, uplinkDevice.c_str(),
             f.tap.c_str(), static_cast<unsigned long long>(s.adoptedFlows), f.socket.c_str());
         std::fflush(stdout);
-        struct sigaction sa {};
-        sa.sa_handler = onSignal;
-        sigaction(SIGTERM, &sa, nullptr);
-        sigaction(SIGINT, &sa, nullptr);
-        while (!gStop) ::pause();
+        int sig = 0;
+        while (sigwait(&stopSignals, &sig) != 0) {
+        }
         (*server)->stop();
       }
       (*dp)->stop();

@@ -432,10 +432,10 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
     return drop(DropReason::kSnatPortsExhausted);
   if (ins.status == ConntrackInsertStatus::kExists) {
     // An earlier frame of this burst opened the flow.
-    return established(f, from, p, ins.match, nowNs);
+    return established(f, from, p, ins.match(), nowNs);
   }
   scratch.noteInserted(hash);
-  FlowSide& side = sides_[conntrack_.indexOf(*ins.match.entry)];
+  FlowSide& side = sides_[conntrack_.indexOf(*ins.match().entry)];
   std::memcpy(side.clientMac.data(), f.data + 6, 6);
   side.clientRole = from;
   side.backendRole = backendRole;

@@ -51,7 +51,7 @@ class ConntrackTest : public ::testing::Test {
                                    uint8_t tcpFlags = kTcpFlagSyn) {
     auto r = ct.insert(flow, tcpFlags, 60, nowNs);
     EXPECT_EQ(r.status, ConntrackInsertStatus::kInserted);
-    return *r.match.entry;
+    return *r.match().entry;
   }
 
   // Delivers one packet of `tuple` the way the fast path does: lookup, then update.

@@ -197,10 +197,10 @@ TEST_F(ConntrackTest, RandomOpsMatchReferenceModel) {
       auto got = ct.insert(f, 0, 60, now);
       auto [status, entry, dir] = model.insert(f, now);
       ASSERT_EQ(got.status, status);
-      ASSERT_EQ(static_cast<bool>(got.match), entry != nullptr);
+      ASSERT_EQ(static_cast<bool>(got.match()), entry != nullptr);
       if (entry) {
-        ASSERT_TRUE(sameEntry(got.match.entry, entry));
-        ASSERT_EQ(got.match.direction, dir);
+        ASSERT_TRUE(sameEntry(got.match().entry, entry));
+        ASSERT_EQ(got.match().direction, dir);
       }
     } else if (kind < 900) {
       const FlowTuple t = randomTuple();

@@ -218,8 +218,8 @@ TEST_F(ConntrackTest, DuplicateInsertReturnsExistingEntry) {
   again.nat.backend = {ip("10.244.2.9"), 8080};
   auto r = ct.insert(again, kTcpFlagSyn, 60, kT0 + 1);
   EXPECT_EQ(r.status, ConntrackInsertStatus::kExists);
-  EXPECT_EQ(r.match.entry, &e);
-  EXPECT_EQ(r.match.direction, ConntrackDirection::kOriginal);
+  EXPECT_EQ(r.match().entry, &e);
+  EXPECT_EQ(r.match().direction, ConntrackDirection::kOriginal);
   EXPECT_EQ(e.backendId, 7u);  // the first binding stands
   EXPECT_EQ(e.backend().address, ip("10.244.1.5"));
 
@@ -228,8 +228,8 @@ TEST_F(ConntrackTest, DuplicateInsertReturnsExistingEntry) {
   fromBackend.nat.backend = {ip("10.0.0.1"), 40000};
   r = ct.insert(fromBackend, kTcpFlagAck, 60, kT0 + 1);
   EXPECT_EQ(r.status, ConntrackInsertStatus::kExists);
-  EXPECT_EQ(r.match.entry, &e);
-  EXPECT_EQ(r.match.direction, ConntrackDirection::kReply);
+  EXPECT_EQ(r.match().entry, &e);
+  EXPECT_EQ(r.match().direction, ConntrackDirection::kReply);
 
   EXPECT_EQ(ct.size(), 1u);
   EXPECT_EQ(ct.stats().inserts, 1u);
@@ -248,7 +248,7 @@ TEST_F(ConntrackTest, ReplyTupleCollisionLeavesNoState) {
   b.nat = a.nat;
   auto r = ct.insert(b, kTcpFlagSyn, 60, kT0);
   EXPECT_EQ(r.status, ConntrackInsertStatus::kReplyCollision);
-  EXPECT_FALSE(r.match);
+  EXPECT_FALSE(r.match());
   EXPECT_EQ(ct.size(), 1u);
   EXPECT_FALSE(ct.peek(b.original, kT0));  // no half-inserted forward key
   auto rev = ct.peek(tuple("10.244.1.5", 8080, "192.168.1.10", 61001), kT0);

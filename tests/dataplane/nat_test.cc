@@ -515,37 +515,46 @@ void expectChecksumsRecompute(const Bytes& b, const ParsedPacket& p, const Spec&
   if (s.quoteLength == 0) l4Of(s.innerKind, p.innerL3Offset, p.innerL4Offset, p.l3End);
 }
 
+// A random packet of every kind the rewrites handle: TCP, UDP with and
+// without a checksum, ICMP echo, and ICMP errors quoting each (whole or cut
+// short), IPv4 and IPv6, bare or in Ethernet with and without VLAN.
+Spec randomSpec(std::mt19937& rng) {
+  Spec s;
+  s.v6 = rng() % 2;
+  const Kind kinds[] = {Kind::kTcp, Kind::kUdp, Kind::kUdpNoChecksum, Kind::kEcho, Kind::kError};
+  s.kind = kinds[rng() % 5];
+  s.innerKind = kinds[rng() % 4];
+  s.src = randomAddress(rng, s.v6);
+  s.dst = randomAddress(rng, s.v6);
+  s.sport = static_cast<uint16_t>(rng());
+  s.dport = static_cast<uint16_t>(rng());
+  Kind l4Kind = s.kind == Kind::kError ? s.innerKind : s.kind;
+  if (l4Kind == Kind::kEcho) s.dport = s.sport;
+  s.payload = Bytes(rng() % 48);
+  for (auto& x : s.payload) x = static_cast<uint8_t>(rng());
+  s.framing = static_cast<int>(rng() % 3);
+  s.padding = s.framing == 0 ? 0 : rng() % 8;
+  if (s.kind == Kind::kError) {
+    // From the quote's destination itself (its own error), or a router.
+    s.errorSrc = rng() % 2 ? s.dst : randomAddress(rng, s.v6);
+    s.errorDst = s.src;
+    // Whole quote, or cut short: at least IP header + 8 bytes of L4.
+    size_t ipHeader = s.v6 ? 40 : 20;
+    s.quoteLength = rng() % 2 ? 0 : ipHeader + 8 + rng() % 16;
+    // Half a quoted TCP checksum cannot be updated, and is left as it was;
+    // the from-scratch build cannot express that, so skip that one length.
+    if (s.quoteLength == ipHeader + 17) s.quoteLength = ipHeader + 16;
+  }
+  return s;
+}
+
 TEST(NatPropertyTest, RandomPacketsMatchAFromScratchBuildAndRecomputedChecksums) {
   std::mt19937 rng(20240601);  // fixed: failures reproduce
   constexpr int kPackets = 20000;
   std::map<std::string, int> counts;
   for (int i = 0; i < kPackets; ++i) {
-    Spec s;
-    s.v6 = rng() % 2;
-    const Kind kinds[] = {Kind::kTcp, Kind::kUdp, Kind::kUdpNoChecksum, Kind::kEcho, Kind::kError};
-    s.kind = kinds[rng() % 5];
-    s.innerKind = kinds[rng() % 4];
-    s.src = randomAddress(rng, s.v6);
-    s.dst = randomAddress(rng, s.v6);
-    s.sport = static_cast<uint16_t>(rng());
-    s.dport = static_cast<uint16_t>(rng());
-    Kind l4Kind = s.kind == Kind::kError ? s.innerKind : s.kind;
-    if (l4Kind == Kind::kEcho) s.dport = s.sport;
-    s.payload = Bytes(rng() % 48);
-    for (auto& x : s.payload) x = static_cast<uint8_t>(rng());
-    s.framing = static_cast<int>(rng() % 3);
-    s.padding = s.framing == 0 ? 0 : rng() % 8;
-    if (s.kind == Kind::kError) {
-      // From the quote's destination itself (its own error), or a router.
-      s.errorSrc = rng() % 2 ? s.dst : randomAddress(rng, s.v6);
-      s.errorDst = s.src;
-      // Whole quote, or cut short: at least IP header + 8 bytes of L4.
-      size_t ipHeader = s.v6 ? 40 : 20;
-      s.quoteLength = rng() % 2 ? 0 : ipHeader + 8 + rng() % 16;
-      // Half a quoted TCP checksum cannot be updated, and is left as it was;
-      // the from-scratch build cannot express that, so skip that one length.
-      if (s.quoteLength == ipHeader + 17) s.quoteLength = ipHeader + 16;
-    }
+    const Spec s = randomSpec(rng);
+    const Kind l4Kind = s.kind == Kind::kError ? s.innerKind : s.kind;
     const Bytes input = build(s);
     const Framing framing = s.framing == 0 ? Framing::kIp : Framing::kEthernet;
 
@@ -634,23 +643,7 @@ TEST(NatPropertyTest, FullNatIsDnatThenSnat) {
   std::mt19937 rng(20261207);
   std::map<int, int> kindsSeen;
   for (int i = 0; i < 20000; ++i) {
-    Spec s;
-    s.v6 = rng() % 2;
-    const Kind kinds[] = {Kind::kTcp, Kind::kUdp, Kind::kUdpNoChecksum, Kind::kEcho, Kind::kError};
-    s.kind = kinds[rng() % 5];
-    s.innerKind = kinds[rng() % 4];
-    s.src = randomAddress(rng, s.v6);
-    s.dst = randomAddress(rng, s.v6);
-    s.sport = static_cast<uint16_t>(rng());
-    s.dport = static_cast<uint16_t>(rng());
-    if ((s.kind == Kind::kError ? s.innerKind : s.kind) == Kind::kEcho) s.dport = s.sport;
-    s.payload = Bytes(rng() % 48);
-    for (auto& x : s.payload) x = static_cast<uint8_t>(rng());
-    s.framing = static_cast<int>(rng() % 3);
-    if (s.kind == Kind::kError) {
-      s.errorSrc = rng() % 2 ? s.dst : randomAddress(rng, s.v6);
-      s.errorDst = s.src;
-    }
+    const Spec s = randomSpec(rng);
     const Bytes input = build(s);
     const Framing framing = s.framing == 0 ? Framing::kIp : Framing::kEthernet;
     // Sometimes an address or port already what it becomes.
