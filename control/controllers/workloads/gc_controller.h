@@ -10,7 +10,9 @@
 //   the foreground when they have dependents, so Deployment → ReplicaSet →
 //   pods unwinds bottom-up — and loses the finalizer once no dependent with
 //   blockOwnerDeletion remains, so the server removes it.
-// - Orphan propagation is done by the server inline.
+// - Orphan propagation is done by the server inline, the owner carrying the
+//   "orphan" finalizer until every dependent has lost its reference; an
+//   owner deleting with that finalizer is the server's, not collected here.
 //
 // The owner → dependents index is rebuilt from the informers on start, and
 // every object is checked once then, so a restart converges from the store.
