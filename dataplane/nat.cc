@@ -230,12 +230,12 @@ DropReason snat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress
 
 DropReason fullNat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddress& dst,
                    uint16_t dstPort, const IpAddress& src, uint16_t srcPort) {
+  // Checked once for both rewrites: a packet dnat() accepts, snat() does too.
+  if (DropReason r = check(packet, parsed, dst, src); r != DropReason::kNone) return r;
   if (parsed.isIcmpError || (parsed.protocol != Protocol::kTcp && parsed.protocol != Protocol::kUdp)) {
-    if (DropReason r = check(packet, parsed, dst, src); r != DropReason::kNone) return r;
     (void)rewriteForward(packet, parsed, Side::kDst, dst, dstPort);
     return rewriteForward(packet, parsed, Side::kSrc, src, srcPort);
   }
-  if (DropReason r = check(packet, parsed, dst, src); r != DropReason::kNone) return r;
   const Headers h = outerHeaders(packet.data(), parsed);
   // Both addresses: one change to the IPv4 header checksum and to the
   // pseudo-header.

@@ -452,6 +452,12 @@ DataplaneStatus Dataplane::status() const {
   return s;
 }
 
+namespace {
+DescribedBackend describedOf(const BackendRef& b) {
+  return {b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0};
+}
+}  // namespace
+
 std::vector<DescribedFrontend> Dataplane::describeFrontends() const {
   std::lock_guard lock(writer_);
   std::vector<DescribedFrontend> out;
@@ -470,8 +476,7 @@ std::vector<DescribedFrontend> Dataplane::describeFrontends() const {
       (set.terminatingFallback ? d.terminating : d.active) = uint32_t(set.members.size());
       for (const BackendRef& b : e->backends) {
         if (b.address.family() != f.address.family()) continue;
-        d.backends.push_back(
-            {b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0});
+        d.backends.push_back(describedOf(b));
       }
       out.push_back(std::move(d));
     }
@@ -503,7 +508,7 @@ Result<DescribedSelection> Dataplane::describeSelection(const ServiceKey& key) c
     }
   }
   for (const BackendRef& b : e.backends) {
-    out.backends.push_back({b.id, Endpoint{b.address, b.port}, b.weight, b.state, b.nodeLocal, 0});
+    out.backends.push_back(describedOf(b));
   }
   return out;
 }

@@ -28,7 +28,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Failure, eventually  # noqa: E402
 
 SKIP = 77
 
@@ -38,17 +40,6 @@ def sh(cmd, check=True):
     if check and r.returncode != 0:
         raise RuntimeError("%s: %s" % (cmd, r.stderr.strip()))
     return r.stdout
-
-
-def eventually(fn, what, timeout=120):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise RuntimeError("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
 def main():
@@ -97,7 +88,7 @@ def main():
         k("rollout", "status", "deployment/hostname", "--timeout=180s")
         lb = eventually(lambda: k("get", "svc", "hostname-lb", "-o",
                                   "jsonpath='{.status.loadBalancer.ingress[0].ip}'").strip(),
-                        "LoadBalancer ingress IP")
+                        "LoadBalancer ingress IP", 120)
         cluster_ip = k("get", "svc", "hostname", "-o", "jsonpath='{.spec.clusterIP}'").strip()
 
         def hostnames(netns, url):
@@ -115,9 +106,9 @@ def main():
                 seen = eventually(lambda: (lambda s: s if len(s) == 3 and "no answer" not in s else None)(
                     hostnames(netns, url)), what, 60)
                 print("ok: %s answered by %s" % (what, ", ".join(sorted(seen))))
-            except RuntimeError as e:
+            except (RuntimeError, Failure) as e:
                 failures.append(str(e))
-    except RuntimeError as e:
+    except (RuntimeError, Failure) as e:
         failures.append(str(e))
     finally:
         if up is not None:

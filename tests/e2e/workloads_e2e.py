@@ -20,18 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import SKIP, Failure, Kubectl, Server, Workdir, expect, expect_in, run_cases  # noqa: E402
-
-
-def poll(fn, what, timeout=60):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise Failure("timed out waiting for " + what + (": %r" % (last,) if last is not None else ""))
+from harness import SKIP, Failure, Kubectl, eventually, Server, Workdir, expect, expect_in, run_cases  # noqa: E402
 
 
 def flow(k, name):
@@ -69,12 +58,12 @@ def flow(k, name):
         rs = rss()[0]
         victim = pods()[0]["metadata"]["name"]
         k.out("label", "pod", victim, "app=debug-" + name, "--overwrite")
-        poll(lambda: "ownerReferences" not in k.json("get", "pod", victim)["metadata"], "pod released")
-        poll(lambda: len(pods()) == 5 and all(p["metadata"].get("ownerReferences") for p in pods()),
+        eventually(lambda: "ownerReferences" not in k.json("get", "pod", victim)["metadata"], "pod released")
+        eventually(lambda: len(pods()) == 5 and all(p["metadata"].get("ownerReferences") for p in pods()),
              "a replacement pod")
         expect(k.json("get", "pod", victim)["status"]["phase"] == "Running", "released pod keeps running")
         k.out("label", "pod", victim, "app=" + name, "--overwrite")
-        poll(lambda: len(pods()) == 5, "one surplus pod removed after adoption")
+        eventually(lambda: len(pods()) == 5, "one surplus pod removed after adoption")
         time.sleep(1)
         expect(len(pods()) == 5, "5 pods after re-adoption")
         for p in pods():
@@ -144,7 +133,7 @@ def flow(k, name):
         out = k.out("rollout", "status", "deployment/" + name + "-bg", "--timeout=90s", timeout=120)
         expect_in("successfully rolled out", out)
         k.out("delete", "deployment", name + "-bg", "--cascade=background")
-        poll(lambda: not k.json("get", "rs", "-l", "app=" + name + "-bg")["items"] and
+        eventually(lambda: not k.json("get", "rs", "-l", "app=" + name + "-bg")["items"] and
              not k.json("get", "pods", "-l", "app=" + name + "-bg")["items"], "background cascade")
 
     return [("create + rollout status", create), ("scale", scale), ("relabel out and back", relabel),
