@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace sluice {
 
 // The memory figures in conntrack.h (136 B per entry, 173-195 B per unit of
@@ -18,11 +22,29 @@ static_assert(sizeof(ConntrackEntry) == 136);
 
 namespace {
 
-// Linear probing stays short (expected ~2.5 probes for a hit, ~8.5 for a
-// miss, mostly within one 64 B line of 8 slots) up to this load; the table
-// is sized for it when full, then rounded up to a power of two.
+// Two-choice buckets of 8 with one cuckoo step almost never overflow below
+// this load (an overflow evicts, see insertRefEvicting); the index is sized
+// for it when the table is full, then rounded up to a power of two.
 constexpr size_t kMaxLoadNumerator = 3;
 constexpr size_t kMaxLoadDenominator = 4;
+// At least two buckets, so that a tuple's two buckets differ.
+constexpr size_t kMinSlots = 16;
+
+// Bit i set where v[i] == x, for the 8 lanes of a 32 B-aligned array.
+inline uint32_t matchMask8(const std::array<uint32_t, 8>& v, uint32_t x) {
+#if defined(__SSE2__)
+  const __m128i k = _mm_set1_epi32(static_cast<int>(x));
+  const auto* p = reinterpret_cast<const __m128i*>(v.data());
+  const __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(p), k);
+  const __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(p + 1), k);
+  return static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(lo))) |
+         static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(hi))) << 4;
+#else
+  uint32_t m = 0;
+  for (size_t i = 0; i < 8; ++i) m |= static_cast<uint32_t>(v[i] == x) << i;
+  return m;
+#endif
+}
 
 constexpr uint8_t dirBit(ConntrackDirection dir) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
@@ -153,15 +175,16 @@ struct Conntrack::RegionHeader {
 
 namespace {
 constexpr uint64_t kRegionMagic = 0x6b6374656369756cULL;  // "luicetck" little-endian: sluice ct
-// Bump whenever ConntrackEntry, Node or Slot change meaning (not only size).
-constexpr uint32_t kLayoutVersion = 1;
+// Bump whenever ConntrackEntry, Node or Bucket change meaning (not only size).
+// 2: the index became two-choice buckets (1: linear probing).
+constexpr uint32_t kLayoutVersion = 2;
 
 constexpr size_t alignUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 size_t slotCountFor(uint32_t capacity) {
   const size_t keys = size_t{2} * capacity;
   const size_t minSlots = (keys * kMaxLoadDenominator + kMaxLoadNumerator - 1) / kMaxLoadNumerator;
-  return std::bit_ceil(minSlots);
+  return std::bit_ceil(std::max(minSlots, kMinSlots));
 }
 
 Result<void> validateConfig(const ConntrackConfig& config) {
@@ -189,7 +212,7 @@ Conntrack::Layout Conntrack::layoutFor(uint32_t capacity) {
   l.entries = sizeof(RegionHeader);
   l.nodes = alignUp(l.entries + size_t{capacity} * sizeof(ConntrackEntry), kRegionAlignment);
   l.slots = alignUp(l.nodes + size_t{capacity} * sizeof(Node), kRegionAlignment);
-  l.total = alignUp(l.slots + l.slotCount * sizeof(Slot), kRegionAlignment);
+  l.total = alignUp(l.slots + l.slotCount / kBucketSlots * sizeof(Bucket), kRegionAlignment);
   return l;
 }
 
@@ -256,8 +279,8 @@ Conntrack::Conntrack(const ConntrackConfig& config, std::byte* region, uint32_t 
   const Layout l = layoutFor(capacity);
   entries_ = reinterpret_cast<ConntrackEntry*>(region + l.entries);
   nodes_ = reinterpret_cast<Node*>(region + l.nodes);
-  slots_ = reinterpret_cast<Slot*>(region + l.slots);
-  slotMask_ = l.slotCount - 1;
+  buckets_ = reinterpret_cast<Bucket*>(region + l.slots);
+  bucketMask_ = l.slotCount / kBucketSlots - 1;
   const ConntrackTimeouts& t = timeouts_;
   auto at = [this](ConntrackState s) -> uint64_t& {
     return stateTimeoutNs_[static_cast<size_t>(s)];
@@ -284,12 +307,19 @@ void Conntrack::formatEmpty() {
   for (uint32_t i = 0; i < capacity_; ++i) {
     nodes_[i] = Node{kFreeMark, i + 1 < capacity_ ? i + 1 : kNil, {0, 0}};
   }
-  std::fill_n(slots_, slotMask_ + 1, Slot{kEmptyRef, 0});
+  clearIndex();
   freeHead_ = 0;
 }
 
+void Conntrack::clearIndex() {
+  Bucket empty;
+  empty.tag.fill(0);
+  empty.ref.fill(kEmptyRef);
+  std::fill_n(buckets_, bucketMask_ + 1, empty);
+}
+
 size_t Conntrack::rebuildFromPool() {
-  std::fill_n(slots_, slotMask_ + 1, Slot{kEmptyRef, 0});
+  clearIndex();
   std::vector<uint32_t> live;
   for (uint32_t i = 0; i < capacity_; ++i) {
     if (nodes_[i].prev != kFreeMark) live.push_back(i);
@@ -315,18 +345,27 @@ size_t Conntrack::rebuildFromPool() {
     }
     const uint32_t oh = hash32(e.original), rh = hash32(e.reply);
     for (;;) {
-      size_t s = findSlot(e.original, oh);
-      if (s == SIZE_MAX) s = findSlot(e.reply, rh);
-      if (s == SIZE_MAX) break;
-      const uint32_t older = slots_[s].ref >> 1;
+      uint32_t ref = findRef(e.original, oh);
+      if (ref == kEmptyRef) ref = findRef(e.reply, rh);
+      if (ref == kEmptyRef) break;
+      const uint32_t older = ref >> 1;
       remove(older);
       kept[older] = false;
       ++dropped;
     }
+    // An index with no room left for this entry's tuples (never seen at
+    // the sizing load) drops it rather than an entry already kept.
+    if (!insertRef(oh, i << 1)) {
+      ++dropped;
+      continue;
+    }
+    if (!insertRef(rh, (i << 1) | 1)) {
+      eraseRef(oh, i << 1);
+      ++dropped;
+      continue;
+    }
     nodes_[i].hash = {oh, rh};
     linkFront(i);
-    insertSlot(oh, i << 1);
-    insertSlot(rh, (i << 1) | 1);
     ++size_;
     kept[i] = true;
   }
@@ -358,38 +397,74 @@ uint64_t Conntrack::expiresAtNs(const ConntrackEntry& entry) const {
   return entry.lastSeenNs + timeoutNs(entry);
 }
 
-size_t Conntrack::findSlot(const FlowTuple& tuple, uint32_t hash) const {
-  for (size_t i = hash & slotMask_;; i = (i + 1) & slotMask_) {
-    const Slot& slot = slots_[i];
-    if (slot.ref == kEmptyRef) return SIZE_MAX;
-    if (slot.hash != hash) continue;
-    const ConntrackEntry& e = entries_[slot.ref >> 1];
-    if ((slot.ref & 1 ? e.reply : e.original) == tuple) return i;
-  }
-}
-
-void Conntrack::insertSlot(uint32_t hash, uint32_t ref) {
-  size_t i = hash & slotMask_;
-  while (slots_[i].ref != kEmptyRef) i = (i + 1) & slotMask_;
-  slots_[i] = Slot{ref, hash};
-}
-
-void Conntrack::eraseSlot(uint32_t hash, uint32_t ref) {
-  size_t hole = hash & slotMask_;
-  while (slots_[hole].ref != ref) {
-    assert(slots_[hole].ref != kEmptyRef);
-    hole = (hole + 1) & slotMask_;
-  }
-  // Backward-shift deletion: pull later members of the probe run into the
-  // hole when their home allows it, so no tombstones accumulate under churn.
-  for (size_t j = (hole + 1) & slotMask_; slots_[j].ref != kEmptyRef; j = (j + 1) & slotMask_) {
-    const size_t home = slots_[j].hash & slotMask_;
-    if (((j - home) & slotMask_) >= ((j - hole) & slotMask_)) {
-      slots_[hole] = slots_[j];
-      hole = j;
+uint32_t Conntrack::findRef(const FlowTuple& tuple, uint32_t hash) const {
+  size_t b = primaryBucket(hash);
+  for (int choice = 0; choice < 2; ++choice, b = secondaryBucket(hash)) {
+    const Bucket& k = buckets_[b];
+    for (uint32_t m = matchMask8(k.tag, hash); m != 0; m &= m - 1) {
+      const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
+      if (ref == kEmptyRef) continue;
+      const ConntrackEntry& e = entries_[ref >> 1];
+      if ((ref & 1 ? e.reply : e.original) == tuple) return ref;
     }
   }
-  slots_[hole].ref = kEmptyRef;
+  return kEmptyRef;
+}
+
+bool Conntrack::placeIn(size_t bucket, uint32_t hash, uint32_t ref) {
+  Bucket& k = buckets_[bucket];
+  const uint32_t free = matchMask8(k.ref, kEmptyRef);
+  if (free == 0) return false;
+  const auto i = static_cast<size_t>(std::countr_zero(free));
+  k.tag[i] = hash;
+  k.ref[i] = ref;
+  return true;
+}
+
+bool Conntrack::insertRef(uint32_t hash, uint32_t ref) {
+  const size_t home = primaryBucket(hash);
+  const size_t alt = secondaryBucket(hash);
+  if (placeIn(home, hash, ref) || placeIn(alt, hash, ref)) return true;
+  for (const size_t b : {home, alt}) {
+    Bucket& k = buckets_[b];
+    for (size_t i = 0; i < kBucketSlots; ++i) {
+      const uint32_t h = k.tag[i];
+      const size_t other = primaryBucket(h) == b ? secondaryBucket(h) : primaryBucket(h);
+      if (placeIn(other, h, k.ref[i])) {
+        k.tag[i] = hash;
+        k.ref[i] = ref;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
+  while (!insertRef(hash, ref)) {
+    const Bucket& k = buckets_[primaryBucket(hash)];
+    uint32_t victim = kNil;
+    for (const uint32_t r : k.ref) {
+      if ((r >> 1) != (ref >> 1)) {
+        victim = r >> 1;
+        break;
+      }
+    }
+    assert(victim != kNil);  // 8 full slots, at most 2 of them this entry's
+    ++(isExpired(entries_[victim], nowNs) ? stats_.expirations : stats_.evictions);
+    remove(victim);
+  }
+}
+
+void Conntrack::eraseRef(uint32_t hash, uint32_t ref) {
+  for (const size_t b : {primaryBucket(hash), secondaryBucket(hash)}) {
+    Bucket& k = buckets_[b];
+    if (const uint32_t m = matchMask8(k.ref, ref); m != 0) {
+      k.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
+      return;
+    }
+  }
+  assert(false && "conntrack: erasing a ref the index does not hold");
 }
 
 void Conntrack::unlink(uint32_t index) {
@@ -415,8 +490,8 @@ void Conntrack::touch(uint32_t index) {
 void Conntrack::remove(uint32_t index) {
   Node& n = nodes_[index];
   assert(n.prev != kFreeMark);
-  eraseSlot(n.hash[0], index << 1);
-  eraseSlot(n.hash[1], (index << 1) | 1);
+  eraseRef(n.hash[0], index << 1);
+  eraseRef(n.hash[1], (index << 1) | 1);
   unlink(index);
   n.prev = kFreeMark;
   n.next = freeHead_;
@@ -435,8 +510,7 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
 
   // Either tuple may already key a live entry; an expired one is absent and
   // is reclaimed now so its tuples are free.
-  if (size_t s = findSlot(flow.original, originalHash); s != SIZE_MAX) {
-    const uint32_t ref = slots_[s].ref;
+  if (const uint32_t ref = findRef(flow.original, originalHash); ref != kEmptyRef) {
     if (!isExpired(entries_[ref >> 1], nowNs)) {
       ++stats_.insertExisting;
       touch(ref >> 1);
@@ -468,8 +542,9 @@ void Conntrack::prefetchVictims(size_t inserts) const {
   uint32_t v = lruTail_;
   for (size_t i = 0; i < inserts && v != kNil; ++i) {
     const Node& n = nodes_[v];
-    __builtin_prefetch(&slots_[n.hash[0] & slotMask_]);
-    __builtin_prefetch(&slots_[n.hash[1] & slotMask_]);
+    // Most refs sit in their primary bucket.
+    __builtin_prefetch(&buckets_[primaryBucket(n.hash[0])]);
+    __builtin_prefetch(&buckets_[primaryBucket(n.hash[1])]);
     // isExpired() reads lastSeenNs and state, past the two tuples.
     __builtin_prefetch(reinterpret_cast<const char*>(&entries_[v]) + offsetof(ConntrackEntry, lastSeenNs));
     v = n.prev;
@@ -480,8 +555,8 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
                                            uint32_t originalHash, uint8_t tcpFlags,
                                            uint32_t bytes, uint64_t nowNs) {
   const uint32_t replyHash = hash32(reply);
-  if (size_t s = findSlot(reply, replyHash); s != SIZE_MAX) {
-    const uint32_t index = slots_[s].ref >> 1;
+  if (const uint32_t ref = findRef(reply, replyHash); ref != kEmptyRef) {
+    const uint32_t index = ref >> 1;
     if (!isExpired(entries_[index], nowNs)) {
       ++stats_.insertCollisions;
       return {ConntrackInsertStatus::kReplyCollision};
@@ -514,8 +589,8 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
   e.tcpFinSeen = 0;
   advance(e, ConntrackDirection::kOriginal, tcpFlags);
 
-  insertSlot(originalHash, index << 1);
-  insertSlot(replyHash, (index << 1) | 1);
+  insertRefEvicting(originalHash, index << 1, nowNs);
+  insertRefEvicting(replyHash, (index << 1) | 1, nowNs);
   ++size_;
   ++stats_.inserts;
   return ConntrackInsertResult::of(ConntrackInsertStatus::kInserted,
@@ -536,25 +611,31 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
   size_t hits = 0;
   for (size_t base = 0; base < tuples.size(); base += kChunk) {
     const size_t n = std::min(kChunk, tuples.size() - base);
-    // Pass 1: hash everything and pull in each home slot.
+    // Pass 1: hash everything and pull in both buckets of each tuple.
     for (size_t i = 0; i < n; ++i) {
       hashes[i] = hash32(tuples[base + i]);
-      __builtin_prefetch(&slots_[hashes[i] & slotMask_]);
+      __builtin_prefetch(&buckets_[primaryBucket(hashes[i])]);
+      __builtin_prefetch(&buckets_[secondaryBucket(hashes[i])]);
     }
     // Pass 2: the first slot whose tag matches names the likely entry (a
     // wrong guess only wastes a prefetch); pull in the entry and its links.
     for (size_t i = 0; i < n; ++i) {
-      for (size_t j = hashes[i] & slotMask_; slots_[j].ref != kEmptyRef; j = (j + 1) & slotMask_) {
-        if (slots_[j].hash == hashes[i]) {
-          // An entry spans up to three 64 B lines (136 B, 8 B aligned).
-          const auto* e = reinterpret_cast<const char*>(&entries_[slots_[j].ref >> 1]);
-          __builtin_prefetch(e);
-          __builtin_prefetch(e + 64);
-          __builtin_prefetch(e + sizeof(ConntrackEntry) - 1);
-          __builtin_prefetch(&nodes_[slots_[j].ref >> 1]);
-          break;
-        }
+      const uint32_t h = hashes[i];
+      const Bucket* k = &buckets_[primaryBucket(h)];
+      uint32_t m = matchMask8(k->tag, h);
+      if (m == 0) {
+        k = &buckets_[secondaryBucket(h)];
+        m = matchMask8(k->tag, h);
       }
+      if (m == 0) continue;
+      const uint32_t ref = k->ref[static_cast<size_t>(std::countr_zero(m))];
+      if (ref == kEmptyRef) continue;
+      // An entry spans up to three 64 B lines (136 B, 8 B aligned).
+      const auto* e = reinterpret_cast<const char*>(&entries_[ref >> 1]);
+      __builtin_prefetch(e);
+      __builtin_prefetch(e + 64);
+      __builtin_prefetch(e + sizeof(ConntrackEntry) - 1);
+      __builtin_prefetch(&nodes_[ref >> 1]);
     }
     // Pass 3: the real lookups, in order, so the effects (LRU moves, removal
     // of expired entries, stats) are exactly those of lookup() calls.
@@ -567,12 +648,11 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
 }
 
 ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs) {
-  const size_t s = findSlot(tuple, hash);
-  if (s == SIZE_MAX) {
+  const uint32_t ref = findRef(tuple, hash);
+  if (ref == kEmptyRef) {
     ++stats_.lookupMisses;
     return {nullptr, ConntrackDirection::kOriginal, hash};
   }
-  const uint32_t ref = slots_[s].ref;
   const uint32_t index = ref >> 1;
   if (isExpired(entries_[index], nowNs)) {
     remove(index);
@@ -586,9 +666,8 @@ ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, ui
 }
 
 ConntrackMatch Conntrack::peek(const FlowTuple& tuple, uint64_t nowNs) const {
-  const size_t s = findSlot(tuple, hash32(tuple));
-  if (s == SIZE_MAX) return {};
-  const uint32_t ref = slots_[s].ref;
+  const uint32_t ref = findRef(tuple, hash32(tuple));
+  if (ref == kEmptyRef) return {};
   const ConntrackEntry& e = entries_[ref >> 1];
   if (isExpired(e, nowNs)) return {};
   return {&e, static_cast<ConntrackDirection>(ref & 1)};
@@ -611,9 +690,9 @@ ConntrackState Conntrack::update(const ConntrackMatch& match, uint8_t tcpFlags, 
 }
 
 bool Conntrack::erase(const FlowTuple& tuple) {
-  const size_t s = findSlot(tuple, hash32(tuple));
-  if (s == SIZE_MAX) return false;
-  remove(slots_[s].ref >> 1);
+  const uint32_t ref = findRef(tuple, hash32(tuple));
+  if (ref == kEmptyRef) return false;
+  remove(ref >> 1);
   ++stats_.erased;
   return true;
 }
@@ -657,6 +736,12 @@ ConntrackStats Conntrack::stats() const {
   ConntrackStats s = stats_;
   s.entries = size_;
   return s;
+}
+
+std::array<size_t, 2> Conntrack::indexBuckets(const FlowTuple& tuple, uint32_t capacity) {
+  const size_t mask = layoutFor(capacity).slotCount / kBucketSlots - 1;
+  const uint32_t h = hash32(tuple);
+  return {primaryBucket(h, mask), secondaryBucket(h, mask)};
 }
 
 size_t Conntrack::memoryBytes() const {

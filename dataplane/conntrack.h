@@ -218,8 +218,9 @@ struct ConntrackStats {
 class Conntrack {
  public:
   // Entry index, direction bit and "empty" must fit the 32-bit slot
-  // reference, and the hash index (2 slots per entry at <= 75% load, rounded
-  // to a power of two) must stay below 2^32 slots. 2^28 entries is ~50 GB,
+  // reference, and the hash index (2 slots per entry at <= 75% load, in
+  // buckets of 8, rounded to a power of two) must stay below 2^32 slots.
+  // 2^28 entries is ~50 GB,
   // far past any userspace table we run.
   static constexpr uint32_t kMaxCapacity = uint32_t{1} << 28;
 
@@ -327,17 +328,24 @@ class Conntrack {
     return static_cast<uint32_t>(&entry - entries_);
   }
   ConntrackStats stats() const;
+  // The two index buckets `tuple` can sit in, in a table of `capacity`
+  // (tests crowd one pair of buckets with it).
+  static std::array<size_t, 2> indexBuckets(const FlowTuple& tuple, uint32_t capacity);
   const ConntrackTimeouts& timeouts() const { return timeouts_; }
   // Bytes held by the entry pool, the LRU links and the hash index.
   size_t memoryBytes() const;
 
  private:
-  // One slot of the open-addressing index. `ref` is entry index << 1 |
-  // direction, or kEmptyRef; `hash` is the tuple's 32-bit hash: its low bits
-  // give the home slot and the whole value filters key compares.
-  struct Slot {
-    uint32_t ref;
-    uint32_t hash;
+  // The index: buckets of 8 slots, one 64 B line each. A tuple's 32-bit hash
+  // names two buckets (primaryBucket, secondaryBucket: two-choice hashing,
+  // as DPDK's rte_hash) and is kept as the slot's tag, which filters key
+  // compares 8 at a time. A slot's `ref` is entry index << 1 | direction, or
+  // kEmptyRef. Lookups read at most two lines and erasing clears one slot:
+  // no probe runs to walk or shift, whatever the load.
+  static constexpr size_t kBucketSlots = 8;
+  struct alignas(64) Bucket {
+    std::array<uint32_t, kBucketSlots> tag;
+    std::array<uint32_t, kBucketSlots> ref;
   };
   // Per-entry bookkeeping kept apart from ConntrackEntry so the public type
   // carries no internals. prev == kFreeMark marks an unused pool slot.
@@ -357,6 +365,7 @@ class Conntrack {
 
   Conntrack(const ConntrackConfig& config, std::byte* region, uint32_t capacity);
   void formatEmpty();
+  void clearIndex();
   size_t rebuildFromPool();
 
   bool isExpired(const ConntrackEntry& entry, uint64_t nowNs) const;
@@ -367,9 +376,23 @@ class Conntrack {
   ConntrackInsertResult insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
                                   uint32_t originalHash, uint8_t tcpFlags, uint32_t bytes,
                                   uint64_t nowNs);
-  size_t findSlot(const FlowTuple& tuple, uint32_t hash) const;
-  void insertSlot(uint32_t hash, uint32_t ref);
-  void eraseSlot(uint32_t hash, uint32_t ref);
+  static size_t primaryBucket(uint32_t hash, size_t mask) { return hash & mask; }
+  // Never the primary bucket: XOR with an odd number flips the low bit.
+  static size_t secondaryBucket(uint32_t hash, size_t mask) {
+    return (hash ^ (((hash >> 16) * 0x9e3779b1u) | 1u)) & mask;
+  }
+  size_t primaryBucket(uint32_t hash) const { return primaryBucket(hash, bucketMask_); }
+  size_t secondaryBucket(uint32_t hash) const { return secondaryBucket(hash, bucketMask_); }
+  // The ref whose tuple equals `tuple`, or kEmptyRef.
+  uint32_t findRef(const FlowTuple& tuple, uint32_t hash) const;
+  // Puts `ref` in one of its two buckets, moving one resident to its other
+  // bucket if both are full (one cuckoo step). False when that fails too.
+  bool insertRef(uint32_t hash, uint32_t ref);
+  // insertRef(), evicting entries of the primary bucket (never `ref`'s own)
+  // until it succeeds. Counted as evictions, as LRU's are.
+  void insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs);
+  bool placeIn(size_t bucket, uint32_t hash, uint32_t ref);
+  void eraseRef(uint32_t hash, uint32_t ref);
 
   void unlink(uint32_t index);
   void linkFront(uint32_t index);
@@ -386,9 +409,9 @@ class Conntrack {
   std::unique_ptr<std::byte, FreeAligned> owned_;
   ConntrackEntry* entries_ = nullptr;  // the pool, `capacity_` entries
   Node* nodes_ = nullptr;              // parallel to entries_
-  Slot* slots_ = nullptr;              // slotMask_ + 1 (a power of two) slots
+  Bucket* buckets_ = nullptr;          // bucketMask_ + 1 (a power of two) buckets
   uint32_t capacity_ = 0;
-  size_t slotMask_ = 0;
+  size_t bucketMask_ = 0;
   uint32_t lruHead_ = kNil;  // most recently used
   uint32_t lruTail_ = kNil;  // least recently used: the next victim
   uint32_t freeHead_ = kNil;  // singly linked through Node::next

@@ -592,7 +592,7 @@ TEST_F(ConntrackTest, MemoryIsFixedAtCreate) {
   EXPECT_EQ(ct.size(), 1024u);
 }
 
-// Heavy churn in a small, crowded index (deletions shift probe runs back) loses no entry.
+// Heavy churn in a small, crowded index loses no entry.
 TEST_F(ConntrackTest, IndexSurvivesChurn) {
   Conntrack ct = make(97);
   std::mt19937 rng(7);
@@ -615,6 +615,57 @@ TEST_F(ConntrackTest, IndexSurvivesChurn) {
     EXPECT_EQ(r.entry, m.entry);
   }
   EXPECT_EQ(found, ct.size());
+}
+
+// Tuples crowded into one pair of index buckets (two-choice buckets of 8):
+// past 16 refs no resident can move, and the index evicts an entry of the
+// crowded bucket, counted as an eviction, while the table is far from full.
+// Everything still tracked is found in both directions; the evicted flow in
+// neither.
+TEST_F(ConntrackTest, CrowdedBucketPairEvictsAndKeepsTheRestFindable) {
+  constexpr uint32_t kCapacity = 100;
+  Conntrack ct = make(kCapacity);
+  auto bucketSet = [&](const FlowTuple& t) {
+    auto b = Conntrack::indexBuckets(t, kCapacity);
+    if (b[0] > b[1]) std::swap(b[0], b[1]);
+    return b;
+  };
+  const auto crowded = bucketSet(webFlow(1).original);
+  ASSERT_NE(crowded[0], crowded[1]);
+  std::vector<ConntrackFlow> flows;
+  for (uint32_t i = 0; flows.size() < 40 && i < 4'000'000; ++i) {
+    ConntrackFlow f = webFlow(static_cast<uint16_t>(1 + i % 60000));
+    f.original.src = IpAddress::v4FromHost(0x0a000000u + i / 60000);
+    if (bucketSet(f.original) == crowded) flows.push_back(f);
+  }
+  ASSERT_EQ(flows.size(), 40u) << "not enough tuples for one bucket pair";
+
+  size_t inserted = 0;
+  for (const ConntrackFlow& f : flows) {
+    ASSERT_EQ(ct.insert(f, kTcpFlagSyn, 60, kT0).status, ConntrackInsertStatus::kInserted);
+    ++inserted;
+    if (ct.stats().evictions > 0) break;
+  }
+  const ConntrackStats st = ct.stats();
+  ASSERT_EQ(st.evictions, 1u) << "16 slots held " << inserted << " crowded tuples";
+  EXPECT_GE(inserted, 9u);  // at least 17 refs in the pair before one overflowed
+  EXPECT_LT(ct.size(), size_t{kCapacity});
+  EXPECT_EQ(ct.size(), inserted - 1);
+  size_t absent = 0;
+  for (size_t i = 0; i < inserted; ++i) {
+    auto m = ct.peek(flows[i].original, kT0);
+    if (!m) {
+      ++absent;
+      EXPECT_FALSE(ct.peek(expectedReply(flows[i]), kT0)) << "reply of evicted flow " << i;
+      continue;
+    }
+    auto r = ct.peek(expectedReply(flows[i]), kT0);
+    ASSERT_TRUE(r) << "flow " << i;
+    EXPECT_EQ(r.entry, m.entry);
+  }
+  EXPECT_EQ(absent, 1u);
+  // The newest flow is never the one evicted for its own room.
+  EXPECT_TRUE(ct.peek(flows[inserted - 1].original, kT0));
 }
 
 }  // namespace
