@@ -4,11 +4,14 @@
 #include <bit>
 #include <cassert>
 #include <cstddef>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -218,16 +221,36 @@ Conntrack::Layout Conntrack::layoutFor(uint32_t capacity) {
 
 size_t Conntrack::regionBytes(uint32_t capacity) { return layoutFor(capacity).total; }
 
-void Conntrack::FreeAligned::operator()(std::byte* p) const {
-  ::operator delete(p, std::align_val_t{kRegionAlignment});
-}
+void Conntrack::Unmap::operator()(std::byte* p) const { ::munmap(p, bytes); }
 
 Result<Conntrack> Conntrack::create(const ConntrackConfig& config) {
   if (auto ok = validateConfig(config); !ok) return ok.error();
   const size_t bytes = regionBytes(config.capacity);
-  auto* region = static_cast<std::byte*>(::operator new(bytes, std::align_val_t{kRegionAlignment}));
+  // Large tables start on a 2 MB boundary, so that every 2 MB of them can
+  // be one huge page; the slack before and after is unmapped.
+  constexpr size_t kHuge = size_t{2} << 20;
+  const bool huge = bytes >= kHuge;
+  const size_t mapped = huge ? bytes + kHuge : bytes;
+  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    return Error::internal("conntrack: mapping " + std::to_string(bytes) + " bytes: " +
+                           std::strerror(errno));
+  }
+  auto* region = static_cast<std::byte*>(p);
+  size_t length = mapped;
+  if (huge) {
+    const auto addr = reinterpret_cast<uintptr_t>(p);
+    const size_t head = alignUp(addr, kHuge) - addr;
+    if (head > 0) ::munmap(p, head);
+    region += head;
+    const size_t tail = mapped - head - bytes;
+    if (tail > 0) ::munmap(region + bytes, tail);
+    length = bytes;
+    // Best effort: without THP (or with it off) the table works on 4 KB pages.
+    ::madvise(region, bytes, MADV_HUGEPAGE);
+  }
   Conntrack ct(config, region, config.capacity);
-  ct.owned_.reset(region);
+  ct.owned_ = std::unique_ptr<std::byte, Unmap>(region, Unmap{length});
   ct.formatEmpty();
   return ct;
 }
@@ -608,6 +631,8 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
   // usual 32-packet bursts in one pass.
   constexpr size_t kChunk = 64;
   std::array<uint32_t, kChunk> hashes;
+  // Pass 2's guess per tuple: the ref of the first slot whose tag matched.
+  std::array<uint32_t, kChunk> guesses;
   size_t hits = 0;
   for (size_t base = 0; base < tuples.size(); base += kChunk) {
     const size_t n = std::min(kChunk, tuples.size() - base);
@@ -621,6 +646,7 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
     // wrong guess only wastes a prefetch); pull in the entry and its links.
     for (size_t i = 0; i < n; ++i) {
       const uint32_t h = hashes[i];
+      guesses[i] = kEmptyRef;
       const Bucket* k = &buckets_[primaryBucket(h)];
       uint32_t m = matchMask8(k->tag, h);
       if (m == 0) {
@@ -630,6 +656,7 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
       if (m == 0) continue;
       const uint32_t ref = k->ref[static_cast<size_t>(std::countr_zero(m))];
       if (ref == kEmptyRef) continue;
+      guesses[i] = ref;
       // An entry spans up to three 64 B lines (136 B, 8 B aligned).
       const auto* e = reinterpret_cast<const char*>(&entries_[ref >> 1]);
       __builtin_prefetch(e);
@@ -638,17 +665,27 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
       __builtin_prefetch(&nodes_[ref >> 1]);
     }
     // Pass 3: the real lookups, in order, so the effects (LRU moves, removal
-    // of expired entries, stats) are exactly those of lookup() calls.
+    // of expired entries, stats) are exactly those of lookup() calls. A
+    // guess is only a shortcut: it is used when that slot still holds it
+    // (an earlier lookup of the burst may have removed an expired entry)
+    // and its tuple is the one looked up; otherwise the index is searched.
     for (size_t i = 0; i < n; ++i) {
-      out[base + i] = lookupHashed(tuples[base + i], hashes[i], nowNs);
+      out[base + i] = lookupHashed(tuples[base + i], hashes[i], nowNs, guesses[i]);
       hits += static_cast<bool>(out[base + i]);
     }
   }
   return hits;
 }
 
-ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs) {
-  const uint32_t ref = findRef(tuple, hash);
+ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs,
+                                       uint32_t guess) {
+  uint32_t ref = kEmptyRef;
+  // A live entry whose tuple is this one is the only such entry.
+  if (guess != kEmptyRef && nodes_[guess >> 1].prev != kFreeMark) {
+    const ConntrackEntry& e = entries_[guess >> 1];
+    if ((guess & 1 ? e.reply : e.original) == tuple) ref = guess;
+  }
+  if (ref == kEmptyRef) ref = findRef(tuple, hash);
   if (ref == kEmptyRef) {
     ++stats_.lookupMisses;
     return {nullptr, ConntrackDirection::kOriginal, hash};

@@ -224,7 +224,9 @@ class Conntrack {
   // far past any userspace table we run.
   static constexpr uint32_t kMaxCapacity = uint32_t{1} << 28;
 
-  // Fails on capacity 0 or > kMaxCapacity, or a zero timeout.
+  // Fails on capacity 0 or > kMaxCapacity, or a zero timeout, or when the
+  // memory cannot be mapped. Tables of 2 MB and more ask for transparent
+  // huge pages (madvise): a random flow then costs no page walk.
   static Result<Conntrack> create(const ConntrackConfig& config);
 
   // Bytes, and the alignment, a region for createIn()/adopt() of this
@@ -371,7 +373,10 @@ class Conntrack {
   bool isExpired(const ConntrackEntry& entry, uint64_t nowNs) const;
   uint64_t timeoutNs(const ConntrackEntry& entry) const;
 
-  ConntrackMatch lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs);
+  // `guess`: a ref that may hold `tuple` (lookupBurst's prefetch pass found
+  // its tag), checked before searching the index; kEmptyRef for none.
+  ConntrackMatch lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs,
+                              uint32_t guess = kEmptyRef);
   // insert() once the original tuple is known to be untracked.
   ConntrackInsertResult insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
                                   uint32_t originalHash, uint8_t tcpFlags, uint32_t bytes,
@@ -402,11 +407,13 @@ class Conntrack {
   ConntrackTimeouts timeouts_;
   // Timeout per ConntrackState, from timeouts_.
   std::array<uint64_t, kConntrackStateCount> stateTimeoutNs_{};
-  // create() owns its region; createIn()/adopt() borrow the caller's.
-  struct FreeAligned {
+  // create() owns its region (an anonymous mapping); createIn()/adopt()
+  // borrow the caller's.
+  struct Unmap {
+    size_t bytes;  // no initializer: it would keep Unmap from being default-constructible here
     void operator()(std::byte* p) const;
   };
-  std::unique_ptr<std::byte, FreeAligned> owned_;
+  std::unique_ptr<std::byte, Unmap> owned_;
   ConntrackEntry* entries_ = nullptr;  // the pool, `capacity_` entries
   Node* nodes_ = nullptr;              // parallel to entries_
   Bucket* buckets_ = nullptr;          // bucketMask_ + 1 (a power of two) buckets

@@ -92,6 +92,10 @@ Result<std::unique_ptr<StateFile>> StateFile::open(const std::string& path,
   if (p == MAP_FAILED)
     return Error::internal("state file " + path + ": mmap: " + std::strerror(errno));
   f->base_ = static_cast<std::byte*>(p);
+  // Huge pages for the flow tables where the host allows them on shared
+  // memory (/sys/kernel/mm/transparent_hugepage/shmem_enabled: advise or
+  // always); a no-op elsewhere.
+  ::madvise(p, f->size_, MADV_HUGEPAGE);
   f->adopted_ = same;
   if (!same) {
     const Header fresh{kMagic, kVersion, 0, layout, sizeof(FlowSide), 0, {}};
