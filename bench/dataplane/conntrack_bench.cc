@@ -3,7 +3,7 @@
 // and the per-packet lookup+update.
 // Baseline in the same run: a std::unordered_map<FlowTuple, uint32_t> index
 // over the same tuples (two keys per flow, as Conntrack holds), which is
-// what Conntrack's own open-addressing index replaces.
+// what Conntrack's own bucketed index replaces.
 //
 // Argument: address family (4 or 6). Counters: items_per_second is ops/s;
 // bytes_per_entry and memory_MiB are what the table allocated (all at
