@@ -574,6 +574,12 @@ void Conntrack::prefetchVictims(size_t inserts) const {
   }
 }
 
+void Conntrack::prefetch(const FlowTuple& tuple) const {
+  const uint32_t h = hash32(tuple);
+  __builtin_prefetch(&buckets_[primaryBucket(h)]);
+  __builtin_prefetch(&buckets_[secondaryBucket(h)]);
+}
+
 ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
                                            uint32_t originalHash, uint8_t tcpFlags,
                                            uint32_t bytes, uint64_t nowNs) {

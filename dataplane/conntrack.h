@@ -276,6 +276,11 @@ class Conntrack {
   // their inserts so the victims' misses overlap.
   void prefetchVictims(size_t inserts) const;
 
+  // Pulls into cache the index lines a lookup or insert of `tuple` reads
+  // (its two buckets): for a tuple known ahead of its insert, such as a new
+  // flow's reply tuple.
+  void prefetch(const FlowTuple& tuple) const;
+
   // Finds the entry either of whose tuples equals `tuple` and marks it most
   // recently used. An expired entry is removed and reported absent. Does not
   // touch the entry's lastSeenNs: update() does, once the packet is accepted.

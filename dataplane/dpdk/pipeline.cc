@@ -62,11 +62,26 @@ uint32_t steerOwner(rte_mbuf* m, PortRole from, const SharedState& shared) {
       from == PortRole::kUplink && st.rss() ? std::optional<uint32_t>(0) : std::nullopt);
 }
 
+struct Worker::FlowPlan {
+  const FrontendEntry* frontend = nullptr;
+  const BackendRef* backend = nullptr;
+  const PortRange* snatRange = nullptr;  // with snatAddress
+  std::optional<IpAddress> snatAddress;
+  PortRole backendRole = PortRole::kUplink;
+  bool dsr = false;
+  bool hairpin = false;
+};
+
 struct Worker::Scratch {
   std::array<ParsedPacket, kMaxBurst> parsed;
   std::array<FlowTuple, kMaxBurst> keys;
   std::array<uint16_t, kMaxBurst> lookupOf;  // key index -> frame index
   std::array<ConntrackMatch, kMaxBurst> matches;
+  // Per key: the first packet's plan, or the verdict planning settled.
+  enum class Planned : uint8_t { kNo, kSettled, kReady };
+  std::array<Planned, kMaxBurst> planned;
+  std::array<Verdict, kMaxBurst> settled;
+  std::array<FlowPlan, kMaxBurst> plans;
   // The original-tuple hashes of the flows this burst inserted, as a
   // 256-bit filter: a frame whose hash is not in it has a flow the burst
   // lookup proved absent (Conntrack::insertAbsent); one whose hash may be
@@ -242,8 +257,30 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
       conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
   s.inserted = {};
   // First packets each evict the least recently used flow of a full table:
-  // start those misses now, as the lookups' were.
+  // start those misses now, as the lookups' were. In a large table, then
+  // plan every first packet, which starts the fetch of its reply tuple's
+  // index lines: each is a cache miss the inserts would otherwise wait on
+  // one after the other.
   if (hits < nKeys) conntrack_.prefetchVictims(nKeys - hits);
+  if (hits < nKeys && conntrack_.capacity() >= shared_.config->planAheadMinCapacity) {
+    plannedCursor_ = snatCursor_;
+    for (uint16_t k = 0; k < nKeys; ++k) {
+      const uint16_t i = s.lookupOf[k];
+      s.planned[k] = Scratch::Planned::kNo;
+      if (s.matches[k] || s.parsed[i].isIcmpError) continue;
+      Frame f = frameOf(frames[i]);
+      const Verdict v = planFlow(f, from, s.parsed[i], nowNs, s.plans[k], true);
+      storeFrame(frames[i], f);
+      if (v.action == Action::kDrop && v.reason == DropReason::kNone) {
+        s.planned[k] = Scratch::Planned::kReady;
+      } else {
+        s.planned[k] = Scratch::Planned::kSettled;
+        s.settled[k] = v;
+      }
+    }
+  } else {
+    std::fill_n(s.planned.begin(), nKeys, Scratch::Planned::kNo);
+  }
   // The flows' side data is a second random access per packet: start all
   // of them before using any.
   for (uint16_t k = 0; k < nKeys; ++k) {
@@ -258,6 +295,10 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     const uint16_t i = s.lookupOf[k];
     Frame f = frameOf(frames[i]);
     ParsedPacket& p = s.parsed[i];
+    if (s.planned[k] == Scratch::Planned::kSettled) {
+      out[i] = s.settled[k];
+      continue;
+    }
     ConntrackMatch m = relookup ? conntrack_.lookup(s.keys[k], nowNs) : s.matches[k];
     if (m && m.direction == ConntrackDirection::kOriginal &&
         !shared_.tables->backends().isLive(m.entry->backendId)) {
@@ -271,6 +312,8 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
       out[i] = established(f, from, p, m, nowNs);
     } else if (p.isIcmpError) {
       out[i] = pass(f, from);  // about no flow of ours
+    } else if (s.planned[k] == Scratch::Planned::kReady) {
+      out[i] = commitFlow(f, from, p, m.hash, nowNs, false, s.plans[k]);
     } else {
       out[i] = newFlow(f, from, p, m.hash, nowNs, false);
     }
@@ -317,6 +360,14 @@ Verdict Worker::encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& 
 
 Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash, uint64_t nowNs,
                         bool reselect) {
+  FlowPlan plan;
+  const Verdict v = planFlow(f, from, p, nowNs, plan, false);
+  if (v.action != Action::kDrop || v.reason != DropReason::kNone) return v;
+  return commitFlow(f, from, p, hash, nowNs, reselect, plan);
+}
+
+Verdict Worker::planFlow(Frame& f, PortRole from, const ParsedPacket& p, uint64_t nowNs,
+                         FlowPlan& plan, bool prefetch) {
   const ServiceTables& tables = *shared_.tables;
   const PipelineConfig& c = *shared_.config;
   const FlowTuple& t = p.tuple;
@@ -388,6 +439,38 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
     if (!snatAddr) return drop(DropReason::kNoNextHop);
   }
 
+  plan.frontend = fe;
+  plan.backend = &be;
+  plan.snatRange = range;
+  plan.snatAddress = snatAddr;
+  plan.backendRole = backendRole;
+  plan.dsr = dsr;
+  plan.hairpin = hairpin;
+  if (prefetch) {
+    // The reply tuple of the first SNAT candidate (the client's own port,
+    // else the cursor's next), which is what the commit tries first.
+    uint16_t port = t.srcPort;
+    if (range != nullptr && !range->contains(port)) {
+      const uint32_t span = uint32_t{range->last} - range->first + 1;
+      port = static_cast<uint16_t>(range->first + (plannedCursor_++ % span));
+    }
+    conntrack_.prefetch(
+        {be.address, snatAddr ? *snatAddr : t.src, be.port, port, t.protocol});
+  }
+  return {Action::kDrop, 0, DropReason::kNone};
+}
+
+Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
+                           uint64_t nowNs, bool reselect, const FlowPlan& plan) {
+  const ServiceTables& tables = *shared_.tables;
+  const FlowTuple& t = p.tuple;
+  const ServiceEntry& svc = *plan.frontend->service;
+  const BackendRef& be = *plan.backend;
+  const std::optional<IpAddress>& snatAddr = plan.snatAddress;
+  const PortRange* range = plan.snatRange;
+  const PortRole backendRole = plan.backendRole;
+  const bool dsr = plan.dsr;
+  const bool hairpin = plan.hairpin;
   ConntrackFlow flow;
   flow.original = t;
   flow.nat.backend = {be.address, be.port};

@@ -29,11 +29,15 @@ KernelSide podSide() {
   return addressesIn({"10.0.0.0/24", "fd00::/64", "169.254.42.1/32", "fd73:6c75::1/128"});
 }
 
-class PipelineCasesTest : public ::testing::Test {
+// Every table runs twice: first packets handled in turn (a small table's
+// path) and planned ahead of their inserts (a large table's, which
+// PipelineConfig::planAheadMinCapacity switches on; 0 forces it).
+class PipelineCasesTest : public ::testing::TestWithParam<bool> {
  protected:
   void start(const ServiceTable& table, uint32_t workers = 1) {
     TestPipeline::Options o;
     o.workers = workers;
+    o.config.planAheadMinCapacity = GetParam() ? 0 : o.conntrackCapacity + 1;
     p_ = TestPipeline::create(o);
     ASSERT_NE(p_, nullptr);
     p_->program(table);
@@ -42,14 +46,14 @@ class PipelineCasesTest : public ::testing::Test {
 };
 
 // A pod's traffic to services (the eBPF lxc table), from the kernel side.
-TEST_F(PipelineCasesTest, PodServiceTrafficCases) {
+TEST_P(PipelineCasesTest, PodServiceTrafficCases) {
   start(lxc::services());
   runCases(*p_, lxc::serviceCases(), podSide(), PortRole::kKernel);
 }
 
 // The same table with the flows spread over two workers: every frame is
 // handed to the worker owning its flow, and the results are the same.
-TEST_F(PipelineCasesTest, PodServiceTrafficCasesAcrossTwoWorkers) {
+TEST_P(PipelineCasesTest, PodServiceTrafficCasesAcrossTwoWorkers) {
   start(lxc::services(), 2);
   runCases(*p_, lxc::serviceCases(), podSide(), PortRole::kKernel);
   EXPECT_GT(p_->counter("event.handoff"), 0u);
@@ -57,37 +61,37 @@ TEST_F(PipelineCasesTest, PodServiceTrafficCasesAcrossTwoWorkers) {
 
 // Malformed frames from a pod: dropped, or passed unchanged when not a
 // service flow (the eBPF mode's policy, bpf/lib/parse.h).
-TEST_F(PipelineCasesTest, PodMalformedFramesAreNeverRewritten) {
+TEST_P(PipelineCasesTest, PodMalformedFramesAreNeverRewritten) {
   start(lxc::services());
   runCases(*p_, lxc::malformedCases(), podSide(), PortRole::kKernel);
 }
 
 // Outside clients on the uplink (the eBPF host table): NodePort,
 // LoadBalancer, externalIP, eTP=Local, refusal, non-service traffic.
-TEST_F(PipelineCasesTest, OutsideTrafficCases) {
+TEST_P(PipelineCasesTest, OutsideTrafficCases) {
   start(host::services());
   runCases(*p_, host::serviceCases(), addressesIn({"10.0.1.45/32"}), PortRole::kUplink);
 }
 
-TEST_F(PipelineCasesTest, OutsideMalformedFramesAreNeverRewritten) {
+TEST_P(PipelineCasesTest, OutsideMalformedFramesAreNeverRewritten) {
   start(host::services());
   runCases(*p_, host::malformedCases(), addressesIn({"10.0.1.45/32"}), PortRole::kUplink);
 }
 
 // ICMP errors about pod flows, from remote backends and routers on the
 // uplink, and from the pod itself (hairpin).
-TEST_F(PipelineCasesTest, IcmpErrorsAboutPodFlowsComeFromTheFrontend) {
+TEST_P(PipelineCasesTest, IcmpErrorsAboutPodFlowsComeFromTheFrontend) {
   start(icmp::podServices());
   runCases(*p_, icmp::podCases(), podSide(), PortRole::kUplink);
 }
 
-TEST_F(PipelineCasesTest, OtherAndMalformedIcmpErrorsAreNeverRewritten) {
+TEST_P(PipelineCasesTest, OtherAndMalformedIcmpErrorsAreNeverRewritten) {
   start(icmp::podServices());
   runCases(*p_, icmp::untouchedCases(), podSide(), PortRole::kUplink);
 }
 
 // ICMP errors about SNATed NodePort flows of outside clients.
-TEST_F(PipelineCasesTest, IcmpErrorsAboutNodePortFlowsReachTheOutsideClient) {
+TEST_P(PipelineCasesTest, IcmpErrorsAboutNodePortFlowsReachTheOutsideClient) {
   start(icmp::hostServices());
   runCases(*p_, icmp::hostCases(), addressesIn({}), PortRole::kUplink);
 }
@@ -96,7 +100,7 @@ TEST_F(PipelineCasesTest, IcmpErrorsAboutNodePortFlowsReachTheOutsideClient) {
 // length left as sent (past the buffer) and fixed to the prefix: dropped,
 // never rewritten, never forwarded. Unlike BPF_PROG_TEST_RUN, the pipeline
 // takes frames of any length, so the sweep starts at zero bytes.
-TEST_F(PipelineCasesTest, TruncationAtEveryOffsetIsDroppedUnchanged) {
+TEST_P(PipelineCasesTest, TruncationAtEveryOffsetIsDroppedUnchanged) {
   struct Sweep {
     PacketSpec spec;
     PortRole from;
@@ -141,7 +145,7 @@ TEST_F(PipelineCasesTest, TruncationAtEveryOffsetIsDroppedUnchanged) {
 // from there on it is a legitimately shorter quote and comes out as exactly
 // that quote, translated (the eBPF table's sweep, without the test-run
 // minimum frame size).
-TEST_F(PipelineCasesTest, IcmpErrorTruncationIsPassedOrTranslatedExactly) {
+TEST_P(PipelineCasesTest, IcmpErrorTruncationIsPassedOrTranslatedExactly) {
   start(icmp::podServices());
   const PacketSpec query = sluice::testing::udp(icmp::kClient, 7000, "10.96.0.53", 53);
   const PacketSpec atBackend = icmp::to(query, "10.0.1.7", 5353);
@@ -177,7 +181,7 @@ TEST_F(PipelineCasesTest, IcmpErrorTruncationIsPassedOrTranslatedExactly) {
 
 // A SYN to a service with no endpoints is always answered, never forwarded,
 // whatever the source port (so through whichever worker owns it).
-TEST_F(PipelineCasesTest, RefusedWithoutEndpointsNeverForwarded) {
+TEST_P(PipelineCasesTest, RefusedWithoutEndpointsNeverForwarded) {
   start(lxc::services(), 2);
   uint64_t now = 1'000'000'000'000ULL;
   for (uint16_t port = 43000; port < 43020; ++port) {
@@ -189,6 +193,11 @@ TEST_F(PipelineCasesTest, RefusedWithoutEndpointsNeverForwarded) {
               sluice::testing::kTcpRst | sluice::testing::kTcpAck);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(FirstPackets, PipelineCasesTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("Planned") : std::string("InTurn");
+                         });
 
 }  // namespace
 }  // namespace sluice::dpdk::testing

@@ -5,6 +5,7 @@
 // Each test builds its own pipeline from fresh tables.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <random>
 #include <set>
@@ -386,6 +387,93 @@ TEST_F(PipelineSelectionTest, RepeatedFlowsInOneBurstShareOneEntryAndTranslation
   EXPECT_EQ(p_->counter("event.svc_new"), translation.size());
   EXPECT_EQ(p_->counter("event.svc_established"), repeats);
 }
+
+// In a large table the pipeline plans every first packet of a burst
+// (service, backend, SNAT address) before inserting any; in a small one it
+// handles each in turn. Either way, a burst mixing new flows, repeats,
+// refused flows (no endpoints: a TCP RST built in the frame), a UDP flow
+// and frames for no service must come out exactly as the same frames sent
+// one burst each: same verdicts, same bytes, same flows, and each frame
+// counted once.
+class BurstEquivalenceTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(BurstEquivalenceTest, ABurstGivesWhatTheSameFramesGiveOneByOne) {
+  const bool planAhead = GetParam();
+  ServiceTable table;
+  ASSERT_TRUE(table.upsert(service("np", Protocol::kTcp,
+                                   {frontend("192.168.1.10", 30080, Protocol::kTcp,
+                                             FrontendScope::kNodePort)},
+                                   fourBackends()))
+                  .ok());
+  ASSERT_TRUE(table.upsert(service("empty", Protocol::kTcp,
+                                   {frontend("192.168.1.10", 30081, Protocol::kTcp,
+                                             FrontendScope::kNodePort)},
+                                   {}))
+                  .ok());
+  ASSERT_TRUE(table.upsert(service("dns", Protocol::kUdp,
+                                   {frontend("192.168.1.10", 30053, Protocol::kUdp,
+                                             FrontendScope::kNodePort)},
+                                   fourBackends()))
+                  .ok());
+  std::vector<std::vector<uint8_t>> frames;
+  std::array<uint64_t, 6> kinds{};  // frames of each case below
+  for (uint16_t i = 0; frames.size() < 64; ++i) {
+    const auto port = static_cast<uint16_t>(46000 + i);
+    ++kinds[i % 6];
+    switch (i % 6) {
+      case 0:
+      case 1: frames.push_back(buildPacket(tcp("203.0.113.7", port, "192.168.1.10", 30080))); break;
+      case 2: frames.push_back(buildPacket(tcp("203.0.113.7", port, "192.168.1.10", 30081))); break;
+      case 3: frames.push_back(buildPacket(udp("203.0.113.7", port, "192.168.1.10", 30053))); break;
+      case 4: frames.push_back(buildPacket(tcp("203.0.113.7", port, "192.168.1.10", 22))); break;
+      case 5:  // a flow of this burst again
+        frames.push_back(buildPacket(
+            tcp("203.0.113.7", static_cast<uint16_t>(port - 5), "192.168.1.10", 30080, kTcpAck)));
+        break;
+    }
+  }
+  TestPipeline::Options o;
+  o.config.planAheadMinCapacity = planAhead ? 0 : o.conntrackCapacity + 1;
+  auto burst = TestPipeline::create(o);
+  auto single = TestPipeline::create(o);
+  ASSERT_NE(burst, nullptr);
+  ASSERT_NE(single, nullptr);
+  burst->program(table);
+  single->program(table);
+
+  const auto together = burst->runBurst(frames, PortRole::kUplink, kT0);
+  ASSERT_EQ(together.size(), frames.size());
+  std::set<Action> actions;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const auto alone = single->runBurst({frames[i]}, PortRole::kUplink, kT0);
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(together[i].verdict.action, alone[0].verdict.action) << "frame " << i;
+    EXPECT_EQ(together[i].verdict.reason, alone[0].verdict.reason) << "frame " << i;
+    EXPECT_EQ(together[i].frame, alone[0].frame) << "frame " << i;
+    actions.insert(together[i].verdict.action);
+  }
+  // The burst did exercise every kind: translated, refused back to the
+  // client, passed to the kernel.
+  EXPECT_TRUE(actions.count(Action::kTxUplink));
+  EXPECT_TRUE(actions.count(Action::kException));
+  EXPECT_EQ(burst->worker(0).conntrack().size(), single->worker(0).conntrack().size());
+  for (const char* c : {"event.svc_new", "event.svc_established", "event.snat",
+                        "event.reject_tcp_rst", "drop.no_backend", "event.pass_non_service"}) {
+    EXPECT_EQ(burst->counter(c), single->counter(c)) << c;
+  }
+  // And each frame was handled once: the counts are those of the frames.
+  EXPECT_EQ(burst->counter("event.svc_new"), kinds[0] + kinds[1] + kinds[3]);
+  EXPECT_EQ(burst->counter("event.svc_established"), kinds[5]);
+  EXPECT_EQ(burst->counter("event.reject_tcp_rst"), kinds[2]);
+  EXPECT_EQ(burst->counter("drop.no_backend"), kinds[2]);
+  EXPECT_EQ(burst->counter("event.pass_non_service"), kinds[4]);
+  EXPECT_EQ(burst->worker(0).conntrack().size(), kinds[0] + kinds[1] + kinds[3]);
+}
+
+INSTANTIATE_TEST_SUITE_P(PlanAhead, BurstEquivalenceTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? std::string("Planned") : std::string("InTurn");
+                         });
 
 // ARP: LoadBalancer/externalIP addresses are answered on the uplink;
 // ClusterIPs and the kernel-side SNAT address only towards the kernel;
