@@ -12,22 +12,31 @@
 namespace sluice {
 namespace {
 
+// Calls `fn` with the reply tuple of every full-NAT flow from `backends`
+// backends (10.244.1.1, .2, ...:8080) to SNAT ports 1024-65535 of one node
+// address; returns how many.
+template <typename Fn>
+size_t forEachReplyTuple(int backends, Fn fn) {
+  size_t n = 0;
+  for (int b = 1; b <= backends; ++b) {
+    for (uint32_t p = 1024; p < 65536; ++p, ++n) {
+      fn(FlowTuple{IpAddress::v4({10, 244, 1, static_cast<uint8_t>(b)}),
+                   IpAddress::v4({192, 168, 1, 10}), 8080, static_cast<uint16_t>(p),
+                   Protocol::kTcp});
+    }
+  }
+  return n;
+}
+
 // The reply tuples of full-NAT flows: 100 backends x 64,512 SNAT ports to
 // one node address. Every one must get its own 32-bit hash (the
 // conntrack's tag and home slot) but for chance collisions (~0.5% at this
 // count for an ideal 32-bit hash).
 TEST(FlowTest, ReplyTuplesOfManyBackendsAndPortsHashApart) {
   std::unordered_set<uint32_t> seen;
-  size_t n = 0;
-  for (int b = 1; b <= 100; ++b) {
-    for (uint32_t p = 1024; p < 65536; ++p) {
-      const FlowTuple t{IpAddress::v4({10, 244, 1, static_cast<uint8_t>(b)}),
-                        IpAddress::v4({192, 168, 1, 10}), 8080, static_cast<uint16_t>(p),
-                        Protocol::kTcp};
-      seen.insert(static_cast<uint32_t>(hashFlow(t) >> 32));
-      ++n;
-    }
-  }
+  const size_t n = forEachReplyTuple(100, [&](const FlowTuple& t) {
+    seen.insert(static_cast<uint32_t>(hashFlow(t) >> 32));
+  });
   EXPECT_GT(seen.size(), n * 99 / 100) << n - seen.size() << " collisions of " << n;
 }
 
@@ -36,16 +45,8 @@ TEST(FlowTest, ReplyTuplesOfManyBackendsAndPortsHashApart) {
 // ideal hash's maximum at this count, ~79 a bucket, is about 1.5 times).
 TEST(FlowTest, ReplyTuplesSpreadOverTheLowBits) {
   std::vector<uint32_t> perBucket(1u << 14);
-  size_t n = 0;
-  for (int b = 1; b <= 20; ++b) {
-    for (uint32_t p = 1024; p < 65536; ++p) {
-      const FlowTuple t{IpAddress::v4({10, 244, 1, static_cast<uint8_t>(b)}),
-                        IpAddress::v4({192, 168, 1, 10}), 8080, static_cast<uint16_t>(p),
-                        Protocol::kTcp};
-      ++perBucket[(hashFlow(t) >> 32) & 0x3fff];
-      ++n;
-    }
-  }
+  const size_t n = forEachReplyTuple(
+      20, [&](const FlowTuple& t) { ++perBucket[(hashFlow(t) >> 32) & 0x3fff]; });
   const double mean = double(n) / double(perBucket.size());
   EXPECT_LT(*std::max_element(perBucket.begin(), perBucket.end()), 2 * mean);
   EXPECT_GT(*std::min_element(perBucket.begin(), perBucket.end()), mean / 3);
