@@ -178,9 +178,11 @@ struct Conntrack::RegionHeader {
 
 namespace {
 constexpr uint64_t kRegionMagic = 0x6b6374656369756cULL;  // "luicetck" little-endian: sluice ct
-// Bump whenever ConntrackEntry, Node or Bucket change meaning (not only size).
-// 2: the index became two-choice buckets (1: linear probing).
-constexpr uint32_t kLayoutVersion = 2;
+// Bump whenever ConntrackEntry or Node change meaning (not only size). The
+// index is not part of it: adopt() rebuilds the index from the pool and
+// trusts nothing in it (the index became two-choice buckets, where it was
+// linear probing, without a bump: flows stay across that upgrade).
+constexpr uint32_t kLayoutVersion = 1;
 
 constexpr size_t alignUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
 

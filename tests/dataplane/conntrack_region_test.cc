@@ -87,6 +87,34 @@ TEST_F(ConntrackRegionTest, AdoptedRegionKeepsEveryFlowAndItsState) {
   EXPECT_TRUE(second->peek(webFlow(40000).original, kT0 + 70000));
 }
 
+// adopt() rebuilds the index from the pool and reads nothing of it, so a
+// region whose index another binary wrote in another format (linear
+// probing before the bucketed index), or a torn one, keeps every flow.
+// The index is the region's tail, after the 64 B header, the pool (136 B
+// an entry) and the links (16 B an entry), each 64 B aligned.
+TEST_F(ConntrackRegionTest, AdoptTrustsNothingOfTheIndex) {
+  constexpr uint32_t kCapacity = 8;
+  Region region(kCapacity);
+  {
+    auto first = Conntrack::createIn(region.span(), {kCapacity, {}});
+    ASSERT_TRUE(first.ok());
+    for (uint16_t port = 40000; port < 40008; ++port) add(*first, webFlow(port), kT0 + port);
+  }
+  auto alignUp = [](size_t n) { return (n + 63) / 64 * 64; };
+  const size_t links = alignUp(64 + kCapacity * sizeof(ConntrackEntry));
+  const size_t index = alignUp(links + kCapacity * 16);
+  ASSERT_LT(index, region.bytes);
+  std::memset(region.data.get() + index, 0x5a, region.bytes - index);
+  auto second = Conntrack::adopt(region.span(), {kCapacity, {}});
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second->size(), 8u);
+  for (uint16_t port = 40000; port < 40008; ++port) {
+    EXPECT_TRUE(second->peek(webFlow(port).original, kT0 + 9000)) << port;
+    EXPECT_TRUE(second->peek(expectedReply(webFlow(port)), kT0 + 9000)) << port;
+  }
+  EXPECT_FALSE(second->peek(webFlow(41000).original, kT0 + 9000));
+}
+
 // A region from another capacity (another configuration, or another
 // binary's layout) is refused untouched: the caller formats a new one.
 TEST_F(ConntrackRegionTest, AdoptRefusesARegionOfAnotherCapacityOrNoTableAtAll) {
