@@ -174,8 +174,8 @@ bool Worker::isServiceDestination(const PeekedDestination& d) const {
 }
 
 // Everything decided before the conntrack lookup: ARP/ND, malformed
-// frames, what is not service traffic, and steering. Returns kDrop with
-// reason kNone to mean "continue with the lookup of `key`".
+// frames, what is not service traffic, and steering. Returns kUndecided
+// to mean "continue with the lookup of `key`".
 Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, bool steered) {
   const PipelineConfig& c = *shared_.config;
   const MacAddr& ours = from == PortRole::kUplink ? c.uplinkMac : c.routerMac;
@@ -237,7 +237,7 @@ Verdict Worker::early(Frame& f, PortRole from, ParsedPacket& p, FlowTuple& key, 
       return {Action::kHandoff, static_cast<uint8_t>(owner), DropReason::kNone};
     }
   }
-  return {Action::kDrop, 0, DropReason::kNone};
+  return kUndecided;
 }
 
 void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_t nowNs,
@@ -250,7 +250,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     Frame f = frameOf(frames[i]);
     out[i] = early(f, from, s.parsed[i], s.keys[nKeys], steered);
     storeFrame(frames[i], f);
-    if (out[i].action == Action::kDrop && out[i].reason == DropReason::kNone)
+    if (out[i].undecided())
       s.lookupOf[nKeys++] = i;
   }
   const size_t hits =
@@ -271,7 +271,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
       Frame f = frameOf(frames[i]);
       const Verdict v = planFlow(f, from, s.parsed[i], nowNs, s.plans[k], true);
       storeFrame(frames[i], f);
-      if (v.action == Action::kDrop && v.reason == DropReason::kNone) {
+      if (v.undecided()) {
         s.planned[k] = Scratch::Planned::kReady;
       } else {
         s.planned[k] = Scratch::Planned::kSettled;
@@ -362,7 +362,7 @@ Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,
                         bool reselect) {
   FlowPlan plan;
   const Verdict v = planFlow(f, from, p, nowNs, plan, false);
-  if (v.action != Action::kDrop || v.reason != DropReason::kNone) return v;
+  if (!v.undecided()) return v;
   return commitFlow(f, from, p, hash, nowNs, reselect, plan);
 }
 
@@ -457,7 +457,7 @@ Verdict Worker::planFlow(Frame& f, PortRole from, const ParsedPacket& p, uint64_
     conntrack_.prefetch(
         {be.address, snatAddr ? *snatAddr : t.src, be.port, port, t.protocol});
   }
-  return {Action::kDrop, 0, DropReason::kNone};
+  return kUndecided;
 }
 
 Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash,

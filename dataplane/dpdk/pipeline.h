@@ -131,8 +131,13 @@ struct Verdict {
   // byte by byte and read back as a word, a store-forwarding stall per
   // packet; four travel in a register.
   uint8_t unused = 0;
+
+  // kDrop without a reason: nothing decided yet, the caller goes on
+  // (what Worker::early() and Worker::planFlow() return to say so).
+  bool undecided() const { return action == Action::kDrop && reason == DropReason::kNone; }
 };
 static_assert(sizeof(Verdict) == 4);
+inline constexpr Verdict kUndecided{Action::kDrop, 0, DropReason::kNone, 0};
 
 // What every worker shares.
 struct SharedState {
@@ -188,7 +193,7 @@ class Worker {
   // What a first packet's flow will be, decided before conntrack is
   // touched: service, backend, SNAT address, DSR. Returns the frame's
   // verdict when that settles it (not a service, refused, dropped), else
-  // kDrop with reason kNone and `plan` filled. process() plans every first
+  // kUndecided and `plan` filled. process() plans every first
   // packet of a burst before inserting any, and `prefetch` then starts the
   // fetch of the index lines the flow's reply tuple will be checked and
   // inserted in, as the lookups' were.
