@@ -33,6 +33,19 @@ constexpr size_t kMaxLoadDenominator = 4;
 // At least two buckets, so that a tuple's two buckets differ.
 constexpr size_t kMinSlots = 16;
 
+// Bit i set where v[i] == x, for the 8 lanes of a 16 B-aligned array.
+inline uint32_t matchMask8(const std::array<uint16_t, 8>& v, uint16_t x) {
+#if defined(__SSE2__)
+  const __m128i eq = _mm_cmpeq_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(v.data())),
+                                     _mm_set1_epi16(static_cast<short>(x)));
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
+#else
+  uint32_t m = 0;
+  for (size_t i = 0; i < 8; ++i) m |= static_cast<uint32_t>(v[i] == x) << i;
+  return m;
+#endif
+}
+
 // Bit i set where v[i] == x, for the 8 lanes of a 32 B-aligned array.
 inline uint32_t matchMask8(const std::array<uint32_t, 8>& v, uint32_t x) {
 #if defined(__SSE2__)
@@ -55,10 +68,12 @@ constexpr uint8_t dirBit(ConntrackDirection dir) {
 constexpr uint8_t kBothFins =
     dirBit(ConntrackDirection::kOriginal) | dirBit(ConntrackDirection::kReply);
 
-// 32 bits of hashFlow() serve both as the home slot (low bits) and as the
-// tag that skips most key compares (all bits). splitmix64's final avalanche
-// makes the top half as good as any; 32 bits keep a slot at 8 B.
+// 32 bits of hashFlow() name a tuple's two buckets (Conntrack::primaryBucket,
+// secondaryBucket) and, mixed down to 16, its tag.
 uint32_t hash32(const FlowTuple& tuple) { return static_cast<uint32_t>(hashFlow(tuple) >> 32); }
+// All 32 bits mixed into 16: the low bits also pick the bucket, so a plain
+// slice of them would tell apart less within one.
+uint16_t tagOf(uint32_t hash) { return static_cast<uint16_t>((hash * 0x9e3779b1u) >> 16); }
 
 
 FlowTuple replyTupleOf(const FlowTuple& original, const ConntrackNat& nat) {
@@ -337,8 +352,7 @@ void Conntrack::formatEmpty() {
 }
 
 void Conntrack::clearIndex() {
-  Bucket empty;
-  empty.tag.fill(0);
+  Bucket empty{};
   empty.ref.fill(kEmptyRef);
   std::fill_n(buckets_, bucketMask_ + 1, empty);
 }
@@ -378,6 +392,8 @@ size_t Conntrack::rebuildFromPool() {
       kept[older] = false;
       ++dropped;
     }
+    // Moving a resident to its other bucket reads its hash here.
+    nodes_[i].hash = {oh, rh};
     // An index with no room left for this entry's tuples (never seen at
     // the sizing load) drops it rather than an entry already kept.
     if (!insertRef(oh, i << 1)) {
@@ -389,7 +405,6 @@ size_t Conntrack::rebuildFromPool() {
       ++dropped;
       continue;
     }
-    nodes_[i].hash = {oh, rh};
     linkFront(i);
     ++size_;
     kept[i] = true;
@@ -422,27 +437,35 @@ uint64_t Conntrack::expiresAtNs(const ConntrackEntry& entry) const {
   return entry.lastSeenNs + timeoutNs(entry);
 }
 
-uint32_t Conntrack::findRef(const FlowTuple& tuple, uint32_t hash) const {
-  size_t b = primaryBucket(hash);
-  for (int choice = 0; choice < 2; ++choice, b = secondaryBucket(hash)) {
-    const Bucket& k = buckets_[b];
-    for (uint32_t m = matchMask8(k.tag, hash); m != 0; m &= m - 1) {
-      const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
-      if (ref == kEmptyRef) continue;
-      const ConntrackEntry& e = entries_[ref >> 1];
-      if ((ref & 1 ? e.reply : e.original) == tuple) return ref;
-    }
+uint32_t Conntrack::findIn(const Bucket& k, const FlowTuple& tuple, uint16_t tag) const {
+  for (uint32_t m = matchMask8(k.tag, tag); m != 0; m &= m - 1) {
+    const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
+    if (ref == kEmptyRef) continue;
+    const ConntrackEntry& e = entries_[ref >> 1];
+    if ((ref & 1 ? e.reply : e.original) == tuple) return ref;
   }
   return kEmptyRef;
 }
+
+uint32_t Conntrack::findRef(const FlowTuple& tuple, uint32_t hash) const {
+  const uint16_t tag = tagOf(hash);
+  const Bucket& home = buckets_[primaryBucket(hash)];
+  if (const uint32_t ref = findIn(home, tuple, tag); ref != kEmptyRef || home.overflow == 0) {
+    return ref;
+  }
+  return findIn(buckets_[secondaryBucket(hash)], tuple, tag);
+}
+
+uint32_t Conntrack::hashOfRef(uint32_t ref) const { return nodes_[ref >> 1].hash[ref & 1]; }
 
 bool Conntrack::placeIn(size_t bucket, uint32_t hash, uint32_t ref) {
   Bucket& k = buckets_[bucket];
   const uint32_t free = matchMask8(k.ref, kEmptyRef);
   if (free == 0) return false;
   const auto i = static_cast<size_t>(std::countr_zero(free));
-  k.tag[i] = hash;
+  k.tag[i] = tagOf(hash);
   k.ref[i] = ref;
+  if (bucket != primaryBucket(hash)) ++buckets_[primaryBucket(hash)].overflow;
   return true;
 }
 
@@ -453,11 +476,15 @@ bool Conntrack::insertRef(uint32_t hash, uint32_t ref) {
   for (const size_t b : {home, alt}) {
     Bucket& k = buckets_[b];
     for (size_t i = 0; i < kBucketSlots; ++i) {
-      const uint32_t h = k.tag[i];
-      const size_t other = primaryBucket(h) == b ? secondaryBucket(h) : primaryBucket(h);
-      if (placeIn(other, h, k.ref[i])) {
-        k.tag[i] = hash;
+      // Tags are too short to name buckets: the resident's hash is its node's.
+      const uint32_t h = hashOfRef(k.ref[i]);
+      const bool wasHome = primaryBucket(h) == b;
+      if (placeIn(wasHome ? secondaryBucket(h) : primaryBucket(h), h, k.ref[i])) {
+        // placeIn counted a move out of its home; a move back home ends one.
+        if (!wasHome) --buckets_[primaryBucket(h)].overflow;
+        k.tag[i] = tagOf(hash);
         k.ref[i] = ref;
+        if (b != home) ++buckets_[home].overflow;
         return true;
       }
     }
@@ -482,14 +509,17 @@ void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
 }
 
 void Conntrack::eraseRef(uint32_t hash, uint32_t ref) {
-  for (const size_t b : {primaryBucket(hash), secondaryBucket(hash)}) {
-    Bucket& k = buckets_[b];
-    if (const uint32_t m = matchMask8(k.ref, ref); m != 0) {
-      k.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
-      return;
-    }
+  Bucket& home = buckets_[primaryBucket(hash)];
+  if (const uint32_t m = matchMask8(home.ref, ref); m != 0) {
+    home.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
+    return;
   }
-  assert(false && "conntrack: erasing a ref the index does not hold");
+  Bucket& alt = buckets_[secondaryBucket(hash)];
+  const uint32_t m = matchMask8(alt.ref, ref);
+  assert(m != 0 && "conntrack: erasing a ref the index does not hold");
+  if (m == 0) return;
+  alt.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
+  --home.overflow;
 }
 
 void Conntrack::unlink(uint32_t index) {
@@ -546,11 +576,12 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
     remove(ref >> 1);
     ++stats_.expirations;
   }
-  return insertNew(flow, reply, originalHash, tcpFlags, bytes, nowNs);
+  return insertNew(flow, reply, originalHash, hash32(reply), tcpFlags, bytes, nowNs);
 }
 
 ConntrackInsertResult Conntrack::insertAbsent(const ConntrackFlow& flow, uint32_t originalHash,
-                                              uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs) {
+                                              uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs,
+                                              std::optional<uint32_t> replyHash) {
   // The precondition is not asserted: checking it costs what this call
   // saves (tests/dpdk's repeated-flow burst test catches a caller that
   // breaks it: two entries for one flow).
@@ -559,7 +590,9 @@ ConntrackInsertResult Conntrack::insertAbsent(const ConntrackFlow& flow, uint32_
     ++stats_.insertCollisions;
     return {ConntrackInsertStatus::kReplyCollision};
   }
-  return insertNew(flow, reply, originalHash, tcpFlags, bytes, nowNs);
+  assert(!replyHash || *replyHash == hash32(reply));
+  return insertNew(flow, reply, originalHash, replyHash ? *replyHash : hash32(reply), tcpFlags,
+                   bytes, nowNs);
 }
 
 void Conntrack::prefetchVictims(size_t inserts) const {
@@ -576,16 +609,17 @@ void Conntrack::prefetchVictims(size_t inserts) const {
   }
 }
 
-void Conntrack::prefetch(const FlowTuple& tuple) const {
+uint32_t Conntrack::prefetch(const FlowTuple& tuple) const {
+  // The secondary bucket is read only when the primary has refs that
+  // overflowed into theirs: rarely at the index's load.
   const uint32_t h = hash32(tuple);
   __builtin_prefetch(&buckets_[primaryBucket(h)]);
-  __builtin_prefetch(&buckets_[secondaryBucket(h)]);
+  return h;
 }
 
 ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
-                                           uint32_t originalHash, uint8_t tcpFlags,
-                                           uint32_t bytes, uint64_t nowNs) {
-  const uint32_t replyHash = hash32(reply);
+                                           uint32_t originalHash, uint32_t replyHash,
+                                           uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs) {
   if (const uint32_t ref = findRef(reply, replyHash); ref != kEmptyRef) {
     const uint32_t index = ref >> 1;
     if (!isExpired(entries_[index], nowNs)) {
@@ -644,25 +678,25 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
   size_t hits = 0;
   for (size_t base = 0; base < tuples.size(); base += kChunk) {
     const size_t n = std::min(kChunk, tuples.size() - base);
-    // Pass 1: hash everything and pull in both buckets of each tuple.
+    // Pass 1: hash everything and pull in each tuple's primary bucket.
     for (size_t i = 0; i < n; ++i) {
       hashes[i] = hash32(tuples[base + i]);
       __builtin_prefetch(&buckets_[primaryBucket(hashes[i])]);
-      __builtin_prefetch(&buckets_[secondaryBucket(hashes[i])]);
     }
     // Pass 2: the first slot whose tag matches names the likely entry (a
     // wrong guess only wastes a prefetch); pull in the entry and its links.
     for (size_t i = 0; i < n; ++i) {
       const uint32_t h = hashes[i];
       guesses[i] = kEmptyRef;
-      const Bucket* k = &buckets_[primaryBucket(h)];
-      uint32_t m = matchMask8(k->tag, h);
+      const Bucket& k = buckets_[primaryBucket(h)];
+      const uint32_t m = matchMask8(k.tag, tagOf(h));
       if (m == 0) {
-        k = &buckets_[secondaryBucket(h)];
-        m = matchMask8(k->tag, h);
+        // Not in its primary bucket: a first packet, or (when the bucket
+        // has overflowed refs) maybe in its secondary, which pass 3 reads.
+        if (k.overflow != 0) __builtin_prefetch(&buckets_[secondaryBucket(h)]);
+        continue;
       }
-      if (m == 0) continue;
-      const uint32_t ref = k->ref[static_cast<size_t>(std::countr_zero(m))];
+      const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
       if (ref == kEmptyRef) continue;
       guesses[i] = ref;
       // An entry spans up to three 64 B lines (136 B, 8 B aligned).
@@ -787,6 +821,43 @@ std::array<size_t, 2> Conntrack::indexBuckets(const FlowTuple& tuple, uint32_t c
   const size_t mask = layoutFor(capacity).slotCount / kBucketSlots - 1;
   const uint32_t h = hash32(tuple);
   return {primaryBucket(h, mask), secondaryBucket(h, mask)};
+}
+
+std::string Conntrack::indexFault() const {
+  const size_t buckets = bucketMask_ + 1;
+  std::vector<uint32_t> overflow(buckets, 0);
+  std::vector<uint8_t> seen(size_t{capacity_} * 2, 0);
+  for (size_t b = 0; b < buckets; ++b) {
+    const Bucket& k = buckets_[b];
+    for (size_t i = 0; i < kBucketSlots; ++i) {
+      const uint32_t ref = k.ref[i];
+      if (ref == kEmptyRef) continue;
+      const std::string where = "bucket " + std::to_string(b) + " slot " + std::to_string(i);
+      if ((ref >> 1) >= capacity_ || nodes_[ref >> 1].prev == kFreeMark) {
+        return where + ": ref " + std::to_string(ref) + " of no live entry";
+      }
+      const ConntrackEntry& e = entries_[ref >> 1];
+      const uint32_t h = hash32(ref & 1 ? e.reply : e.original);
+      if (hashOfRef(ref) != h) return where + ": node hash is not the tuple's";
+      if (k.tag[i] != tagOf(h)) return where + ": tag is not the hash's";
+      if (b != primaryBucket(h) && b != secondaryBucket(h)) return where + ": in neither bucket";
+      if (b != primaryBucket(h)) ++overflow[primaryBucket(h)];
+      if (seen[ref]++ != 0) return where + ": ref " + std::to_string(ref) + " indexed twice";
+    }
+  }
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    if (nodes_[i].prev == kFreeMark) continue;
+    if (seen[size_t{i} << 1] == 0 || seen[(size_t{i} << 1) | 1] == 0) {
+      return "entry " + std::to_string(i) + " not indexed in both directions";
+    }
+  }
+  for (size_t b = 0; b < buckets; ++b) {
+    if (buckets_[b].overflow != overflow[b]) {
+      return "bucket " + std::to_string(b) + ": overflow " +
+             std::to_string(buckets_[b].overflow) + ", counted " + std::to_string(overflow[b]);
+    }
+  }
+  return "";
 }
 
 size_t Conntrack::memoryBytes() const {

@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -267,8 +268,11 @@ class Conntrack {
   // missed, and nothing inserted it since. Skips hashing and probing that
   // tuple again (the per-packet first-packet path); everything else,
   // reply collisions and eviction included, is insert()'s.
+  // `replyHash`, when given, is what prefetch() returned for this flow's
+  // reply tuple (a caller that predicted it): not hashed again either.
   ConntrackInsertResult insertAbsent(const ConntrackFlow& flow, uint32_t originalHash,
-                                     uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs);
+                                     uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs,
+                                     std::optional<uint32_t> replyHash = std::nullopt);
 
   // Pulls into cache what evicting the next `inserts` least recently used
   // entries will touch (their index slots and entries), when the table is
@@ -278,8 +282,8 @@ class Conntrack {
 
   // Pulls into cache the index lines a lookup or insert of `tuple` reads
   // (its two buckets): for a tuple known ahead of its insert, such as a new
-  // flow's reply tuple.
-  void prefetch(const FlowTuple& tuple) const;
+  // flow's reply tuple. Returns the tuple's hash, for insertAbsent().
+  uint32_t prefetch(const FlowTuple& tuple) const;
 
   // Finds the entry either of whose tuples equals `tuple` and marks it most
   // recently used. An expired entry is removed and reported absent. Does not
@@ -338,6 +342,11 @@ class Conntrack {
   // The two index buckets `tuple` can sit in, in a table of `capacity`
   // (tests crowd one pair of buckets with it).
   static std::array<size_t, 2> indexBuckets(const FlowTuple& tuple, uint32_t capacity);
+  // The first broken invariant of the index, or "" (tests; O(capacity)):
+  // each live entry's two tuples indexed once, in one of their two
+  // buckets, under their hash's tag; nothing else indexed; each bucket's
+  // overflow count right.
+  std::string indexFault() const;
   const ConntrackTimeouts& timeouts() const { return timeouts_; }
   // Bytes held by the entry pool, the LRU links and the hash index.
   size_t memoryBytes() const;
@@ -349,11 +358,21 @@ class Conntrack {
   // compares 8 at a time. A slot's `ref` is entry index << 1 | direction, or
   // kEmptyRef. Lookups read at most two lines and erasing clears one slot:
   // no probe runs to walk or shift, whatever the load.
+  //
+  // A bucket also counts the refs whose primary it is that sit in their
+  // secondary (`overflow`): while that is 0, which at the index's load is
+  // nearly always, a tuple absent from its primary is absent, so lookups,
+  // first packets included, read one line. Tags are 16 bits (of the hash,
+  // mixed) to make room for it; moving a resident to its other bucket
+  // reads the resident's full hash from its node.
   static constexpr size_t kBucketSlots = 8;
   struct alignas(64) Bucket {
-    std::array<uint32_t, kBucketSlots> tag;
     std::array<uint32_t, kBucketSlots> ref;
+    std::array<uint16_t, kBucketSlots> tag;
+    uint32_t overflow;
+    std::array<uint8_t, 12> unused;
   };
+  static_assert(sizeof(Bucket) == 64);
   // Per-entry bookkeeping kept apart from ConntrackEntry so the public type
   // carries no internals. prev == kFreeMark marks an unused pool slot.
   struct Node {
@@ -384,8 +403,8 @@ class Conntrack {
                               uint32_t guess = kEmptyRef);
   // insert() once the original tuple is known to be untracked.
   ConntrackInsertResult insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
-                                  uint32_t originalHash, uint8_t tcpFlags, uint32_t bytes,
-                                  uint64_t nowNs);
+                                  uint32_t originalHash, uint32_t replyHash, uint8_t tcpFlags,
+                                  uint32_t bytes, uint64_t nowNs);
   static size_t primaryBucket(uint32_t hash, size_t mask) { return hash & mask; }
   // Never the primary bucket: XOR with an odd number flips the low bit.
   static size_t secondaryBucket(uint32_t hash, size_t mask) {
@@ -395,6 +414,9 @@ class Conntrack {
   size_t secondaryBucket(uint32_t hash) const { return secondaryBucket(hash, bucketMask_); }
   // The ref whose tuple equals `tuple`, or kEmptyRef.
   uint32_t findRef(const FlowTuple& tuple, uint32_t hash) const;
+  uint32_t findIn(const Bucket& bucket, const FlowTuple& tuple, uint16_t tag) const;
+  // The hash a live ref was indexed under.
+  uint32_t hashOfRef(uint32_t ref) const;
   // Puts `ref` in one of its two buckets, moving one resident to its other
   // bucket if both are full (one cuckoo step). False when that fails too.
   bool insertRef(uint32_t hash, uint32_t ref);

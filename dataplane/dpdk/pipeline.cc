@@ -70,6 +70,10 @@ struct Worker::FlowPlan {
   PortRole backendRole = PortRole::kUplink;
   bool dsr = false;
   bool hairpin = false;
+  // The reply tuple planFlow() prefetched: its SNAT (or client) port and
+  // its conntrack hash, which the commit's insert of that tuple reuses.
+  uint16_t predictedPort = 0;
+  std::optional<uint32_t> replyHash;
 };
 
 struct Worker::Scratch {
@@ -454,8 +458,9 @@ Verdict Worker::planFlow(Frame& f, PortRole from, const ParsedPacket& p, uint64_
       const uint32_t span = uint32_t{range->last} - range->first + 1;
       port = static_cast<uint16_t>(range->first + (plannedCursor_++ % span));
     }
-    conntrack_.prefetch(
-        {be.address, snatAddr ? *snatAddr : t.src, be.port, port, t.protocol});
+    plan.predictedPort = port;
+    plan.replyHash =
+        conntrack_.prefetch({be.address, snatAddr ? *snatAddr : t.src, be.port, port, t.protocol});
   }
   return kUndecided;
 }
@@ -480,13 +485,18 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   const uint32_t bytes = p.l3End - p.l3Offset;
   Scratch& scratch = *scratch_;
   const bool absent = !scratch.maybeInserted(hash);
-  auto insert = [&] {
-    return absent ? conntrack_.insertAbsent(flow, hash, tcpFlags, bytes, nowNs)
+  // `replyPort`: the reply tuple's last port (the SNAT port, or the
+  // client's); the rest of it is the plan's, so the port alone says
+  // whether it is the tuple planFlow() hashed.
+  auto insert = [&](uint16_t replyPort) {
+    const std::optional<uint32_t> replyHash =
+        replyPort == plan.predictedPort ? plan.replyHash : std::nullopt;
+    return absent ? conntrack_.insertAbsent(flow, hash, tcpFlags, bytes, nowNs, replyHash)
                   : conntrack_.insert(flow, tcpFlags, bytes, nowNs);
   };
   ConntrackInsertResult ins;
   if (!snatAddr) {
-    ins = insert();
+    ins = insert(t.srcPort);
   } else {
     // The client's own port first (as Linux masquerading keeps it when
     // free), then this worker's next eligible ports.
@@ -506,7 +516,7 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
       // backend's reply into a new request to that frontend.
       if (tables.frontend(*snatAddr, port, t.protocol) != nullptr) continue;
       flow.nat.snat = NatEndpoint{*snatAddr, port};
-      ins = insert();
+      ins = insert(port);
       ++inserts;
       if (ins.status != ConntrackInsertStatus::kReplyCollision) break;
     }

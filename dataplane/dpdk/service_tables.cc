@@ -34,17 +34,20 @@ uint32_t crc32c(const void* data, size_t size, uint32_t seed) {
 }
 
 uint32_t selectionHash(const FlowTuple& t) {
-  // Addresses as 16 bytes (IPv4 zero-padded), then the ports in network
-  // order and the protocol: one fixed layout whatever the family.
-  std::array<uint8_t, 37> b{};
-  std::memcpy(b.data(), t.src.bytes().data(), t.src.bytes().size());
-  std::memcpy(b.data() + 16, t.dst.bytes().data(), t.dst.bytes().size());
-  b[32] = static_cast<uint8_t>(t.srcPort >> 8);
-  b[33] = static_cast<uint8_t>(t.srcPort);
-  b[34] = static_cast<uint8_t>(t.dstPort >> 8);
-  b[35] = static_cast<uint8_t>(t.dstPort);
-  b[36] = static_cast<uint8_t>(t.protocol);
-  return crc32c(b.data(), b.size(), 0x5eed);
+  // crc32c() over the 37-byte layout of service_tables.h, fed a word at a
+  // time straight from the tuple: building the bytes and walking them cost
+  // a first packet 130 instructions (bench/dpdk/pipeline_counts.sh).
+  const auto src = t.src.words(), dst = t.dst.words();
+  uint32_t crc = 0x5eed;
+  crc = rte_hash_crc_8byte(src[0], crc);
+  crc = rte_hash_crc_8byte(src[1], crc);
+  crc = rte_hash_crc_8byte(dst[0], crc);
+  crc = rte_hash_crc_8byte(dst[1], crc);
+  // Bytes 32-35, the ports in network order, as a little-endian load reads them.
+  const uint32_t ports = uint32_t{static_cast<uint16_t>(t.srcPort >> 8 | t.srcPort << 8)} |
+                         uint32_t{static_cast<uint16_t>(t.dstPort >> 8 | t.dstPort << 8)} << 16;
+  crc = rte_hash_crc_4byte(ports, crc);
+  return rte_hash_crc_1byte(static_cast<uint8_t>(t.protocol), crc);
 }
 
 uint64_t FrontendKeyHash::operator()(const FrontendKey& k) const {

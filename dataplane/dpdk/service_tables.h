@@ -43,8 +43,10 @@ namespace sluice::dpdk {
 uint32_t crc32c(const void* data, size_t size, uint32_t seed);
 
 // The hash that picks a backend for a new flow (Maglev slot or random
-// index): CRC32-C over source, destination, ports and protocol, so every
-// node running the DPDK mode maps a flow to the same Maglev slot.
+// index): CRC32-C (seed 0x5eed) over source, destination, ports and
+// protocol, so every node running the DPDK mode maps a flow to the same
+// Maglev slot. The bytes: each address as 16 (IPv4 zero-padded), the two
+// ports in network order, the protocol number: 37 in all.
 uint32_t selectionHash(const FlowTuple& tuple);
 
 struct FrontendKey {

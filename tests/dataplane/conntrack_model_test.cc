@@ -232,6 +232,7 @@ TEST_F(ConntrackTest, RandomOpsMatchReferenceModel) {
       now += pick(150) * kS;  // a quiet period long enough to expire things
     }
 
+    ASSERT_EQ(ct.indexFault(), "");
     const ConntrackStats s = ct.stats();
     ASSERT_EQ(s.entries, model.lru().size());
     ASSERT_EQ(s.evictions, model.evictions);

@@ -113,6 +113,7 @@ TEST_F(ConntrackRegionTest, AdoptTrustsNothingOfTheIndex) {
     EXPECT_TRUE(second->peek(expectedReply(webFlow(port)), kT0 + 9000)) << port;
   }
   EXPECT_FALSE(second->peek(webFlow(41000).original, kT0 + 9000));
+  EXPECT_EQ(second->indexFault(), "");
 }
 
 // A region from another capacity (another configuration, or another

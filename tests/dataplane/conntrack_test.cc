@@ -664,6 +664,7 @@ TEST_F(ConntrackTest, CrowdedBucketPairEvictsAndKeepsTheRestFindable) {
     EXPECT_EQ(r.entry, m.entry);
   }
   EXPECT_EQ(absent, 1u);
+  EXPECT_EQ(ct.indexFault(), "");
   // The newest flow is never the one evicted for its own room.
   EXPECT_TRUE(ct.peek(flows[inserted - 1].original, kT0));
 }

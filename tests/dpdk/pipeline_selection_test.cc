@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -330,6 +331,24 @@ TEST_F(PipelineSelectionTest, LocalBackendOfAClusterPolicyNodePortIsSnatedToTheK
 
 // FastMod (the selection's % without a division) is % for every divisor
 // the tables use: small sets, Maglev's primes, the extremes.
+// Nodes must agree on it (each maps a flow to the same Maglev slot), so
+// its value is pinned to the byte layout service_tables.h gives.
+TEST(SelectionHashTest, IsCrc32cOfTheDocumentedBytes) {
+  for (const FlowTuple& t :
+       {FlowTuple{ip("10.0.0.7"), ip("10.96.0.10"), 40001, 80, Protocol::kTcp},
+        FlowTuple{ip("fd00::7"), ip("fd00:96::a"), 0x1234, 0xfe01, Protocol::kUdp}}) {
+    std::array<uint8_t, 37> b{};
+    std::memcpy(b.data(), t.src.bytes().data(), t.src.bytes().size());
+    std::memcpy(b.data() + 16, t.dst.bytes().data(), t.dst.bytes().size());
+    b[32] = static_cast<uint8_t>(t.srcPort >> 8);
+    b[33] = static_cast<uint8_t>(t.srcPort);
+    b[34] = static_cast<uint8_t>(t.dstPort >> 8);
+    b[35] = static_cast<uint8_t>(t.dstPort);
+    b[36] = static_cast<uint8_t>(t.protocol);
+    EXPECT_EQ(selectionHash(t), crc32c(b.data(), b.size(), 0x5eed)) << t.src.toString();
+  }
+}
+
 TEST(FastModTest, IsTheRemainder) {
   std::mt19937 rng(7);
   std::vector<uint32_t> divisors = {1, 2, 3, 7, 100, 251, 4093, 65537, 1000003, 0x7fffffff, UINT32_MAX};
