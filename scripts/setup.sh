@@ -63,6 +63,9 @@ test_packages=(
   # floor; ethtool turns off TX checksum offload on veths whose frames reach
   # net_af_packet half-checksummed
   libdpdk-dev dpdk-dev ethtool
+  # bench/dpdk/pipeline_counts.sh: instructions and simulated cache misses
+  # per packet (callgrind), the figures a noisy shared host cannot blur
+  valgrind
 )
 
 packages=("${demo_packages[@]}")
