@@ -104,6 +104,11 @@ Result<std::unique_ptr<Dataplane>> Dataplane::start(const DataplaneOptions& opti
   for (uint32_t w = 0; w < d->workers_.size(); ++w)
     d->threads_.emplace_back([p = d.get(), w] { p->workerLoop(w); });
   d->threads_.emplace_back([p = d.get()] { p->controlLoop(); });
+  if (!options.tapInterface.empty()) {
+    auto resolver = NeighbourResolver::start(*d->nextHops_, options.tapInterface);
+    if (!resolver) return resolver.error();
+    d->resolver_ = std::move(*resolver);
+  }
   return d;
 }
 
@@ -208,6 +213,7 @@ Result<void> Dataplane::setUpState() {
                         : BackendRegistry::createIn(backendRegion, layout.maxBackends);
   if (!backends) return backends.error();
   backends_ = std::make_unique<BackendRegistry>(std::move(*backends));
+  nextHops_ = std::make_unique<NextHops>(backends_->capacity());
   auto affinity = adopt ? AffinityTable::adopt(affinityRegion, layout.affinityBuckets)
                         : AffinityTable::createIn(affinityRegion, layout.affinityBuckets);
   if (!affinity) return affinity.error();
@@ -219,7 +225,8 @@ Result<void> Dataplane::setUpState() {
   tables_ = std::make_unique<ServiceTables>(*rcu_, *backends_);
   steering_ = std::make_unique<Steering>(layout.workers, snatAddresses(options_.pipeline));
   controlCounters_ = std::make_unique<LcoreCounters>();
-  const SharedState shared{tables_.get(), affinity_.get(), steering_.get(), &options_.pipeline};
+  const SharedState shared{tables_.get(), affinity_.get(), steering_.get(), &options_.pipeline,
+                           nextHops_.get()};
   const ConntrackConfig ctConfig{layout.conntrackCapacity, {}};
   for (uint32_t w = 0; w < layout.workers; ++w) {
     auto ctx = std::make_unique<WorkerCtx>();
@@ -345,7 +352,8 @@ void Dataplane::workerLoop(uint32_t w) {
 void Dataplane::controlLoop() {
   const uint32_t self = uint32_t(workers_.size());
   const uint16_t txq = uint16_t(tapQueues_ - 1);
-  const SharedState shared{tables_.get(), affinity_.get(), steering_.get(), &options_.pipeline};
+  const SharedState shared{tables_.get(), affinity_.get(), steering_.get(), &options_.pipeline,
+                           nextHops_.get()};
   rte_mbuf* bufs[kBurst];
   Idle idle;
   auto toTap = [&](rte_mbuf** ms, uint16_t n) {
@@ -400,6 +408,10 @@ void Dataplane::controlLoop() {
 }
 
 void Dataplane::stop() {
+  {
+    std::lock_guard lock(writer_);  // sync/apply hand it backends under this lock
+    resolver_.reset();
+  }
   if (!running_.exchange(false)) return;
   for (std::thread& t : threads_) t.join();
   threads_.clear();
@@ -418,6 +430,7 @@ Result<void> Dataplane::sync(const ServiceTable& table) {
   std::lock_guard lock(writer_);
   auto r = tables_->sync(table);
   ++(r ? applies_ : applyErrors_);
+  trackRemoteBackends();
   return r;
 }
 
@@ -425,7 +438,19 @@ Result<void> Dataplane::apply(const ServiceDiff& diff) {
   std::lock_guard lock(writer_);
   auto r = tables_->apply(diff);
   ++(r ? applies_ : applyErrors_);
+  trackRemoteBackends();
   return r;
+}
+
+void Dataplane::trackRemoteBackends() {
+  if (!resolver_) return;
+  std::vector<std::pair<uint32_t, IpAddress>> remote;
+  for (const auto& [key, service] : tables_->services()) {
+    for (const BackendRef& b : service->backends) {
+      if (!b.nodeLocal) remote.emplace_back(b.id, b.address);
+    }
+  }
+  resolver_->track(std::move(remote));
 }
 
 DataplaneStatus Dataplane::status() const {
@@ -441,6 +466,13 @@ DataplaneStatus Dataplane::status() const {
     s.applyErrors = applyErrors_;
   }
   addCounters(*controlCounters_, s.counters);
+  if (std::lock_guard lock(writer_); resolver_) {
+    const NeighbourStats n = resolver_->stats();
+    s.counters.insert(s.counters.end(), {{"neighbour.resolved", n.resolved},
+                                         {"neighbour.unresolved", n.unresolved},
+                                         {"neighbour.unrouted", n.unrouted},
+                                         {"neighbour.requests", n.requests}});
+  }
   for (const auto& w : workers_) {
     DataplaneStatus::Lcore l;
     addCounters(w->counters, l.counters);

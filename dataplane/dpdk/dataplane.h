@@ -35,6 +35,7 @@
 
 #include "dataplane/dpdk/affinity.h"
 #include "dataplane/dpdk/backend_registry.h"
+#include "dataplane/dpdk/neighbours.h"
 #include "dataplane/dpdk/pipeline.h"
 #include "dataplane/dpdk/rcu.h"
 #include "dataplane/dpdk/service_tables.h"
@@ -55,6 +56,10 @@ struct DataplaneOptions {
   StateLayout state;        // capacities (workers is taken from `workers`)
   std::string stateFile;    // "" = no state file: flows are lost on restart
   PipelineConfig pipeline;  // node addresses, gateway, SNAT ranges (MACs are filled in at start)
+  // The TAP's interface name in the kernel ("sl-tap0"): remote backends'
+  // next hops are resolved through the kernel's routes and neighbours on
+  // it (neighbours.h). "": not resolved (pipeline.gatewayMac only).
+  std::string tapInterface;
   // The uplink's RX/TX descriptors per queue (DPDK's usual 1024; vdevs cap lower).
   uint16_t descriptors = 1024;
 };
@@ -106,6 +111,8 @@ class Dataplane {
   struct WorkerCtx;
   Result<void> setUpPorts();
   Result<void> setUpState();
+  // Hands the resolver the remote backends of the tables (writer_ held).
+  void trackRemoteBackends();
   void workerLoop(uint32_t w);
   void controlLoop();
 
@@ -124,6 +131,8 @@ class Dataplane {
   std::unique_ptr<Steering> steering_;
   std::vector<std::unique_ptr<WorkerCtx>> workers_;
   std::unique_ptr<LcoreCounters> controlCounters_;
+  std::unique_ptr<NextHops> nextHops_;
+  std::unique_ptr<NeighbourResolver> resolver_;
   uint64_t adopted_ = 0;
 
   mutable std::mutex writer_;  // the tables' one writer at a time

@@ -193,6 +193,7 @@ int main(int argc, char** argv) {
       f.uplinkPci.empty() ? f.uplinkVdev.substr(0, f.uplinkVdev.find(',')) : f.uplinkPci;
   o.uplinkDevice = uplinkDevice;
   o.tapDevice = "net_tap_sl0";
+  o.tapInterface = f.tap;
   std::vector<std::string> args = {
       "sluice-dpdk",
       "-m",

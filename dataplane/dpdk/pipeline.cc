@@ -145,7 +145,8 @@ Verdict Worker::replyBack(PortRole from) const {
   return {from == PortRole::kUplink ? Action::kTxUplink : Action::kTxKernel, 0, DropReason::kNone};
 }
 
-Verdict Worker::toSide(Frame& f, PortRole side, const FlowSide& flow, bool towardsClient) {
+Verdict Worker::toSide(Frame& f, PortRole side, const FlowSide& flow, bool towardsClient,
+                       uint32_t backendId) {
   const PipelineConfig& c = *shared_.config;
   if (side == PortRole::kKernel) {
     setMacs(f, c.kernelMac, c.routerMac);
@@ -153,6 +154,10 @@ Verdict Worker::toSide(Frame& f, PortRole side, const FlowSide& flow, bool towar
   }
   if (towardsClient) {
     setMacs(f, flow.clientMac, c.uplinkMac);
+  } else if (const std::optional<MacAddr> hop =
+                 shared_.nextHops != nullptr ? shared_.nextHops->of(backendId) : std::nullopt) {
+    // The next hop the node's kernel resolved for this backend.
+    setMacs(f, *hop, c.uplinkMac);
   } else {
     if (!c.gatewayMac) return drop(DropReason::kNoNextHop);
     setMacs(f, *c.gatewayMac, c.uplinkMac);
@@ -334,7 +339,7 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
   if (m.direction == ConntrackDirection::kOriginal && side.dsr) {
     // The packet (or an ICMP error about the backend's replies, which the
     // backend needs for path MTU) goes to the backend as it came.
-    return encapsulateTo(f, p, e.reply.src, side, m.hash);
+    return encapsulateTo(f, p, e.reply.src, e.backendId, side, m.hash);
   }
   if (m.direction == ConntrackDirection::kOriginal) {
     const NatEndpoint backend = e.backend();
@@ -342,7 +347,7 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
                   : dnat(f.bytes(), p, backend.address, backend.port);
     if (r != DropReason::kNone) return drop(r);
     counters_->event(p.isIcmpError ? Event::kIcmpErrRev : Event::kSvcEstablished);
-    return toSide(f, side.backendRole, side, false);
+    return toSide(f, side.backendRole, side, false, e.backendId);
   }
   r = reverseNat(f.bytes(), p, e.original);
   if (r != DropReason::kNone) return drop(r);
@@ -352,6 +357,7 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
 }
 
 Verdict Worker::encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
+                              uint32_t backendId,
                               const FlowSide& side, uint32_t hash) {
   const PipelineConfig& c = *shared_.config;
   const std::optional<IpAddress>& source = backend.isV6() ? c.nodeV6 : c.nodeV4;
@@ -359,7 +365,7 @@ Verdict Worker::encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& 
   const DropReason r = encapsulate(f, p, *source, backend, hash, c.uplinkMtu);
   if (r != DropReason::kNone) return drop(r);
   counters_->event(Event::kDsr);
-  return toSide(f, PortRole::kUplink, side, false);
+  return toSide(f, PortRole::kUplink, side, false, backendId);
 }
 
 Verdict Worker::newFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash, uint64_t nowNs,
@@ -536,7 +542,7 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   side.dsr = dsr;
   if (dsr) {
     if (!reselect) counters_->event(Event::kSvcNew);
-    return encapsulateTo(f, p, be.address, side, hash);
+    return encapsulateTo(f, p, be.address, be.id, side, hash);
   }
 
   const DropReason r =
@@ -553,7 +559,7 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   } else if (snatAddr) {
     counters_->event(Event::kSnat);
   }
-  return toSide(f, backendRole, side, false);
+  return toSide(f, backendRole, side, false, be.id);
 }
 
 }  // namespace sluice::dpdk

@@ -50,6 +50,7 @@
 #include "dataplane/dpdk/counters.h"
 #include "dataplane/dpdk/frame_ops.h"
 #include "dataplane/dpdk/mac.h"
+#include "dataplane/dpdk/neighbours.h"
 #include "dataplane/dpdk/service_tables.h"
 #include "dataplane/dpdk/steering.h"
 #include "dataplane/packet.h"
@@ -64,8 +65,9 @@ struct PipelineConfig {
   MacAddr uplinkMac{};  // this node's MAC on the uplink (the NIC's)
   MacAddr kernelMac{};  // the kernel's TAP interface: translated frames for it go here
   MacAddr routerMac{};  // what ARP/ND answers carry towards the kernel
-  // Where frames for remote backends go (the uplink's gateway or a switch
-  // that knows the pod networks); without one they are dropped no_next_hop.
+  // Where frames for remote backends go while SharedState::nextHops has no
+  // next hop for them (the uplink's gateway or a switch that knows the pod
+  // networks); without one they are dropped no_next_hop.
   std::optional<MacAddr> gatewayMac;
   // The node's addresses: SNAT source towards remote backends.
   std::optional<IpAddress> nodeV4;
@@ -145,6 +147,9 @@ struct SharedState {
   AffinityTable* affinity = nullptr;
   const Steering* steering = nullptr;
   const PipelineConfig* config = nullptr;
+  // The next hops of remote backends as the node's kernel resolved them
+  // (neighbours.h); nullptr: every remote backend takes the gateway MAC.
+  const NextHops* nextHops = nullptr;
 };
 
 // The worker owning the flow of a frame received on `from` outside any
@@ -205,9 +210,13 @@ class Worker {
   Verdict pass(const Frame& f, PortRole from);
   // A DSR flow's packet, encapsulated from the node address to `backend`.
   Verdict encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
+                        uint32_t backendId,
                         const FlowSide& side, uint32_t hash);
   Verdict replyBack(PortRole from) const;
-  Verdict toSide(Frame& f, PortRole side, const FlowSide& flow, bool towardsClient);
+  // `backendId`: whose next hop a frame for a remote backend takes
+  // (SharedState::nextHops; else the gateway MAC).
+  Verdict toSide(Frame& f, PortRole side, const FlowSide& flow, bool towardsClient,
+                 uint32_t backendId = 0);
   Verdict drop(DropReason r);
   bool answersFor(const IpAddress& a, PortRole from) const;
   bool isServiceDestination(const PeekedDestination& d) const;

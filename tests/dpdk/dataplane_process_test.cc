@@ -66,6 +66,8 @@ struct Node {
   std::vector<ChildProcess> servers;
   pid_t dataplane = -1;
   ServiceTable table;
+  // Whether startDataplane() passes --gateway-mac (the outside host's MAC).
+  bool gatewayMac = true;
 
   bool start();
   bool startDataplane();
@@ -137,7 +139,7 @@ bool Node::startDataplane() {
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     const std::string dp = std::getenv("SLUICE_DPDK");
-    const std::vector<std::string> args = {dp,
+    std::vector<std::string> args = {dp,
                                            "--uplink-vdev",
                                            "net_af_packet0,iface=" + uplink,
                                            "--tap",
@@ -152,14 +154,13 @@ bool Node::startDataplane() {
                                            "10.96.0.0/16",
                                            "--node-address",
                                            kNodeIp,
-                                           "--gateway-mac",
-                                           kGatewayMac,
                                            "--conntrack-capacity",
                                            "65536",
                                            "--memory",
                                            "256",
                                            "--file-prefix",
                                            "sluice-dpdk-test-" + std::to_string(::getppid())};
+    if (gatewayMac) args.insert(args.end(), {"--gateway-mac", kGatewayMac});
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -378,6 +379,49 @@ TEST_F(DataplaneProcessTest, StreamSurvivesFiveDataplaneRestarts) {
   // New connections still spread after the last restart.
   const std::set<std::string> all(kWebPods.begin(), kWebPods.end());
   EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kNodeIp, 30083, 30)), all);
+}
+
+// A backend on another host and no --gateway-mac: the process asks the
+// node's kernel for the next hop (its route through the TAP, then its
+// neighbour entry, which the kernel resolves with ARP through the TAP,
+// the uplink and back through the exception path), and frames for the
+// backend carry that host's MAC. The backend here is the outside host
+// itself, on the node's link; its clients reach it through a NodePort
+// (full NAT: the replies come back to the node address).
+TEST_F(DataplaneProcessTest, RemoteBackendsNextHopIsResolvedThroughTheKernel) {
+  std::string error;
+  ChildProcess far =
+      startEchoServer(node->outsideFd, std::getenv("SLUICE_ECHO_SERVER"), "outside-host", 8081, &error);
+  ASSERT_GT(far.pid(), 0) << error;
+  ASSERT_TRUE(node->stopDataplane(SIGTERM));
+  node->gatewayMac = false;
+  // The other tests' process again, however this one ends.
+  struct Restore {
+    ~Restore() {
+      node->stopDataplane(SIGTERM);
+      node->gatewayMac = true;
+      if (node->startDataplane()) (void)node->sync();
+    }
+  } restore;
+  ASSERT_TRUE(node->startDataplane()) << node->error;
+  ASSERT_TRUE(node->sync().ok());
+  auto counter = [](const std::string& name) -> uint64_t {
+    api::StatusReply r;
+    grpc::ClientContext ctx;
+    node->stub()->Status(&ctx, api::StatusRequest(), &r);
+    for (const auto& c : r.counters()) {
+      if (c.name() == name) return c.value();
+    }
+    return 0;
+  };
+  add(service("remote-np", Protocol::kTcp,
+              {frontend(kNodeIp, 30085, Protocol::kTcp, FrontendScope::kNodePort)},
+              {backend(kOutsideIp, 8081)}));
+  EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kNodeIp, 30085, 10)),
+            (std::set<std::string>{"outside-host"}))
+      << counters();
+  EXPECT_EQ(counter("neighbour.resolved"), 1u) << counters();
+  EXPECT_EQ(counter("neighbour.unrouted"), 0u) << counters();
 }
 
 // SIGTERM stops the process every time, whichever of its threads the
