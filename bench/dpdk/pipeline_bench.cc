@@ -159,6 +159,9 @@ struct Setup {
   std::unique_ptr<AffinityTable> affinity;
   std::unique_ptr<ServiceTables> tables;
   std::unique_ptr<Steering> steering;
+  // As the process has them; empty (no resolver here), so remote
+  // backends take the gateway MAC after one lookup.
+  std::unique_ptr<NextHops> nextHops;
   PipelineConfig config;
   LcoreCounters counters;
 };
@@ -183,6 +186,7 @@ std::unique_ptr<Setup> makeSetup() {
   s->config.gatewayMac = MacAddr{2, 0, 0, 0, 0, 0x30};
   s->config.nodeSnatPorts = {1024, 65535};
   s->steering = std::make_unique<Steering>(1, snatAddresses(s->config));
+  s->nextHops = std::make_unique<NextHops>(s->backends->capacity());
   ServiceTable t;
   for (const char* name : {"np", "cip"}) {
     Service svc;
@@ -208,7 +212,8 @@ std::unique_ptr<Setup> makeSetup() {
 
 std::unique_ptr<Worker> makeWorker(Setup& s, uint32_t capacity, std::vector<FlowSide>& sides) {
   sides.assign(capacity, FlowSide{});
-  const SharedState shared{s.tables.get(), s.affinity.get(), s.steering.get(), &s.config};
+  const SharedState shared{s.tables.get(), s.affinity.get(), s.steering.get(), &s.config,
+                           s.nextHops.get()};
   return std::make_unique<Worker>(
       Worker::create(0, shared, Conntrack::create({capacity, {}}).value(), sides, s.counters)
           .value());
