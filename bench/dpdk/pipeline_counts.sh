@@ -10,6 +10,8 @@
 #
 #   bench/dpdk/pipeline_counts.sh [BENCH_BINARY] [ROWS...]
 #
+# BENCH_FLAGS (environment) is passed to the bench, e.g. --shuffled.
+#
 # BENCH_BINARY defaults to build/bench/dpdk/pipeline_bench; ROWS to all
 # eight (0-7, pipeline_bench's order). Each row runs twice under callgrind,
 # with N and 3N timed packets after the same untimed fill, and the figures
@@ -33,7 +35,8 @@ trap 'rm -rf "$tmp"' EXIT
 count() {  # row packets
   valgrind --tool=callgrind --cache-sim=yes --LL=16777216,16,64 \
     --toggle-collect='sluice::dpdk::Worker::process*' \
-    --callgrind-out-file="$tmp/out" "$bin" --packets "$2" --only "$1" >"$tmp/log" 2>&1 ||
+    --callgrind-out-file="$tmp/out" "$bin" --packets "$2" --only "$1" ${BENCH_FLAGS:-} \
+    >"$tmp/log" 2>&1 ||
     { cat "$tmp/log"; exit 1; }
   grep -m1 '^summary:' "$tmp/out" | cut -d' ' -f2-
 }
