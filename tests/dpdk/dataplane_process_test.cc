@@ -272,6 +272,16 @@ class DataplaneProcessTest : public ::testing::Test {
     auto r = node->sync();
     ASSERT_TRUE(r.ok()) << r.error().message;
   }
+  // One counter of the process (0 when it has none of that name).
+  static uint64_t counter(const std::string& name) {
+    api::StatusReply r;
+    grpc::ClientContext ctx;
+    node->stub()->Status(&ctx, api::StatusRequest(), &r);
+    for (const auto& c : r.counters()) {
+      if (c.name() == name) return c.value();
+    }
+    return 0;
+  }
   // Non-zero counters of the process, for failure messages.
   static std::string counters() {
     api::StatusReply r;
@@ -405,15 +415,6 @@ TEST_F(DataplaneProcessTest, RemoteBackendsNextHopIsResolvedThroughTheKernel) {
   } restore;
   ASSERT_TRUE(node->startDataplane()) << node->error;
   ASSERT_TRUE(node->sync().ok());
-  auto counter = [](const std::string& name) -> uint64_t {
-    api::StatusReply r;
-    grpc::ClientContext ctx;
-    node->stub()->Status(&ctx, api::StatusRequest(), &r);
-    for (const auto& c : r.counters()) {
-      if (c.name() == name) return c.value();
-    }
-    return 0;
-  };
   add(service("remote-np", Protocol::kTcp,
               {frontend(kNodeIp, 30085, Protocol::kTcp, FrontendScope::kNodePort)},
               {backend(kOutsideIp, 8081)}));
@@ -508,15 +509,6 @@ TEST_F(DataplaneProcessTest, DsrLoadBalancerIsAnsweredByTheRemoteBackendDirectly
                       {backend("192.168.89.2", 80)});
   s.modeOptions["dpdk-forwarding"] = "dsr";
   add(s);
-  auto counter = [](const std::string& name) -> uint64_t {
-    api::StatusReply r;
-    grpc::ClientContext ctx;
-    node->stub()->Status(&ctx, api::StatusRequest(), &r);
-    for (const auto& c : r.counters()) {
-      if (c.name() == name) return c.value();
-    }
-    return 0;
-  };
   const uint64_t dsrBefore = counter("event.dsr"), revNatBefore = counter("event.rev_nat");
   EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kDsrVip, 80, 10)),
             (std::set<std::string>{"far"}))
