@@ -10,9 +10,9 @@
 #include <netlink/socket.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <algorithm>
 #include <map>
 
 namespace sluice::dpdk {
