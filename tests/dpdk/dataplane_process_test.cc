@@ -68,6 +68,7 @@ struct Node {
   ServiceTable table;
   // Whether startDataplane() passes --gateway-mac (the outside host's MAC).
   bool gatewayMac = true;
+  std::vector<std::string> extraArgs;  // more flags for startDataplane()
 
   bool start();
   bool startDataplane();
@@ -161,6 +162,7 @@ bool Node::startDataplane() {
                                            "--file-prefix",
                                            "sluice-dpdk-test-" + std::to_string(::getppid())};
     if (gatewayMac) args.insert(args.end(), {"--gateway-mac", kGatewayMac});
+    args.insert(args.end(), extraArgs.begin(), extraArgs.end());
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -397,31 +399,45 @@ TEST_F(DataplaneProcessTest, StreamSurvivesFiveDataplaneRestarts) {
 // the uplink and back through the exception path), and frames for the
 // backend carry that host's MAC. The backend here is the outside host
 // itself, on the node's link; its clients reach it through a NodePort
-// (full NAT: the replies come back to the node address).
+// (full NAT: the replies come back to the node address). Over IPv4 (ARP)
+// and IPv6 (neighbour discovery): for this test the node and the outside
+// host also get an address of fd00:88::/64.
 TEST_F(DataplaneProcessTest, RemoteBackendsNextHopIsResolvedThroughTheKernel) {
+  constexpr const char* kNodeIp6 = "fd00:88::1";
+  constexpr const char* kOutsideIp6 = "fd00:88::2";
   std::string error;
   ChildProcess far =
       startEchoServer(node->outsideFd, std::getenv("SLUICE_ECHO_SERVER"), "outside-host", 8081, &error);
   ASSERT_GT(far.pid(), 0) << error;
   ASSERT_TRUE(node->stopDataplane(SIGTERM));
   node->gatewayMac = false;
+  node->extraArgs = {"--kernel-address", std::string(kNodeIp6) + "/64", "--node-address", kNodeIp6};
   // The other tests' process again, however this one ends.
   struct Restore {
     ~Restore() {
       node->stopDataplane(SIGTERM);
       node->gatewayMac = true;
+      node->extraArgs.clear();
+      sh("ip -n " + node->outsideNetns + " addr del fd00:88::2/64 dev eth0 2>/dev/null");
       if (node->startDataplane()) (void)node->sync();
     }
   } restore;
+  ASSERT_TRUE(sh("ip -n " + node->outsideNetns + " addr add " + kOutsideIp6 + "/64 dev eth0 nodad"));
   ASSERT_TRUE(node->startDataplane()) << node->error;
   ASSERT_TRUE(node->sync().ok());
   add(service("remote-np", Protocol::kTcp,
               {frontend(kNodeIp, 30085, Protocol::kTcp, FrontendScope::kNodePort)},
               {backend(kOutsideIp, 8081)}));
+  add(service("remote-np6", Protocol::kTcp,
+              {frontend(kNodeIp6, 30086, Protocol::kTcp, FrontendScope::kNodePort)},
+              {backend(kOutsideIp6, 8081)}));
   EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kNodeIp, 30085, 10)),
             (std::set<std::string>{"outside-host"}))
       << counters();
-  EXPECT_EQ(counter("neighbour.resolved"), 1u) << counters();
+  EXPECT_EQ(backendsOf(request(outside(), Transport::kTcp, kNodeIp6, 30086, 10)),
+            (std::set<std::string>{"outside-host"}))
+      << counters();
+  EXPECT_EQ(counter("neighbour.resolved"), 2u) << counters();
   EXPECT_EQ(counter("neighbour.unrouted"), 0u) << counters();
 }
 
