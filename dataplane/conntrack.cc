@@ -13,11 +13,13 @@
 
 #include <sys/mman.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "dataplane/conntrack_index.h"
 
 namespace sluice {
+
+using conntrack_index::hash32;
+using conntrack_index::matchMask8;
+using conntrack_index::tagOf;
 
 // The memory figures in conntrack.h (136 B per entry, 173-195 B per unit of
 // capacity) assume this; update them if FlowTuple grows.
@@ -33,48 +35,11 @@ constexpr size_t kMaxLoadDenominator = 4;
 // At least two buckets, so that a tuple's two buckets differ.
 constexpr size_t kMinSlots = 16;
 
-// Bit i set where v[i] == x, for the 8 lanes of a 16 B-aligned array.
-inline uint32_t matchMask8(const std::array<uint16_t, 8>& v, uint16_t x) {
-#if defined(__SSE2__)
-  const __m128i eq = _mm_cmpeq_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(v.data())),
-                                     _mm_set1_epi16(static_cast<short>(x)));
-  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())));
-#else
-  uint32_t m = 0;
-  for (size_t i = 0; i < 8; ++i) m |= static_cast<uint32_t>(v[i] == x) << i;
-  return m;
-#endif
-}
-
-// Bit i set where v[i] == x, for the 8 lanes of a 32 B-aligned array.
-inline uint32_t matchMask8(const std::array<uint32_t, 8>& v, uint32_t x) {
-#if defined(__SSE2__)
-  const __m128i k = _mm_set1_epi32(static_cast<int>(x));
-  const auto* p = reinterpret_cast<const __m128i*>(v.data());
-  const __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(p), k);
-  const __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(p + 1), k);
-  return static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(lo))) |
-         static_cast<uint32_t>(_mm_movemask_ps(_mm_castsi128_ps(hi))) << 4;
-#else
-  uint32_t m = 0;
-  for (size_t i = 0; i < 8; ++i) m |= static_cast<uint32_t>(v[i] == x) << i;
-  return m;
-#endif
-}
-
 constexpr uint8_t dirBit(ConntrackDirection dir) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(dir));
 }
 constexpr uint8_t kBothFins =
     dirBit(ConntrackDirection::kOriginal) | dirBit(ConntrackDirection::kReply);
-
-// 32 bits of hashFlow() name a tuple's two buckets (Conntrack::primaryBucket,
-// secondaryBucket) and, mixed down to 16, its tag.
-uint32_t hash32(const FlowTuple& tuple) { return static_cast<uint32_t>(hashFlow(tuple) >> 32); }
-// All 32 bits mixed into 16: the low bits also pick the bucket, so a plain
-// slice of them would tell apart less within one.
-uint16_t tagOf(uint32_t hash) { return static_cast<uint16_t>((hash * 0x9e3779b1u) >> 16); }
-
 
 FlowTuple replyTupleOf(const FlowTuple& original, const ConntrackNat& nat) {
   // The backend answers from where the packet was sent to, towards where it
@@ -351,12 +316,6 @@ void Conntrack::formatEmpty() {
   freeHead_ = 0;
 }
 
-void Conntrack::clearIndex() {
-  Bucket empty{};
-  empty.ref.fill(kEmptyRef);
-  std::fill_n(buckets_, bucketMask_ + 1, empty);
-}
-
 size_t Conntrack::rebuildFromPool() {
   clearIndex();
   std::vector<uint32_t> live;
@@ -435,91 +394,6 @@ bool Conntrack::isExpired(const ConntrackEntry& entry, uint64_t nowNs) const {
 
 uint64_t Conntrack::expiresAtNs(const ConntrackEntry& entry) const {
   return entry.lastSeenNs + timeoutNs(entry);
-}
-
-uint32_t Conntrack::findIn(const Bucket& k, const FlowTuple& tuple, uint16_t tag) const {
-  for (uint32_t m = matchMask8(k.tag, tag); m != 0; m &= m - 1) {
-    const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
-    if (ref == kEmptyRef) continue;
-    const ConntrackEntry& e = entries_[ref >> 1];
-    if ((ref & 1 ? e.reply : e.original) == tuple) return ref;
-  }
-  return kEmptyRef;
-}
-
-uint32_t Conntrack::findRef(const FlowTuple& tuple, uint32_t hash) const {
-  const uint16_t tag = tagOf(hash);
-  const Bucket& home = buckets_[primaryBucket(hash)];
-  if (const uint32_t ref = findIn(home, tuple, tag); ref != kEmptyRef || home.overflow == 0) {
-    return ref;
-  }
-  return findIn(buckets_[secondaryBucket(hash)], tuple, tag);
-}
-
-uint32_t Conntrack::hashOfRef(uint32_t ref) const { return nodes_[ref >> 1].hash[ref & 1]; }
-
-bool Conntrack::placeIn(size_t bucket, uint32_t hash, uint32_t ref) {
-  Bucket& k = buckets_[bucket];
-  const uint32_t free = matchMask8(k.ref, kEmptyRef);
-  if (free == 0) return false;
-  const auto i = static_cast<size_t>(std::countr_zero(free));
-  k.tag[i] = tagOf(hash);
-  k.ref[i] = ref;
-  if (bucket != primaryBucket(hash)) ++buckets_[primaryBucket(hash)].overflow;
-  return true;
-}
-
-bool Conntrack::insertRef(uint32_t hash, uint32_t ref) {
-  const size_t home = primaryBucket(hash);
-  const size_t alt = secondaryBucket(hash);
-  if (placeIn(home, hash, ref) || placeIn(alt, hash, ref)) return true;
-  for (const size_t b : {home, alt}) {
-    Bucket& k = buckets_[b];
-    for (size_t i = 0; i < kBucketSlots; ++i) {
-      // Tags are too short to name buckets: the resident's hash is its node's.
-      const uint32_t h = hashOfRef(k.ref[i]);
-      const bool wasHome = primaryBucket(h) == b;
-      if (placeIn(wasHome ? secondaryBucket(h) : primaryBucket(h), h, k.ref[i])) {
-        // placeIn counted a move out of its home; a move back home ends one.
-        if (!wasHome) --buckets_[primaryBucket(h)].overflow;
-        k.tag[i] = tagOf(hash);
-        k.ref[i] = ref;
-        if (b != home) ++buckets_[home].overflow;
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
-void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
-  while (!insertRef(hash, ref)) {
-    const Bucket& k = buckets_[primaryBucket(hash)];
-    uint32_t victim = kNil;
-    for (const uint32_t r : k.ref) {
-      if ((r >> 1) != (ref >> 1)) {
-        victim = r >> 1;
-        break;
-      }
-    }
-    assert(victim != kNil);  // 8 full slots, at most 2 of them this entry's
-    ++(isExpired(entries_[victim], nowNs) ? stats_.expirations : stats_.evictions);
-    remove(victim);
-  }
-}
-
-void Conntrack::eraseRef(uint32_t hash, uint32_t ref) {
-  Bucket& home = buckets_[primaryBucket(hash)];
-  if (const uint32_t m = matchMask8(home.ref, ref); m != 0) {
-    home.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
-    return;
-  }
-  Bucket& alt = buckets_[secondaryBucket(hash)];
-  const uint32_t m = matchMask8(alt.ref, ref);
-  assert(m != 0 && "conntrack: erasing a ref the index does not hold");
-  if (m == 0) return;
-  alt.ref[static_cast<size_t>(std::countr_zero(m))] = kEmptyRef;
-  --home.overflow;
 }
 
 void Conntrack::unlink(uint32_t index) {
@@ -609,14 +483,6 @@ void Conntrack::prefetchVictims(size_t inserts) const {
     __builtin_prefetch(reinterpret_cast<const char*>(&entries_[v]) + offsetof(ConntrackEntry, lastSeenNs));
     v = n.prev;
   }
-}
-
-uint32_t Conntrack::prefetch(const FlowTuple& tuple) const {
-  // The secondary bucket is read only when the primary has refs that
-  // overflowed into theirs: rarely at the index's load.
-  const uint32_t h = hash32(tuple);
-  __builtin_prefetch(&buckets_[primaryBucket(h)]);
-  return h;
 }
 
 ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const FlowTuple& reply,
@@ -823,43 +689,6 @@ std::array<size_t, 2> Conntrack::indexBuckets(const FlowTuple& tuple, uint32_t c
   const size_t mask = layoutFor(capacity).slotCount / kBucketSlots - 1;
   const uint32_t h = hash32(tuple);
   return {primaryBucket(h, mask), secondaryBucket(h, mask)};
-}
-
-std::string Conntrack::indexFault() const {
-  const size_t buckets = bucketMask_ + 1;
-  std::vector<uint32_t> overflow(buckets, 0);
-  std::vector<uint8_t> seen(size_t{capacity_} * 2, 0);
-  for (size_t b = 0; b < buckets; ++b) {
-    const Bucket& k = buckets_[b];
-    for (size_t i = 0; i < kBucketSlots; ++i) {
-      const uint32_t ref = k.ref[i];
-      if (ref == kEmptyRef) continue;
-      const std::string where = "bucket " + std::to_string(b) + " slot " + std::to_string(i);
-      if ((ref >> 1) >= capacity_ || nodes_[ref >> 1].prev == kFreeMark) {
-        return where + ": ref " + std::to_string(ref) + " of no live entry";
-      }
-      const ConntrackEntry& e = entries_[ref >> 1];
-      const uint32_t h = hash32(ref & 1 ? e.reply : e.original);
-      if (hashOfRef(ref) != h) return where + ": node hash is not the tuple's";
-      if (k.tag[i] != tagOf(h)) return where + ": tag is not the hash's";
-      if (b != primaryBucket(h) && b != secondaryBucket(h)) return where + ": in neither bucket";
-      if (b != primaryBucket(h)) ++overflow[primaryBucket(h)];
-      if (seen[ref]++ != 0) return where + ": ref " + std::to_string(ref) + " indexed twice";
-    }
-  }
-  for (uint32_t i = 0; i < capacity_; ++i) {
-    if (nodes_[i].prev == kFreeMark) continue;
-    if (seen[size_t{i} << 1] == 0 || seen[(size_t{i} << 1) | 1] == 0) {
-      return "entry " + std::to_string(i) + " not indexed in both directions";
-    }
-  }
-  for (size_t b = 0; b < buckets; ++b) {
-    if (buckets_[b].overflow != overflow[b]) {
-      return "bucket " + std::to_string(b) + ": overflow " +
-             std::to_string(buckets_[b].overflow) + ", counted " + std::to_string(overflow[b]);
-    }
-  }
-  return "";
 }
 
 size_t Conntrack::memoryBytes() const {

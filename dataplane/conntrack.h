@@ -280,8 +280,9 @@ class Conntrack {
   // their inserts so the victims' misses overlap.
   void prefetchVictims(size_t inserts) const;
 
-  // Pulls into cache the index lines a lookup or insert of `tuple` reads
-  // (its two buckets): for a tuple known ahead of its insert, such as a new
+  // Pulls into cache the index line a lookup or insert of `tuple` reads
+  // (its primary bucket; the secondary is read only when the primary has
+  // overflowed): for a tuple known ahead of its insert, such as a new
   // flow's reply tuple. Returns the tuple's hash, for insertAbsent().
   uint32_t prefetch(const FlowTuple& tuple) const;
 
@@ -352,12 +353,12 @@ class Conntrack {
   size_t memoryBytes() const;
 
  private:
-  // The index: buckets of 8 slots, one 64 B line each. A tuple's 32-bit hash
-  // names two buckets (primaryBucket, secondaryBucket: two-choice hashing,
-  // as DPDK's rte_hash) and is kept as the slot's tag, which filters key
-  // compares 8 at a time. A slot's `ref` is entry index << 1 | direction, or
-  // kEmptyRef. Lookups read at most two lines and erasing clears one slot:
-  // no probe runs to walk or shift, whatever the load.
+  // The index (conntrack_index.cc): buckets of 8 slots, one 64 B line each.
+  // A tuple's 32-bit hash names two buckets (primaryBucket, secondaryBucket:
+  // two-choice hashing, as DPDK's rte_hash); a 16-bit tag of it in the slot
+  // filters key compares 8 at a time. A slot's `ref` is entry index << 1 |
+  // direction, or kEmptyRef. Lookups read at most two lines and erasing
+  // clears one slot: no probe runs to walk or shift, whatever the load.
   //
   // A bucket also counts the refs whose primary it is that sit in their
   // secondary (`overflow`): while that is 0, which at the index's load is
