@@ -241,12 +241,12 @@ int main(int argc, char** argv) {
   using namespace sluice::dpdk;  // NOLINT(google-build-using-namespace)
   Bench b;
   int only = -1;  // --only N: run row N alone (profiling)
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--packets") b.packets = std::strtoull(argv[i + 1], nullptr, 10);
-    if (std::string(argv[i]) == "--only") only = std::atoi(argv[i + 1]);
-  }
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--shuffled") gShuffled = true;
+    const std::string a = argv[i];
+    if (a == "--shuffled") gShuffled = true;
+    if (i + 1 == argc) break;
+    if (a == "--packets") b.packets = std::strtoull(argv[i + 1], nullptr, 10);
+    if (a == "--only") only = std::atoi(argv[i + 1]);
   }
   const std::string prefix = "--file-prefix=sluice-bench-" + std::to_string(::getpid());
   std::vector<std::string> args = {

@@ -10,6 +10,7 @@
 #include <bit>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <random>
 
 namespace sluice::dpdk {
@@ -457,6 +458,7 @@ DataplaneStatus Dataplane::status() const {
   DataplaneStatus s;
   s.epoch = epoch_;
   s.adoptedFlows = adopted_;
+  std::optional<NeighbourStats> neighbours;
   {
     std::lock_guard lock(writer_);
     s.services = tables_->services().size();
@@ -464,14 +466,15 @@ DataplaneStatus Dataplane::status() const {
     s.backends = tables_->backendCount();
     s.applies = applies_;
     s.applyErrors = applyErrors_;
+    if (resolver_) neighbours = resolver_->stats();
   }
   addCounters(*controlCounters_, s.counters);
-  if (std::lock_guard lock(writer_); resolver_) {
-    const NeighbourStats n = resolver_->stats();
-    s.counters.insert(s.counters.end(), {{"neighbour.resolved", n.resolved},
-                                         {"neighbour.unresolved", n.unresolved},
-                                         {"neighbour.unrouted", n.unrouted},
-                                         {"neighbour.requests", n.requests}});
+  // After the lcore counters' names, which the sum below indexes.
+  if (neighbours) {
+    s.counters.insert(s.counters.end(), {{"neighbour.resolved", neighbours->resolved},
+                                         {"neighbour.unresolved", neighbours->unresolved},
+                                         {"neighbour.unrouted", neighbours->unrouted},
+                                         {"neighbour.requests", neighbours->requests}});
   }
   for (const auto& w : workers_) {
     DataplaneStatus::Lcore l;

@@ -357,8 +357,7 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
 }
 
 Verdict Worker::encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
-                              uint32_t backendId,
-                              const FlowSide& side, uint32_t hash) {
+                              uint32_t backendId, const FlowSide& side, uint32_t hash) {
   const PipelineConfig& c = *shared_.config;
   const std::optional<IpAddress>& source = backend.isV6() ? c.nodeV6 : c.nodeV4;
   if (!source) return drop(DropReason::kNoNextHop);

@@ -208,10 +208,10 @@ class Worker {
   Verdict commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t hash, uint64_t nowNs,
                      bool reselect, const FlowPlan& plan);
   Verdict pass(const Frame& f, PortRole from);
-  // A DSR flow's packet, encapsulated from the node address to `backend`.
+  // A DSR flow's packet, encapsulated from the node address to `backend`
+  // (whose id names its next hop).
   Verdict encapsulateTo(Frame& f, const ParsedPacket& p, const IpAddress& backend,
-                        uint32_t backendId,
-                        const FlowSide& side, uint32_t hash);
+                        uint32_t backendId, const FlowSide& side, uint32_t hash);
   Verdict replyBack(PortRole from) const;
   // `backendId`: whose next hop a frame for a remote backend takes
   // (SharedState::nextHops; else the gateway MAC).
