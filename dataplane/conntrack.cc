@@ -21,9 +21,11 @@ using conntrack_index::hash32;
 using conntrack_index::matchMask8;
 using conntrack_index::tagOf;
 
-// The memory figures in conntrack.h (136 B per entry, 173-195 B per unit of
-// capacity) assume this; update them if FlowTuple grows.
-static_assert(sizeof(ConntrackEntry) == 136);
+// The memory figures in conntrack.h (128 B per entry, 165-187 B per unit of
+// capacity) assume this, and a hit reads two lines only because the pool is
+// 64 B aligned (layoutFor) and entries are two lines each; update them if
+// FlowTuple grows.
+static_assert(sizeof(ConntrackEntry) == 128);
 
 namespace {
 
@@ -162,7 +164,10 @@ constexpr uint64_t kRegionMagic = 0x6b6374656369756cULL;  // "luicetck" little-e
 // index is not part of it: adopt() rebuilds the index from the pool and
 // trusts nothing in it (the index became two-choice buckets, where it was
 // linear probing, without a bump: flows stay across that upgrade).
-constexpr uint32_t kLayoutVersion = 1;
+// Version 2: entries of 128 B (the service id left them for the caller's
+// parallel array; useMark took a padding byte). A process of version 1
+// leaves a state file this one starts over from: its flows are lost once.
+constexpr uint32_t kLayoutVersion = 2;
 
 constexpr size_t alignUp(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
@@ -365,6 +370,7 @@ size_t Conntrack::rebuildFromPool() {
       continue;
     }
     linkFront(i);
+    entries_[i].useMark = batch_;  // live, not used since
     ++size_;
     kept[i] = true;
   }
@@ -372,6 +378,7 @@ size_t Conntrack::rebuildFromPool() {
   for (uint32_t i = capacity_; i-- > 0;) {
     if (kept[i]) continue;
     nodes_[i] = Node{kFreeMark, freeHead_, {0, 0}};
+    entries_[i].useMark = 0;
     freeHead_ = i;
   }
   sweepCursor_ = 0;
@@ -410,10 +417,22 @@ void Conntrack::linkFront(uint32_t index) {
   lruHead_ = index;
 }
 
-void Conntrack::touch(uint32_t index) {
-  if (lruHead_ == index) return;
-  unlink(index);
-  linkFront(index);
+uint32_t Conntrack::pickVictim(uint64_t nowNs) {
+  for (uint32_t chance = 0; chance < kMaxSecondChances; ++chance) {
+    const uint32_t v = lruTail_;
+    ConntrackEntry& e = entries_[v];
+    if ((e.useMark & kUsedBit) == 0 || isExpired(e, nowNs)) return v;
+    e.useMark &= ~kUsedBit;
+    unlink(v);
+    linkFront(v);
+  }
+  return lruTail_;
+}
+
+void Conntrack::evict(uint32_t index, uint64_t nowNs) {
+  ++(isExpired(entries_[index], nowNs) ? stats_.expirations : stats_.evictions);
+  if ((entries_[index].useMark & kBatchBits) == batch_) evictedFromBatch_ = true;
+  remove(index);
 }
 
 void Conntrack::remove(uint32_t index) {
@@ -425,6 +444,7 @@ void Conntrack::remove(uint32_t index) {
   n.prev = kFreeMark;
   n.next = freeHead_;
   freeHead_ = index;
+  entries_[index].useMark = 0;
   --size_;
 }
 
@@ -442,7 +462,7 @@ ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFl
   if (const uint32_t ref = findRef(flow.original, originalHash); ref != kEmptyRef) {
     if (!isExpired(entries_[ref >> 1], nowNs)) {
       ++stats_.insertExisting;
-      touch(ref >> 1);
+      markUsed(ref >> 1);
       return ConntrackInsertResult::of(
           ConntrackInsertStatus::kExists,
           {&entries_[ref >> 1], static_cast<ConntrackDirection>(ref & 1), originalHash});
@@ -498,11 +518,7 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
     ++stats_.expirations;
   }
 
-  if (freeHead_ == kNil) {
-    const uint32_t victim = lruTail_;
-    ++(isExpired(entries_[victim], nowNs) ? stats_.expirations : stats_.evictions);
-    remove(victim);
-  }
+  if (freeHead_ == kNil) evict(pickVictim(nowNs), nowNs);
   const uint32_t index = freeHead_;
   Node& n = nodes_[index];
   freeHead_ = n.next;
@@ -516,10 +532,10 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
   e.packets = {1, 0};
   e.bytes = {bytes, 0};
   e.backendId = flow.backendId;
-  e.serviceId = flow.serviceId;
   e.state = initialState(flow.original.protocol, tcpFlags);
   e.seenReply = false;
   e.tcpFinSeen = 0;
+  e.useMark = batch_;
   advance(e, ConntrackDirection::kOriginal, tcpFlags);
 
   insertRefEvicting(originalHash, index << 1, nowNs);
@@ -537,6 +553,9 @@ ConntrackMatch Conntrack::lookup(const FlowTuple& tuple, uint64_t nowNs) {
 size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<ConntrackMatch> out,
                               uint64_t nowNs) {
   assert(tuples.size() <= out.size());
+  // A new batch: what it finds is marked with it (see evictedFromBatch()).
+  batch_ = batch_ == kBatchBits ? 1 : batch_ + 1;
+  evictedFromBatch_ = false;
   // Bursts are processed in chunks that fit on the stack; 64 covers DPDK's
   // usual 32-packet bursts in one pass.
   constexpr size_t kChunk = 64;
@@ -552,7 +571,7 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
       __builtin_prefetch(&buckets_[primaryBucket(hashes[i])]);
     }
     // Pass 2: the first slot whose tag matches names the likely entry (a
-    // wrong guess only wastes a prefetch); pull in the entry and its links.
+    // wrong guess only wastes a prefetch); pull in the entry.
     for (size_t i = 0; i < n; ++i) {
       const uint32_t h = hashes[i];
       guesses[i] = kEmptyRef;
@@ -567,14 +586,12 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
       const uint32_t ref = k.ref[static_cast<size_t>(std::countr_zero(m))];
       if (ref == kEmptyRef) continue;
       guesses[i] = ref;
-      // An entry spans up to three 64 B lines (136 B, 8 B aligned).
+      // Two 64 B lines; a hit reads both, and no link: it moves nothing.
       const auto* e = reinterpret_cast<const char*>(&entries_[ref >> 1]);
       __builtin_prefetch(e);
       __builtin_prefetch(e + 64);
-      __builtin_prefetch(e + sizeof(ConntrackEntry) - 1);
-      __builtin_prefetch(&nodes_[ref >> 1]);
     }
-    // Pass 3: the real lookups, in order, so the effects (LRU moves, removal
+    // Pass 3: the real lookups, in order, so the effects (use marks, removal
     // of expired entries, stats) are exactly those of lookup() calls. A
     // guess is only a shortcut: it is used when that slot still holds it
     // (an earlier lookup of the burst may have removed an expired entry)
@@ -590,10 +607,11 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
 ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, uint64_t nowNs,
                                        uint32_t guess) {
   uint32_t ref = kEmptyRef;
-  // A live entry whose tuple is this one is the only such entry.
-  if (guess != kEmptyRef && nodes_[guess >> 1].prev != kFreeMark) {
+  // A live entry whose tuple is this one is the only such entry (its own
+  // mark says it is live: no read of its links).
+  if (guess != kEmptyRef) {
     const ConntrackEntry& e = entries_[guess >> 1];
-    if ((guess & 1 ? e.reply : e.original) == tuple) ref = guess;
+    if ((e.useMark & kBatchBits) != 0 && (guess & 1 ? e.reply : e.original) == tuple) ref = guess;
   }
   if (ref == kEmptyRef) ref = findRef(tuple, hash);
   if (ref == kEmptyRef) {
@@ -607,7 +625,7 @@ ConntrackMatch Conntrack::lookupHashed(const FlowTuple& tuple, uint32_t hash, ui
     ++stats_.lookupMisses;
     return {nullptr, ConntrackDirection::kOriginal, hash};
   }
-  touch(index);
+  markUsed(index);
   ++stats_.lookupHits;
   return {&entries_[index], static_cast<ConntrackDirection>(ref & 1), hash};
 }
@@ -624,8 +642,8 @@ ConntrackState Conntrack::update(const ConntrackMatch& match, uint8_t tcpFlags, 
                                  uint64_t nowNs) {
   assert(match.entry >= entries_ && match.entry < entries_ + capacity_);
   const auto index = static_cast<size_t>(match.entry - entries_);
-  assert(nodes_[index].prev != kFreeMark);
   ConntrackEntry& e = entries_[index];
+  assert((e.useMark & kBatchBits) != 0);  // live
   const auto dir = static_cast<size_t>(match.direction);
   ++e.packets[dir];
   e.bytes[dir] += bytes;

@@ -15,8 +15,12 @@
 // Bounds: capacity is fixed at create(); every array is allocated then, so
 // insert/lookup/update/erase never allocate. The arrays may instead live in
 // a region the caller maps (createIn()), e.g. a shared-memory file, so that
-// a restarted process re-attaches the flows with adopt(). When full, insert evicts the
-// least recently used entry (a lookup counts as a use). Expired entries are
+// a restarted process re-attaches the flows with adopt(). When full, insert
+// evicts by second chance (CLOCK) over an LRU list, as the kernel's BPF LRU
+// maps do: entries join the list's front when inserted, a lookup only sets
+// the entry's used mark (a hit writes nothing but its own entry), and the
+// victim is the list's tail once up to kMaxSecondChances used entries there
+// have had their mark cleared and moved to the front. Expired entries are
 // treated as absent by lookup (and removed there), and reclaimed by a bounded
 // incremental sweep, expire().
 //
@@ -110,8 +114,8 @@ struct ConntrackTimeouts {
 
 struct ConntrackConfig {
   // Maximum live entries, 1..Conntrack::kMaxCapacity. All memory is
-  // allocated at create(): 136 B entry + 16 B links + 2-4 index slots of 8 B,
-  // i.e. 173-195 B per unit of capacity (Conntrack::memoryBytes()).
+  // allocated at create(): 128 B entry + 16 B links + 2-4 index slots of 8 B,
+  // i.e. 165-187 B per unit of capacity (Conntrack::memoryBytes()).
   uint32_t capacity = 0;
   ConntrackTimeouts timeouts;
 };
@@ -140,12 +144,14 @@ struct ConntrackFlow {
   FlowTuple original;  // the first packet, as received from the client
   ConntrackNat nat;
   uint32_t backendId = 0;  // caller's id for the backend, for eraseByBackend()
-  uint32_t serviceId = 0;  // caller's id for the service, for introspection
 };
 
-// One tracked flow: 136 bytes. Callers only see it const; change it through
-// Conntrack::update(). Field order is for the lookup: the tuples, then what
-// the expiry check reads, within the first 91 bytes; counters last.
+// One tracked flow: 128 bytes, two 64 B lines in the (64 B aligned) pool.
+// Callers only see it const; change it through Conntrack::update(). A hit
+// reads the first line (the original tuple, most of the reply tuple) and
+// the second (the rest of the reply tuple, what the expiry check reads,
+// what update() writes). Data of the caller's own, such as a service id,
+// belongs in an array parallel to the pool (Conntrack::indexOf).
 struct ConntrackEntry {
   FlowTuple original;  // client -> frontend, as the client sent it
   FlowTuple reply;     // backend -> client (or SNAT address), as the backend sends it
@@ -153,8 +159,10 @@ struct ConntrackEntry {
   ConntrackState state = ConntrackState::kOther;
   bool seenReply = false;  // a packet matched `reply` at least once
   uint8_t tcpFinSeen = 0;  // bit (1 << direction) per direction that sent a FIN
+  // Conntrack's own: bit 7, used since it last reached the LRU tail (the
+  // second chance); bits 0-6, the lookup batch that last used or inserted it.
+  uint8_t useMark = 0;
   uint32_t backendId = 0;
-  uint32_t serviceId = 0;
   // Indexed by ConntrackDirection; bytes are L3 lengths as the caller passed them.
   std::array<uint64_t, 2> packets{};
   std::array<uint64_t, 2> bytes{};
@@ -209,7 +217,7 @@ struct ConntrackStats {
   uint64_t inserts = 0;           // entries created
   uint64_t insertExisting = 0;    // insert found the flow already tracked
   uint64_t insertCollisions = 0;  // insert refused: reply tuple taken
-  uint64_t evictions = 0;         // live entries dropped to make room (LRU)
+  uint64_t evictions = 0;         // live entries dropped to make room
   uint64_t expirations = 0;       // entries removed because their timeout passed
   uint64_t erased = 0;            // entries removed by erase()/eraseByBackend()
   uint64_t lookupHits = 0;
@@ -224,6 +232,10 @@ class Conntrack {
   // 2^28 entries is ~50 GB,
   // far past any userspace table we run.
   static constexpr uint32_t kMaxCapacity = uint32_t{1} << 28;
+  // Used entries an eviction moves from the LRU tail to the front before it
+  // takes the tail, used or not: bounds one insert's work when the whole
+  // table is in use (each move is a few cache misses).
+  static constexpr uint32_t kMaxSecondChances = 8;
 
   // Fails on capacity 0 or > kMaxCapacity, or a zero timeout, or when the
   // memory cannot be mapped. Tables of 2 MB and more ask for transparent
@@ -257,9 +269,9 @@ class Conntrack {
   // Tracks a new flow whose first packet (original direction) carried
   // `tcpFlags` (ignored for non-TCP) and `bytes`. If either the original or
   // the reply tuple is already tracked by a live entry, changes nothing
-  // except the LRU position of an existing match (see ConntrackInsertStatus).
+  // except the used mark of an existing match (see ConntrackInsertStatus).
   // A reply tuple equal to the original (client talking to itself, no NAT)
-  // is a collision. When full, evicts the least recently used entry.
+  // is a collision. When full, evicts (second chance, above).
   ConntrackInsertResult insert(const ConntrackFlow& flow, uint8_t tcpFlags, uint32_t bytes,
                                uint64_t nowNs);
 
@@ -274,9 +286,9 @@ class Conntrack {
                                      uint8_t tcpFlags, uint32_t bytes, uint64_t nowNs,
                                      std::optional<uint32_t> replyHash = std::nullopt);
 
-  // Pulls into cache what evicting the next `inserts` least recently used
-  // entries will touch (their index slots and entries), when the table is
-  // full; a no-op otherwise. For a burst of first packets, called before
+  // Pulls into cache what evicting the `inserts` entries at the LRU tail
+  // will touch (their index slots and entries), when the table is full; a
+  // no-op otherwise. For a burst of first packets, called before
   // their inserts so the victims' misses overlap.
   void prefetchVictims(size_t inserts) const;
 
@@ -286,19 +298,29 @@ class Conntrack {
   // flow's reply tuple. Returns the tuple's hash, for insertAbsent().
   uint32_t prefetch(const FlowTuple& tuple) const;
 
-  // Finds the entry either of whose tuples equals `tuple` and marks it most
-  // recently used. An expired entry is removed and reported absent. Does not
-  // touch the entry's lastSeenNs: update() does, once the packet is accepted.
+  // Finds the entry either of whose tuples equals `tuple` and marks it used.
+  // An expired entry is removed and reported absent. Does not touch the
+  // entry's lastSeenNs: update() does, once the packet is accepted.
   ConntrackMatch lookup(const FlowTuple& tuple, uint64_t nowNs);
 
   // lookup() of each tuple in order, with the same results and effects, but
   // the index slots and entries of the whole burst are prefetched first so
   // their cache misses overlap instead of queueing (DPDK rx bursts are 32).
   // tuples.size() must not exceed out.size(). Returns the number of hits.
+  // Starts a new batch (evictedFromBatch()).
   size_t lookupBurst(std::span<const FlowTuple> tuples, std::span<ConntrackMatch> out,
                      uint64_t nowNs);
 
-  // As lookup(), without side effects: no LRU move, no removal, no stats.
+  // Whether an eviction since the last lookupBurst() may have removed an
+  // entry found or inserted since then: a caller holding that batch's
+  // matches must then look its remaining tuples up again. Evictions take
+  // entries from the LRU tail, which a batch's entries reach only when the
+  // table is small for the burst or wholly in use, so this is rare; it can
+  // also say true for an entry of the batch 127 batches earlier (the mark
+  // keeps 7 bits), which costs only the lookups.
+  bool evictedFromBatch() const { return evictedFromBatch_; }
+
+  // As lookup(), without side effects: no used mark, no removal, no stats.
   ConntrackMatch peek(const FlowTuple& tuple, uint64_t nowNs) const;
 
   // Accounts one packet of `bytes` in match.direction and advances the
@@ -324,8 +346,9 @@ class Conntrack {
   // visit every entry.
   size_t expire(uint64_t nowNs, size_t maxToScan);
 
-  // Calls `fn` for every live entry, most recently used first. Slow path
-  // (`sluice debug`): O(size).
+  // Calls `fn` for every live entry in LRU list order: newest first, where
+  // an entry is new when inserted or given a second chance (the next
+  // victims come last). Slow path (`sluice debug`): O(size).
   void forEach(uint64_t nowNs, const std::function<void(const ConntrackEntry&)>& fn) const;
 
   // When `entry` expires if it sees no more packets.
@@ -429,7 +452,13 @@ class Conntrack {
 
   void unlink(uint32_t index);
   void linkFront(uint32_t index);
-  void touch(uint32_t index);
+  void markUsed(uint32_t index) { entries_[index].useMark = kUsedBit | batch_; }
+  // The LRU tail after up to kMaxSecondChances used entries there moved to
+  // the front, their marks cleared; an expired tail is taken as it is.
+  uint32_t pickVictim(uint64_t nowNs);
+  // remove() of a live entry to make room, counted as an eviction (or an
+  // expiration, when its time is up).
+  void evict(uint32_t index, uint64_t nowNs);
   void remove(uint32_t index);
 
   ConntrackTimeouts timeouts_;
@@ -447,10 +476,16 @@ class Conntrack {
   Bucket* buckets_ = nullptr;          // bucketMask_ + 1 (a power of two) buckets
   uint32_t capacity_ = 0;
   size_t bucketMask_ = 0;
-  uint32_t lruHead_ = kNil;  // most recently used
-  uint32_t lruTail_ = kNil;  // least recently used: the next victim
+  uint32_t lruHead_ = kNil;  // newest: the last inserted or given a second chance
+  uint32_t lruTail_ = kNil;  // oldest: where evictions look first
   uint32_t freeHead_ = kNil;  // singly linked through Node::next
   uint32_t sweepCursor_ = 0;
+  // ConntrackEntry::useMark: kUsedBit, and the batch in kBatchBits (1..127;
+  // 0 marks a free entry).
+  static constexpr uint8_t kUsedBit = 0x80;
+  static constexpr uint8_t kBatchBits = 0x7f;
+  uint8_t batch_ = 1;
+  bool evictedFromBatch_ = false;
   size_t size_ = 0;
   ConntrackStats stats_;
 };

@@ -89,8 +89,7 @@ void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
       }
     }
     assert(victim != kNil);  // 8 full slots, at most 2 of them this entry's
-    ++(isExpired(entries_[victim], nowNs) ? stats_.expirations : stats_.evictions);
-    remove(victim);
+    evict(victim, nowNs);
   }
 }
 
@@ -139,6 +138,9 @@ std::string Conntrack::indexFault() const {
     }
   }
   for (uint32_t i = 0; i < capacity_; ++i) {
+    if (((entries_[i].useMark & kBatchBits) != 0) != (nodes_[i].prev != kFreeMark)) {
+      return "entry " + std::to_string(i) + ": its use mark and its links disagree on liveness";
+    }
     if (nodes_[i].prev == kFreeMark) continue;
     if (seen[size_t{i} << 1] == 0 || seen[(size_t{i} << 1) | 1] == 0) {
       return "entry " + std::to_string(i) + " not indexed in both directions";

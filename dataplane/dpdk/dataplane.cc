@@ -336,7 +336,8 @@ void Dataplane::workerLoop(uint32_t w) {
       ctx.snapshot.clear();
       worker.conntrack().forEach(now, [&](const ConntrackEntry& e) {
         if (ctx.describeLimit == 0 || ctx.snapshot.size() < ctx.describeLimit) {
-          ctx.snapshot.push_back({w, e, now > e.lastSeenNs ? now - e.lastSeenNs : 0});
+          ctx.snapshot.push_back({w, e, worker.flowSide(e).serviceId,
+                                   now > e.lastSeenNs ? now - e.lastSeenNs : 0});
         }
       });
       ctx.describe.store(2, std::memory_order_release);

@@ -80,6 +80,7 @@ struct DataplaneStatus {
 struct DescribedDpdkFlow {
   uint32_t worker = 0;
   ConntrackEntry entry;
+  uint32_t serviceId = 0;
   uint64_t idleNs = 0;
 };
 

@@ -296,9 +296,10 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     if (s.matches[k]) __builtin_prefetch(&sides_[conntrack_.indexOf(*s.matches[k].entry)]);
   }
 
-  // An erase while finishing the burst (a flow whose backend left) may
-  // recycle an entry a later frame's match points at: from then on each
-  // frame looks its flow up again.
+  // An erase while finishing the burst (a flow whose backend left), or an
+  // insert's eviction of an entry of this burst, may recycle an entry a
+  // later frame's match points at: from then on each frame looks its flow
+  // up again.
   bool relookup = false;
   for (uint16_t k = 0; k < nKeys; ++k) {
     const uint16_t i = s.lookupOf[k];
@@ -308,6 +309,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
       out[i] = s.settled[k];
       continue;
     }
+    relookup = relookup || conntrack_.evictedFromBatch();
     ConntrackMatch m = relookup ? conntrack_.lookup(s.keys[k], nowNs) : s.matches[k];
     if (m && m.direction == ConntrackDirection::kOriginal &&
         !shared_.tables->backends().isLive(m.entry->backendId)) {
@@ -485,7 +487,6 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   flow.original = t;
   flow.nat.backend = {be.address, be.port};
   flow.backendId = be.id;
-  flow.serviceId = svc.id;
   const uint8_t tcpFlags = tcpFlagsOf(f, p);
   const uint32_t bytes = p.l3End - p.l3Offset;
   Scratch& scratch = *scratch_;
@@ -539,6 +540,7 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   side.backendRole = backendRole;
   side.snat = flow.nat.snat.has_value();
   side.dsr = dsr;
+  side.serviceId = svc.id;
   if (dsr) {
     if (!reselect) counters_->event(Event::kSvcNew);
     return encapsulateTo(f, p, be.address, be.id, side, hash);

@@ -112,7 +112,8 @@ struct FlowSide {
   // backend, not NATed (replies never pass here). Zero in state files of
   // processes before DSR, which had no such flows.
   bool dsr = false;
-  uint8_t reserved[6]{};
+  uint8_t reserved[2]{};
+  uint32_t serviceId = 0;  // the flow's service (the tables' id), for describe
 };
 static_assert(sizeof(FlowSide) == 16);
 
@@ -160,8 +161,9 @@ uint32_t steerOwner(rte_mbuf* frame, PortRole from, const SharedState& shared);
 class Worker {
  public:
   static constexpr uint16_t kMaxBurst = 64;
-  // A table smaller than this could evict, during one burst, an entry a
-  // later frame of the same burst matched.
+  // A table smaller than this would often evict, during one burst, an
+  // entry a later frame of the same burst matched (process() then looks
+  // the burst's remaining flows up again: Conntrack::evictedFromBatch).
   static constexpr uint32_t kMinConntrackCapacity = 4 * kMaxBurst;
 
   // `flowSides` has conntrack.capacity() elements; both stay this worker's.

@@ -173,7 +173,7 @@ struct ApiServer::Service final : api::Dataplane::Service {
         f->set_snat_port(s->port);
       }
       f->set_backend_id(e.backendId);
-      f->set_service_id(e.serviceId);
+      f->set_service_id(d.serviceId);
       f->set_state(std::string(toString(e.state)));
       f->set_idle_ms(d.idleNs / 1'000'000);
       f->set_worker(d.worker);

@@ -28,7 +28,6 @@ inline ConntrackFlow webFlow(uint16_t clientPort = 40000, uint32_t backendId = 7
   f.original = tuple("10.0.0.1", clientPort, "10.96.0.10", 80, protocol);
   f.nat.backend = {ip("10.244.1.5"), 8080};
   f.backendId = backendId;
-  f.serviceId = 3;
   return f;
 }
 

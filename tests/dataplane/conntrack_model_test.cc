@@ -19,8 +19,12 @@ using namespace conntrack_testing;  // NOLINT
 
 // --- randomized, against a reference model ----------------------------------
 
-// The model: a std::map index over an explicit LRU std::list, UDP-only state
-// (30 s unreplied, 120 s replied), written without any of Conntrack's code.
+// The model: a std::map index over an explicit std::list evicted by second
+// chance (conntrack.h: entries join the front when inserted, a use sets a
+// flag, an eviction moves up to Conntrack::kMaxSecondChances flagged
+// entries from the back to the front, clearing their flags, then takes the
+// back), UDP-only state (30 s unreplied, 120 s replied), written without
+// any of Conntrack's code.
 class ReferenceModel {
  public:
   struct Entry {
@@ -30,8 +34,9 @@ class ReferenceModel {
     uint64_t lastSeen;
     bool replied = false;
     std::array<uint64_t, 2> packets{};
+    bool used = false;
   };
-  using Lru = std::list<Entry>;  // front: most recently used
+  using Lru = std::list<Entry>;  // front: the newest
 
   explicit ReferenceModel(size_t capacity) : capacity_(capacity) {}
 
@@ -64,10 +69,18 @@ class ReferenceModel {
       ++expirations;
     }
     if (lru_.size() == capacity_) {
+      uint32_t chances = 0;
+      for (; chances < Conntrack::kMaxSecondChances; ++chances) {
+        Entry& back = lru_.back();
+        if (!back.used || expired(back, now)) break;
+        back.used = false;
+        lru_.splice(lru_.begin(), lru_, std::prev(lru_.end()));
+      }
+      if (chances == Conntrack::kMaxSecondChances && lru_.back().used) ++usedVictims;
       ++(expired(lru_.back(), now) ? expirations : evictions);
       remove(std::prev(lru_.end()));
     }
-    lru_.push_front({f.original, reply, f.backendId, now, false, {1, 0}});
+    lru_.push_front({f.original, reply, f.backendId, now, false, {1, 0}, false});
     index_[key(f.original)] = {lru_.begin(), ConntrackDirection::kOriginal};
     index_[key(reply)] = {lru_.begin(), ConntrackDirection::kReply};
     return {ConntrackInsertStatus::kInserted, &lru_.front(), ConntrackDirection::kOriginal};
@@ -112,9 +125,10 @@ class ReferenceModel {
   const Lru& lru() const { return lru_; }
   uint64_t evictions = 0;
   uint64_t expirations = 0;
+  uint64_t usedVictims = 0;  // evictions that ran out of second chances
 
  private:
-  void touch(Lru::iterator it) { lru_.splice(lru_.begin(), lru_, it); }
+  static void touch(Lru::iterator it) { it->used = true; }
   void remove(Lru::iterator it) {
     index_.erase(key(it->original));
     index_.erase(key(it->reply));
@@ -141,7 +155,7 @@ class ReferenceModel {
 
 // 30,000 mixed inserts, lookups (both directions), updates, erases, backend
 // removals, sweeps and clock jumps over a crowded v4+v6 tuple space agree
-// with the model on every result, on the stats and on the LRU order.
+// with the model on every result, on the stats and on the list order.
 TEST_F(ConntrackTest, RandomOpsMatchReferenceModel) {
   constexpr uint32_t kCapacity = 24;
   Conntrack ct = make(kCapacity);
@@ -254,6 +268,7 @@ TEST_F(ConntrackTest, RandomOpsMatchReferenceModel) {
   EXPECT_GT(s.insertExisting, 100u);
   EXPECT_GT(s.insertCollisions, 100u);
   EXPECT_GT(s.evictions, 100u);
+  EXPECT_GT(model.usedVictims, 10u);
   EXPECT_GT(s.expirations, 100u);
   EXPECT_GT(s.lookupHits, 1000u);
   EXPECT_GT(erased, 100u);

@@ -181,7 +181,6 @@ TEST_F(ConntrackTest, NatFieldsRoundTrip) {
   EXPECT_EQ(e.backend(), (NatEndpoint{ip("10.244.1.5"), 8080}));
   EXPECT_EQ(e.reply, tuple("10.244.1.5", 8080, "192.168.1.10", 61001));
   EXPECT_EQ(e.backendId, 7u);
-  EXPECT_EQ(e.serviceId, 3u);
   // Without SNAT there is nothing to undo on the destination side.
   const ConntrackEntry& plain = add(ct, webFlow(40001), kT0);
   EXPECT_EQ(plain.snat(), std::nullopt);
@@ -294,15 +293,23 @@ TEST_F(ConntrackTest, InsertOverExpiredEntryReplacesIt) {
   EXPECT_EQ(ct.stats().expirations, 1u);
 }
 
-// --- LRU ------------------------------------------------------------------
+// --- eviction (second chance over the LRU list) -----------------------------
 
-// Capacity 3, four flows: the oldest one not looked up since is evicted, not the oldest inserted.
+std::vector<uint16_t> clientPorts(const Conntrack& ct, uint64_t now) {
+  std::vector<uint16_t> ports;
+  ct.forEach(now, [&](const ConntrackEntry& e) { ports.push_back(e.original.srcPort); });
+  return ports;
+}
+
+// Capacity 3, four flows: the oldest one not looked up since is evicted,
+// not the oldest inserted, which a second chance moved to the front.
 TEST_F(ConntrackTest, LookupRefreshesLruSoLeastRecentlyUsedIsEvicted) {
   Conntrack ct = make(3);
   add(ct, webFlow(1), kT0);
   add(ct, webFlow(2), kT0 + 1);
   add(ct, webFlow(3), kT0 + 2);
   ASSERT_TRUE(ct.lookup(webFlow(1).original, kT0 + 3));
+  EXPECT_EQ(clientPorts(ct, kT0 + 3), (std::vector<uint16_t>{3, 2, 1})) << "a lookup moves nothing";
   add(ct, webFlow(4), kT0 + 4);
 
   EXPECT_TRUE(ct.peek(webFlow(1).original, kT0 + 4));
@@ -311,6 +318,54 @@ TEST_F(ConntrackTest, LookupRefreshesLruSoLeastRecentlyUsedIsEvicted) {
   EXPECT_TRUE(ct.peek(webFlow(4).original, kT0 + 4));
   EXPECT_EQ(ct.stats().evictions, 1u);
   EXPECT_EQ(ct.size(), 3u);
+  EXPECT_EQ(clientPorts(ct, kT0 + 4), (std::vector<uint16_t>{4, 1, 3}));
+}
+
+// A table wholly in use: one insert gives kMaxSecondChances entries of the
+// tail a second chance, then takes the next one although it was used; the
+// next insert finds the first of them, its mark cleared, at the tail.
+TEST_F(ConntrackTest, EvictionGivesAtMostEightSecondChances) {
+  constexpr uint16_t kFlows = 16;
+  static_assert(Conntrack::kMaxSecondChances == 8);
+  Conntrack ct = make(kFlows);
+  for (uint16_t i = 0; i < kFlows; ++i) add(ct, webFlow(i), kT0);
+  for (uint16_t i = 0; i < kFlows; ++i) ASSERT_TRUE(ct.lookup(webFlow(i).original, kT0));
+  add(ct, webFlow(100), kT0);
+  EXPECT_EQ(ct.stats().evictions, 1u);
+  for (uint16_t i = 0; i < kFlows; ++i) {
+    EXPECT_EQ(static_cast<bool>(ct.peek(webFlow(i).original, kT0)), i != 8) << "flow " << i;
+  }
+  EXPECT_EQ(clientPorts(ct, kT0), (std::vector<uint16_t>{100, 7, 6, 5, 4, 3, 2, 1, 0, 15, 14,
+                                                         13, 12, 11, 10, 9}));
+  // 9..15 are still used: they move; 0's mark was cleared: it goes.
+  add(ct, webFlow(101), kT0);
+  EXPECT_FALSE(ct.peek(webFlow(0).original, kT0));
+  EXPECT_EQ(clientPorts(ct, kT0), (std::vector<uint16_t>{101, 15, 14, 13, 12, 11, 10, 9, 100, 7,
+                                                         6, 5, 4, 3, 2, 1}));
+  EXPECT_EQ(ct.stats().evictions, 2u);
+}
+
+// evictedFromBatch() is true once an insert evicted an entry the last
+// lookupBurst found, and only then: the next batch starts clean, and
+// evicting an entry of an earlier batch leaves it false.
+TEST_F(ConntrackTest, EvictedFromBatchSaysWhenAnEntryOfTheBatchMayBeGone) {
+  constexpr uint16_t kFlows = 16;
+  Conntrack ct = make(kFlows);
+  for (uint16_t i = 0; i < kFlows; ++i) add(ct, webFlow(i), kT0);
+  std::vector<FlowTuple> tuples;
+  for (uint16_t i = 0; i < kFlows; ++i) tuples.push_back(webFlow(i).original);
+  std::vector<ConntrackMatch> out(kFlows);
+  ASSERT_EQ(ct.lookupBurst(tuples, out, kT0), kFlows);
+  EXPECT_FALSE(ct.evictedFromBatch());
+  add(ct, webFlow(100), kT0);  // takes flow 8, found by this batch
+  EXPECT_TRUE(ct.evictedFromBatch());
+
+  ASSERT_EQ(ct.lookupBurst(std::span(tuples).first(1), out, kT0), 1u);
+  EXPECT_FALSE(ct.evictedFromBatch());
+  // 9..15 and flow 0 (found by this batch) move to the front: flow 1 goes.
+  add(ct, webFlow(101), kT0);
+  EXPECT_FALSE(ct.peek(webFlow(1).original, kT0));
+  EXPECT_FALSE(ct.evictedFromBatch()) << "flow 1 was found by the batch before";
 }
 
 // A reply-direction lookup is a use as well; with no lookups the first inserted goes first.
@@ -568,16 +623,15 @@ TEST_F(ConntrackTest, ExpireKeepsLiveEntries) {
 
 // --- introspection ---------------------------------------------------------
 
-// forEach lists live entries most recently used first and skips expired ones.
-TEST_F(ConntrackTest, ForEachListsLiveEntriesMostRecentFirst) {
+// forEach lists live entries newest first (a lookup moves nothing) and
+// skips expired ones.
+TEST_F(ConntrackTest, ForEachListsLiveEntriesNewestFirst) {
   Conntrack ct = make(8);
   add(ct, webFlow(1, 7, Protocol::kUdp), kT0, 0);  // expires at kT0 + 30 s
   add(ct, webFlow(2), kT0);
   add(ct, webFlow(3), kT0);
   ct.lookup(webFlow(2).original, kT0);
-  std::vector<uint16_t> ports;
-  ct.forEach(kT0 + 40 * kS, [&](const ConntrackEntry& e) { ports.push_back(e.original.srcPort); });
-  EXPECT_EQ(ports, (std::vector<uint16_t>{2, 3}));
+  EXPECT_EQ(clientPorts(ct, kT0 + 40 * kS), (std::vector<uint16_t>{3, 2}));
   EXPECT_EQ(toString(ConntrackState::kTcpEstablished), "ESTABLISHED");
 }
 

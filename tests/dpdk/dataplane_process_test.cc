@@ -532,6 +532,16 @@ TEST_F(DataplaneProcessTest, DsrLoadBalancerIsAnsweredByTheRemoteBackendDirectly
   // Each connection's SYN, ACK, request and FIN (at least) went out encapsulated.
   EXPECT_GE(counter("event.dsr") - dsrBefore, 40u) << counters();
   EXPECT_EQ(counter("event.rev_nat"), revNatBefore) << "a reply passed the dataplane";
+  // The flows name the service (its id as the frontends list it).
+  uint32_t serviceId = 0;
+  api::FrontendList frontends;
+  grpc::ClientContext frontendsCtx;
+  ASSERT_TRUE(
+      node->stub()->DescribeFrontends(&frontendsCtx, api::DescribeRequest(), &frontends).ok());
+  for (const api::DescribedFrontend& d : frontends.frontends()) {
+    if (d.service().find("/web-dsr") != std::string::npos) serviceId = d.service_id();
+  }
+  ASSERT_NE(serviceId, 0u);
   api::FlowList flows;
   grpc::ClientContext ctx;
   ASSERT_TRUE(node->stub()->DescribeFlows(&ctx, api::DescribeFlowsRequest(), &flows).ok());
@@ -541,6 +551,7 @@ TEST_F(DataplaneProcessTest, DsrLoadBalancerIsAnsweredByTheRemoteBackendDirectly
     if (!dst || dst->toString() != kDsrVip) continue;
     ++dsrFlows;
     EXPECT_TRUE(f.snat().empty()) << "a DSR flow has no SNAT";
+    EXPECT_EQ(f.service_id(), serviceId);
   }
   EXPECT_GE(dsrFlows, 1) << "the connections' flows are tracked";
 }

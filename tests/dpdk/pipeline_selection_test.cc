@@ -47,10 +47,12 @@ std::vector<Backend> fourBackends(bool nodeLocal = false) {
 
 class PipelineSelectionTest : public ::testing::Test {
  protected:
-  void start(uint32_t workers = 1, PipelineConfig config = tableConfig()) {
+  void start(uint32_t workers = 1, PipelineConfig config = tableConfig(),
+             uint32_t conntrackCapacity = 4096) {
     TestPipeline::Options o;
     o.workers = workers;
     o.config = config;
+    o.conntrackCapacity = conntrackCapacity;
     p_ = TestPipeline::create(o);
     ASSERT_NE(p_, nullptr);
   }
@@ -363,6 +365,45 @@ TEST(FastModTest, IsTheRemainder) {
       ASSERT_EQ(mod.of(a), a % d) << a << " % " << d;
     }
   }
+}
+
+// A smallest table wholly in use: a burst's first frame opens a flow whose
+// insert evicts (after its second chances) an entry the burst's second
+// frame had matched. That frame is looked up again and takes its own
+// service's backend, not that of the flow now in the recycled entry.
+TEST_F(PipelineSelectionTest, AnEntryEvictedDuringItsBurstIsLookedUpAgain) {
+  constexpr uint32_t kCapacity = Worker::kMinConntrackCapacity;
+  start(1, tableConfig(), kCapacity);
+  ASSERT_TRUE(table_.upsert(service("a", Protocol::kTcp, {frontend("10.96.1.1", 80)},
+                                    {backend("10.0.2.1", 8080)}))
+                  .ok());
+  ASSERT_TRUE(table_.upsert(service("b", Protocol::kTcp, {frontend("10.96.1.2", 80)},
+                                    {backend("10.0.2.2", 8080)}))
+                  .ok());
+  p_->program(table_);
+  for (uint16_t i = 0; i < kCapacity; ++i) {
+    ASSERT_EQ(backendOf(tcp(kPod, uint16_t(40000 + i), "10.96.1.1", 80)), "10.0.2.1:8080");
+  }
+  for (uint16_t i = 0; i < kCapacity; ++i) {  // every entry used
+    ASSERT_EQ(backendOf(tcp(kPod, uint16_t(40000 + i), "10.96.1.1", 80, kTcpAck)),
+              "10.0.2.1:8080");
+  }
+  // The oldest kMaxSecondChances flows get a second chance; the next goes.
+  const auto victimPort = static_cast<uint16_t>(40000 + Conntrack::kMaxSecondChances);
+  const uint64_t evictions = p_->worker(0).conntrack().stats().evictions;
+  const auto out = p_->runBurst({buildPacket(tcp(kPod, 50000, "10.96.1.2", 80)),
+                                 buildPacket(tcp(kPod, victimPort, "10.96.1.1", 80, kTcpAck))},
+                                PortRole::kKernel, ++now_);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(p_->worker(0).conntrack().stats().evictions, evictions + 2)
+      << "the new flow evicted the second frame's entry, which came back as a new one";
+  for (size_t i = 0; i < 2; ++i) ASSERT_EQ(out[i].verdict.action, Action::kTxUplink) << i;
+  const auto first = parsePacket(out[0].frame), second = parsePacket(out[1].frame);
+  EXPECT_EQ((Endpoint{first.dst, first.dport}).toString(), "10.0.2.2:8080");
+  EXPECT_EQ((Endpoint{second.dst, second.dport}).toString(), "10.0.2.1:8080");
+  EXPECT_EQ(second.sport, victimPort);
+  EXPECT_EQ(backendOf(tcp(kPod, victimPort, "10.96.1.1", 80, kTcpAck)), "10.0.2.1:8080");
+  EXPECT_EQ(backendOf(tcp(kPod, 50000, "10.96.1.2", 80, kTcpAck)), "10.0.2.2:8080");
 }
 
 // One burst of 64 first packets in which some flows come twice (a SYN and
