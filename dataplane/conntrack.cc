@@ -429,7 +429,7 @@ uint32_t Conntrack::pickVictim(uint64_t nowNs) {
   return lruTail_;
 }
 
-void Conntrack::evict(uint32_t index, uint64_t nowNs) {
+inline void Conntrack::evict(uint32_t index, uint64_t nowNs) {
   ++(isExpired(entries_[index], nowNs) ? stats_.expirations : stats_.evictions);
   if ((entries_[index].useMark & kBatchBits) == batch_) evictedFromBatch_ = true;
   remove(index);
@@ -446,6 +446,21 @@ void Conntrack::remove(uint32_t index) {
   freeHead_ = index;
   entries_[index].useMark = 0;
   --size_;
+}
+
+void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
+  while (!insertRef(hash, ref)) {
+    const Bucket& k = buckets_[primaryBucket(hash)];
+    uint32_t victim = kNil;
+    for (const uint32_t r : k.ref) {
+      if ((r >> 1) != (ref >> 1)) {
+        victim = r >> 1;
+        break;
+      }
+    }
+    assert(victim != kNil);  // 8 full slots, at most 2 of them this entry's
+    evict(victim, nowNs);
+  }
 }
 
 ConntrackInsertResult Conntrack::insert(const ConntrackFlow& flow, uint8_t tcpFlags,
@@ -518,7 +533,11 @@ ConntrackInsertResult Conntrack::insertNew(const ConntrackFlow& flow, const Flow
     ++stats_.expirations;
   }
 
-  if (freeHead_ == kNil) evict(pickVictim(nowNs), nowNs);
+  if (freeHead_ == kNil) {
+    // An unused tail (nearly always, with new flows arriving) is the victim.
+    const uint32_t tail = lruTail_;
+    evict((entries_[tail].useMark & kUsedBit) == 0 ? tail : pickVictim(nowNs), nowNs);
+  }
   const uint32_t index = freeHead_;
   Node& n = nodes_[index];
   freeHead_ = n.next;

@@ -455,7 +455,8 @@ class Conntrack {
   void markUsed(uint32_t index) { entries_[index].useMark = kUsedBit | batch_; }
   // The LRU tail after up to kMaxSecondChances used entries there moved to
   // the front, their marks cleared; an expired tail is taken as it is.
-  uint32_t pickVictim(uint64_t nowNs);
+  // Out of line: the tail is seldom used.
+  [[gnu::cold, gnu::noinline]] uint32_t pickVictim(uint64_t nowNs);
   // remove() of a live entry to make room, counted as an eviction (or an
   // expiration, when its time is up).
   void evict(uint32_t index, uint64_t nowNs);

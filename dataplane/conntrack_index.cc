@@ -1,7 +1,7 @@
 // Conntrack's hash index: two-choice buckets of 8 slots (conntrack.h,
 // "The index"), their overflow counts and the check of their invariants.
-// The entry pool, the LRU order and the lookups that use the index are in
-// conntrack.cc.
+// The entry pool, the LRU order, evictions (insertRefEvicting's too) and
+// the lookups that use the index are in conntrack.cc.
 #include <bit>
 #include <cassert>
 #include <string>
@@ -76,21 +76,6 @@ bool Conntrack::insertRef(uint32_t hash, uint32_t ref) {
     }
   }
   return false;
-}
-
-void Conntrack::insertRefEvicting(uint32_t hash, uint32_t ref, uint64_t nowNs) {
-  while (!insertRef(hash, ref)) {
-    const Bucket& k = buckets_[primaryBucket(hash)];
-    uint32_t victim = kNil;
-    for (const uint32_t r : k.ref) {
-      if ((r >> 1) != (ref >> 1)) {
-        victim = r >> 1;
-        break;
-      }
-    }
-    assert(victim != kNil);  // 8 full slots, at most 2 of them this entry's
-    evict(victim, nowNs);
-  }
 }
 
 void Conntrack::eraseRef(uint32_t hash, uint32_t ref) {
