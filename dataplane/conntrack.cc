@@ -570,7 +570,7 @@ ConntrackMatch Conntrack::lookup(const FlowTuple& tuple, uint64_t nowNs) {
 }
 
 size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<ConntrackMatch> out,
-                              uint64_t nowNs) {
+                              uint64_t nowNs, const void* parallel, size_t parallelStride) {
   assert(tuples.size() <= out.size());
   // A new batch: what it finds is marked with it (see evictedFromBatch()).
   batch_ = batch_ == kBatchBits ? 1 : batch_ + 1;
@@ -609,6 +609,9 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
       const auto* e = reinterpret_cast<const char*>(&entries_[ref >> 1]);
       __builtin_prefetch(e);
       __builtin_prefetch(e + 64);
+      if (parallel != nullptr) {
+        __builtin_prefetch(static_cast<const char*>(parallel) + size_t{ref >> 1} * parallelStride);
+      }
     }
     // Pass 3: the real lookups, in order, so the effects (use marks, removal
     // of expired entries, stats) are exactly those of lookup() calls. A

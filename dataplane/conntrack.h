@@ -307,9 +307,12 @@ class Conntrack {
   // the index slots and entries of the whole burst are prefetched first so
   // their cache misses overlap instead of queueing (DPDK rx bursts are 32).
   // tuples.size() must not exceed out.size(). Returns the number of hits.
-  // Starts a new batch (evictedFromBatch()).
+  // Starts a new batch (evictedFromBatch()). `parallel`, when given, is
+  // the caller's array parallel to the pool (indexOf()) with elements of
+  // `parallelStride` bytes: each likely hit's element is prefetched with
+  // its entry.
   size_t lookupBurst(std::span<const FlowTuple> tuples, std::span<ConntrackMatch> out,
-                     uint64_t nowNs);
+                     uint64_t nowNs, const void* parallel = nullptr, size_t parallelStride = 0);
 
   // Whether an eviction since the last lookupBurst() may have removed an
   // entry found or inserted since then: a caller holding that batch's

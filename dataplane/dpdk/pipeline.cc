@@ -262,8 +262,10 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     if (out[i].undecided())
       s.lookupOf[nKeys++] = i;
   }
-  const size_t hits =
-      conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys}, nowNs);
+  // The flows' side data is a second random access per packet: fetched
+  // with the entries.
+  const size_t hits = conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys},
+                                             nowNs, sides_.data(), sizeof(FlowSide));
   s.inserted = {};
   // First packets each evict the least recently used flow of a full table:
   // start those misses now, as the lookups' were. In a large table, then
@@ -289,11 +291,6 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
     }
   } else {
     std::fill_n(s.planned.begin(), nKeys, Scratch::Planned::kNo);
-  }
-  // The flows' side data is a second random access per packet: start all
-  // of them before using any.
-  for (uint16_t k = 0; k < nKeys; ++k) {
-    if (s.matches[k]) __builtin_prefetch(&sides_[conntrack_.indexOf(*s.matches[k].entry)]);
   }
 
   // An erase while finishing the burst (a flow whose backend left), or an
