@@ -90,6 +90,14 @@ class ChecksumDelta {
   }
   constexpr void add(const ChecksumDelta& other) { sum_ += other.sum_; }
   constexpr bool empty() const { return sum_ == 0; }
+  // The sum folded to 16 bits, 0 only when empty() (a sum of changes that
+  // cancel folds to 0xffff). ofFolded() of it applies exactly as this does.
+  constexpr uint16_t folded() const { return sum_ == 0 ? 0 : foldChecksum(sum_); }
+  static constexpr ChecksumDelta ofFolded(uint16_t folded) {
+    ChecksumDelta d;
+    d.sum_ = folded;
+    return d;
+  }
 
   // RFC 1624 eqn. 3: HC' = ~(~HC + sum(~m + m')). Unlike eqn. 2 (RFC 1141)
   // it never turns a checksum into 0xffff ("negative zero") when the true

@@ -73,7 +73,8 @@ bool sameAddress(const uint8_t* a, const uint8_t* b, size_t n) {
 // The change from one address to another (4 or 16 bytes) as checksum
 // words, 32 bits at a time (addBytes() goes 16 bits at a time, in a loop
 // the compiler keeps: a fifth of a full NAT).
-void addAddressChange(ChecksumDelta& d, const uint8_t* from, const uint8_t* to, size_t n) {
+[[gnu::always_inline]] inline void addAddressChange(ChecksumDelta& d, const uint8_t* from,
+                                                     const uint8_t* to, size_t n) {
   // Network order; compilers turn this into one load and a byte swap.
   auto load32 = [](const uint8_t* p) {
     return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
@@ -351,6 +352,70 @@ DropReason reverseNat(std::span<uint8_t> packet, ParsedPacket& parsed, const Flo
   setTupleSide(parsed.tuple, Side::kSrc, original.src, original.srcPort, parsed.innerIsIcmpEcho);
   setTupleSide(parsed.tuple, Side::kDst, original.dst, original.dstPort, parsed.innerIsIcmpEcho);
   return DropReason::kNone;
+}
+
+namespace {
+
+// rewriteTransport()'s sums, from the tuples instead of the packet.
+template <size_t N>
+TranslationDeltas deltasOf(const FlowTuple& from, const FlowTuple& to) {
+  ChecksumDelta pseudo;
+  auto address = [&](const IpAddress& a, const IpAddress& b) {
+    const uint8_t* x = a.bytes().data();
+    const uint8_t* y = b.bytes().data();
+    if (std::memcmp(x, y, N) != 0) addAddressChange(pseudo, x, y, N);
+  };
+  address(from.dst, to.dst);
+  address(from.src, to.src);
+  ChecksumDelta l4 = pseudo;
+  if (from.dstPort != to.dstPort) l4.add16(from.dstPort, to.dstPort);
+  if (from.srcPort != to.srcPort) l4.add16(from.srcPort, to.srcPort);
+  return {N == 4 ? pseudo.folded() : uint16_t{0}, l4.folded()};
+}
+
+template <size_t N>
+[[gnu::always_inline]] inline void applyDeltas(const Headers& h, const FlowTuple& to,
+                                               TranslationDeltas d) {
+  // Fields that do not change are written with what they hold.
+  std::memcpy(h.ip + (N == 4 ? kIpv4DstOffset : kIpv6DstOffset), to.dst.bytes().data(), N);
+  std::memcpy(h.ip + (N == 4 ? kIpv4SrcOffset : kIpv6SrcOffset), to.src.bytes().data(), N);
+  if (N == 4 && d.ipv4Header != 0) {
+    uint8_t* checkField = h.ip + kIpv4ChecksumOffset;
+    store16(checkField, ChecksumDelta::ofFolded(d.ipv4Header).applyTo(load16(checkField)));
+  }
+  store16(h.l4 + 2, to.dstPort);
+  store16(h.l4, to.srcPort);
+  const bool udp = h.protocol == Protocol::kUdp;
+  const uint32_t checkOffset = udp ? kUdpChecksumOffset : kTcpChecksumOffset;
+  if (d.l4 == 0 || checkOffset + 2 > h.l4Available) return;
+  uint8_t* checkField = h.l4 + checkOffset;
+  const uint16_t oldCheck = load16(checkField);
+  if (udp && oldCheck == kUdpNoChecksum) return;
+  const uint16_t newCheck = ChecksumDelta::ofFolded(d.l4).applyTo(oldCheck);
+  store16(checkField, udp ? udpChecksumForWire(newCheck) : newCheck);
+}
+
+}  // namespace
+
+TranslationDeltas translationDeltas(const FlowTuple& from, const FlowTuple& to) {
+  return from.dst.isV6() ? deltasOf<16>(from, to) : deltasOf<4>(from, to);
+}
+
+bool applyTranslation(std::span<uint8_t> packet, const ParsedPacket& parsed, const FlowTuple& to,
+                      TranslationDeltas deltas) {
+  if (parsed.isIcmpError ||
+      (parsed.protocol != Protocol::kTcp && parsed.protocol != Protocol::kUdp) ||
+      to.dst.family() != parsed.family || to.src.family() != parsed.family ||
+      packet.size() < parsed.l3End) {
+    return false;
+  }
+  const Headers h = outerHeaders(packet.data(), parsed);
+  if (parsed.family == IpFamily::kV4) {
+    applyDeltas<4>(h, to, deltas);
+  } else {
+    applyDeltas<16>(h, to, deltas);
+  }
+  return true;
 }
 
 }  // namespace sluice

@@ -66,4 +66,31 @@ DropReason fullNat(std::span<uint8_t> packet, ParsedPacket& parsed, const IpAddr
 // traceroute and PMTUD still see the real hop.
 DropReason reverseNat(std::span<uint8_t> packet, ParsedPacket& parsed, const FlowTuple& original);
 
+// One direction of a flow's TCP/UDP translation, prepared once: the change
+// to the IPv4 header checksum and to the L4 checksum (RFC 1624), each a
+// folded ones'-complement sum, 0 when nothing it covers changes. An
+// established flow's packets all have the same tuple, so each of them only
+// needs its fields written and these added (the DPDK pipeline keeps them
+// with the flow).
+struct TranslationDeltas {
+  uint16_t ipv4Header = 0;
+  uint16_t l4 = 0;
+
+  friend bool operator==(const TranslationDeltas&, const TranslationDeltas&) = default;
+};
+
+// The deltas of rewriting a packet of tuple `from` into tuple `to` (TCP or
+// UDP, both of one family).
+TranslationDeltas translationDeltas(const FlowTuple& from, const FlowTuple& to);
+
+// Rewrites a TCP or UDP packet that is not an ICMP error, whose tuple is
+// `from`, into `to`, given translationDeltas(from, to): the bytes that
+// dnat(), snat(), fullNat() or reverseNat() write for that change, without
+// computing the checksum changes again. `parsed` is not updated. Returns
+// false, and writes nothing, for any other packet (ICMP, ICMP errors, other
+// protocols, a buffer shorter than the packet, another family than `to`'s):
+// those take the functions above.
+bool applyTranslation(std::span<uint8_t> packet, const ParsedPacket& parsed, const FlowTuple& to,
+                      TranslationDeltas deltas);
+
 }  // namespace sluice

@@ -332,7 +332,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
 Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const ConntrackMatch& m,
                             uint64_t nowNs) {
   const ConntrackEntry& e = *m.entry;
-  const FlowSide& side = sides_[conntrack_.indexOf(e)];
+  FlowSide& side = sides_[conntrack_.indexOf(e)];
   if (!p.isIcmpError) conntrack_.update(m, tcpFlagsOf(f, p), p.l3End - p.l3Offset, nowNs);
   DropReason r = DropReason::kNone;
   if (m.direction == ConntrackDirection::kOriginal && side.dsr) {
@@ -341,15 +341,27 @@ Verdict Worker::established(Frame& f, PortRole from, ParsedPacket& p, const Conn
     return encapsulateTo(f, p, e.reply.src, e.backendId, side, m.hash);
   }
   if (m.direction == ConntrackDirection::kOriginal) {
-    const NatEndpoint backend = e.backend();
-    r = side.snat ? fullNat(f.bytes(), p, backend.address, backend.port, e.reply.dst, e.reply.dstPort)
-                  : dnat(f.bytes(), p, backend.address, backend.port);
-    if (r != DropReason::kNone) return drop(r);
+    // A TCP/UDP packet with the deltas prepared when the flow opened; an
+    // ICMP echo or error with the general functions.
+    if (!applyTranslation(f.bytes(), p, e.reply.reversed(), side.toBackend)) {
+      const NatEndpoint backend = e.backend();
+      r = side.snat
+              ? fullNat(f.bytes(), p, backend.address, backend.port, e.reply.dst, e.reply.dstPort)
+              : dnat(f.bytes(), p, backend.address, backend.port);
+      if (r != DropReason::kNone) return drop(r);
+    }
     counters_->event(p.isIcmpError ? Event::kIcmpErrRev : Event::kSvcEstablished);
     return toSide(f, side.backendRole, side, false, e.backendId);
   }
-  r = reverseNat(f.bytes(), p, e.original);
-  if (r != DropReason::kNone) return drop(r);
+  const FlowTuple toClient = e.original.reversed();
+  if (!side.toClientReady) {
+    side.toClient = translationDeltas(e.reply, toClient);
+    side.toClientReady = true;
+  }
+  if (!applyTranslation(f.bytes(), p, toClient, side.toClient)) {
+    r = reverseNat(f.bytes(), p, e.original);
+    if (r != DropReason::kNone) return drop(r);
+  }
   counters_->event(p.isIcmpError ? Event::kIcmpErrRev : Event::kRevNat);
   (void)from;
   return toSide(f, side.clientRole, side, true);
@@ -538,15 +550,21 @@ Verdict Worker::commitFlow(Frame& f, PortRole from, ParsedPacket& p, uint32_t ha
   side.snat = flow.nat.snat.has_value();
   side.dsr = dsr;
   side.serviceId = svc.id;
+  const ConntrackEntry& entry = *ins.match().entry;
+  const FlowTuple toBackend = entry.reply.reversed();
+  side.toBackend = translationDeltas(entry.original, toBackend);
+  side.toClientReady = false;
   if (dsr) {
     if (!reselect) counters_->event(Event::kSvcNew);
     return encapsulateTo(f, p, be.address, be.id, side, hash);
   }
 
-  const DropReason r =
-      flow.nat.snat ? fullNat(f.bytes(), p, be.address, be.port, flow.nat.snat->address,
-                              flow.nat.snat->port)
-                    : dnat(f.bytes(), p, be.address, be.port);
+  DropReason r = DropReason::kNone;
+  if (!applyTranslation(f.bytes(), p, toBackend, side.toBackend)) {
+    r = flow.nat.snat ? fullNat(f.bytes(), p, be.address, be.port, flow.nat.snat->address,
+                                flow.nat.snat->port)
+                      : dnat(f.bytes(), p, be.address, be.port);
+  }
   if (r != DropReason::kNone) {
     conntrack_.erase(t);
     return drop(r);

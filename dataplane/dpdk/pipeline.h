@@ -53,6 +53,7 @@
 #include "dataplane/dpdk/neighbours.h"
 #include "dataplane/dpdk/service_tables.h"
 #include "dataplane/dpdk/steering.h"
+#include "dataplane/nat.h"
 #include "dataplane/packet.h"
 
 struct rte_mbuf;
@@ -100,7 +101,7 @@ std::vector<std::pair<IpAddress, PortRange>> snatAddresses(const PipelineConfig&
 
 // Per-flow data kept beside each conntrack entry (same pool index), in the
 // same memory region, so it survives a restart with the entry.
-struct FlowSide {
+struct alignas(32) FlowSide {
   MacAddr
       clientMac{};  // source MAC of the flow's first frame: replies to uplink clients go back to it
   PortRole clientRole = PortRole::kUplink;
@@ -112,10 +113,20 @@ struct FlowSide {
   // backend, not NATed (replies never pass here). Zero in state files of
   // processes before DSR, which had no such flows.
   bool dsr = false;
-  uint8_t reserved[2]{};
+  bool toClientReady = false;  // toClient is computed (at the first reply)
+  uint8_t reserved[1]{};
   uint32_t serviceId = 0;  // the flow's service (the tables' id), for describe
+  // The checksum changes of the flow's TCP/UDP translation, client to
+  // backend (computed when the flow opens) and back (at its first reply,
+  // which many flows never have): a packet then only writes its fields and
+  // adds these (applyTranslation).
+  TranslationDeltas toBackend;
+  TranslationDeltas toClient;
+  uint8_t reserved2[8]{};
 };
-static_assert(sizeof(FlowSide) == 16);
+// Two per cache line, never across one (the state file's region and the
+// heap arrays are at least 32 B aligned).
+static_assert(sizeof(FlowSide) == 32);
 
 enum class Action : uint8_t {
   kTxUplink,

@@ -18,7 +18,8 @@ namespace {
 
 constexpr uint64_t kMagic = 0x6574617473647073ULL;  // "spdstate": sluice-dpdk state
 // Bump when anything stored changes meaning; each region checks its own
-// layout again on adopt. Version 2: FlowSide holds the service id.
+// layout again on adopt. Version 2: FlowSide (32 B) holds the service id
+// and the flow's translation deltas.
 constexpr uint32_t kVersion = 2;
 
 struct Header {
