@@ -635,7 +635,7 @@ TEST_F(ConntrackTest, ForEachListsLiveEntriesNewestFirst) {
   EXPECT_EQ(toString(ConntrackState::kTcpEstablished), "ESTABLISHED");
 }
 
-// Memory is all allocated up front: about 184 B per entry at 1M capacity, independent of use.
+// Memory is all allocated up front: about 176 B per entry at 1M capacity, independent of use.
 TEST_F(ConntrackTest, MemoryIsFixedAtCreate) {
   Conntrack ct = make(1024);
   const size_t before = ct.memoryBytes();
