@@ -615,9 +615,10 @@ size_t Conntrack::lookupBurst(std::span<const FlowTuple> tuples, std::span<Connt
     }
     // Pass 3: the real lookups, in order, so the effects (use marks, removal
     // of expired entries, stats) are exactly those of lookup() calls. A
-    // guess is only a shortcut: it is used when that slot still holds it
-    // (an earlier lookup of the burst may have removed an expired entry)
-    // and its tuple is the one looked up; otherwise the index is searched.
+    // guess is only a shortcut: it is used when its entry is still live
+    // (an earlier lookup of the burst may have removed an expired entry;
+    // none inserts) and its tuple is the one looked up; otherwise the index
+    // is searched.
     for (size_t i = 0; i < n; ++i) {
       out[base + i] = lookupHashed(tuples[base + i], hashes[i], nowNs, guesses[i]);
       hits += static_cast<bool>(out[base + i]);

@@ -267,7 +267,7 @@ void Worker::process(rte_mbuf* const* frames, uint16_t n, PortRole from, uint64_
   const size_t hits = conntrack_.lookupBurst({s.keys.data(), nKeys}, {s.matches.data(), nKeys},
                                              nowNs, sides_.data(), sizeof(FlowSide));
   s.inserted = {};
-  // First packets each evict the least recently used flow of a full table:
+  // First packets each evict the flow at the LRU tail of a full table:
   // start those misses now, as the lookups' were. In a large table, then
   // plan every first packet, which starts the fetch of its reply tuple's
   // index lines: each is a cache miss the inserts would otherwise wait on
