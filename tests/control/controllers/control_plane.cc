@@ -2,13 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace sluice::testing {
 
 ControlPlane::ControlPlane(const std::string& tag, Options options) : options_(std::move(options)) {
-  dir_ = std::filesystem::temp_directory_path() / ("sluice-cp-" + std::to_string(::getpid()) + "-" + tag);
+  // A parameterised test's name ("Test/v127") would make a nested
+  // directory whose parent nothing removes: one path component only.
+  std::string name = tag;
+  std::replace(name.begin(), name.end(), '/', '_');
+  dir_ = std::filesystem::temp_directory_path() / ("sluice-cp-" + std::to_string(::getpid()) + "-" + name);
   std::filesystem::remove_all(dir_);
   startServer();
   if (options_.startControllers) startControllers();
