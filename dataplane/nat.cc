@@ -195,55 +195,55 @@ DropReason check(std::span<uint8_t> packet, const ParsedPacket& parsed, const Ip
 }
 
 // What every translation below comes down to for a TCP or UDP packet that
-// is not an ICMP error (all but a few packets): each endpoint given written
-// over its side (nullptr: that side stays), then one update of the IPv4
-// header checksum and one of the L4 checksum for all the changes
-// (rewriteAddress() and rewritePort()'s rules). N is the address length,
-// so the compares, copies and checksum words are straight-line code: the
+// is not an ICMP error (all but a few packets), in two steps: the checksum
+// changes of rewriting tuple `from` into `to` (only the fields that differ
+// count, as in rewriteAddress() and rewritePort()), then the fields written
+// and those changes applied once each. The DPDK pipeline keeps the first
+// step's result with a flow (applyTranslation). N is the address length, so
+// the compares, copies and checksum words are straight-line code: the
 // general path, which takes the length at run time, cost a full NAT about
 // 230 instructions (bench/dpdk/pipeline_counts.sh).
 template <size_t N>
-[[gnu::always_inline]] inline void rewriteTransport(const Headers& h, const IpAddress* dst,
-                                                    uint16_t dstPort, const IpAddress* src,
-                                                    uint16_t srcPort) {
-  constexpr uint32_t kDstOffset = N == 4 ? kIpv4DstOffset : kIpv6DstOffset;
-  constexpr uint32_t kSrcOffset = N == 4 ? kIpv4SrcOffset : kIpv6SrcOffset;
+TranslationDeltas deltasOf(const FlowTuple& from, const FlowTuple& to) {
   ChecksumDelta pseudo;
-  auto address = [&](uint32_t offset, const IpAddress& to) {
-    uint8_t* field = h.ip + offset;
-    const uint8_t* bytes = to.bytes().data();
-    if (std::memcmp(field, bytes, N) == 0) return;
-    addAddressChange(pseudo, field, bytes, N);
-    std::memcpy(field, bytes, N);
+  auto address = [&](const IpAddress& a, const IpAddress& b) {
+    const uint8_t* x = a.bytes().data();
+    const uint8_t* y = b.bytes().data();
+    if (!sameAddress(x, y, N)) addAddressChange(pseudo, x, y, N);
   };
-  if (dst != nullptr) address(kDstOffset, *dst);
-  if (src != nullptr) address(kSrcOffset, *src);
-  if (N == 4 && !pseudo.empty()) {
-    uint8_t* checkField = h.ip + kIpv4ChecksumOffset;
-    store16(checkField, pseudo.applyTo(load16(checkField)));
-  }
+  address(from.dst, to.dst);
+  address(from.src, to.src);
   ChecksumDelta l4 = pseudo;
-  auto port = [&](uint32_t offset, uint16_t to) {
-    uint8_t* field = h.l4 + offset;
-    const uint16_t old = load16(field);
-    if (old == to) return;
-    store16(field, to);
-    l4.add16(old, to);
-  };
-  if (dst != nullptr) port(2, dstPort);
-  if (src != nullptr) port(0, srcPort);
+  if (from.dstPort != to.dstPort) l4.add16(from.dstPort, to.dstPort);
+  if (from.srcPort != to.srcPort) l4.add16(from.srcPort, to.srcPort);
+  return {N == 4 ? pseudo.folded() : uint16_t{0}, l4.folded()};
+}
+
+template <size_t N>
+[[gnu::always_inline]] inline void applyDeltas(const Headers& h, const FlowTuple& to,
+                                               TranslationDeltas d) {
+  // Fields that do not change are written with what they hold.
+  std::memcpy(h.ip + (N == 4 ? kIpv4DstOffset : kIpv6DstOffset), to.dst.bytes().data(), N);
+  std::memcpy(h.ip + (N == 4 ? kIpv4SrcOffset : kIpv6SrcOffset), to.src.bytes().data(), N);
+  if (N == 4 && d.ipv4Header != 0) {
+    uint8_t* checkField = h.ip + kIpv4ChecksumOffset;
+    store16(checkField, ChecksumDelta::ofFolded(d.ipv4Header).applyTo(load16(checkField)));
+  }
+  store16(h.l4 + 2, to.dstPort);
+  store16(h.l4, to.srcPort);
   const bool udp = h.protocol == Protocol::kUdp;
   const uint32_t checkOffset = udp ? kUdpChecksumOffset : kTcpChecksumOffset;
-  if (l4.empty() || checkOffset + 2 > h.l4Available) return;
+  if (d.l4 == 0 || checkOffset + 2 > h.l4Available) return;
   uint8_t* checkField = h.l4 + checkOffset;
   const uint16_t oldCheck = load16(checkField);
   if (udp && oldCheck == kUdpNoChecksum) return;
-  const uint16_t newCheck = l4.applyTo(oldCheck);
+  const uint16_t newCheck = ChecksumDelta::ofFolded(d.l4).applyTo(oldCheck);
   store16(checkField, udp ? udpChecksumForWire(newCheck) : newCheck);
 }
 
-// rewriteTransport() when it applies (returns false otherwise: ICMP, an
-// ICMP error, another protocol), with `parsed.tuple` updated.
+// deltasOf() and applyDeltas() when they apply (returns false otherwise:
+// ICMP, an ICMP error, another protocol), with `parsed.tuple` updated.
+// Endpoints given as nullptr stay.
 [[gnu::always_inline]] inline bool translateTransport(uint8_t* packet, ParsedPacket& parsed,
                                                       const IpAddress* dst, uint16_t dstPort,
                                                       const IpAddress* src, uint16_t srcPort) {
@@ -251,20 +251,22 @@ template <size_t N>
       (parsed.protocol != Protocol::kTcp && parsed.protocol != Protocol::kUdp)) {
     return false;
   }
-  const Headers h = outerHeaders(packet, parsed);
-  if (parsed.family == IpFamily::kV4) {
-    rewriteTransport<4>(h, dst, dstPort, src, srcPort);
-  } else {
-    rewriteTransport<16>(h, dst, dstPort, src, srcPort);
-  }
+  FlowTuple to = parsed.tuple;
   if (dst != nullptr) {
-    parsed.tuple.dst = *dst;
-    parsed.tuple.dstPort = dstPort;
+    to.dst = *dst;
+    to.dstPort = dstPort;
   }
   if (src != nullptr) {
-    parsed.tuple.src = *src;
-    parsed.tuple.srcPort = srcPort;
+    to.src = *src;
+    to.srcPort = srcPort;
   }
+  const Headers h = outerHeaders(packet, parsed);
+  if (parsed.family == IpFamily::kV4) {
+    applyDeltas<4>(h, to, deltasOf<4>(parsed.tuple, to));
+  } else {
+    applyDeltas<16>(h, to, deltasOf<16>(parsed.tuple, to));
+  }
+  parsed.tuple = to;
   return true;
 }
 
@@ -353,49 +355,6 @@ DropReason reverseNat(std::span<uint8_t> packet, ParsedPacket& parsed, const Flo
   setTupleSide(parsed.tuple, Side::kDst, original.dst, original.dstPort, parsed.innerIsIcmpEcho);
   return DropReason::kNone;
 }
-
-namespace {
-
-// rewriteTransport()'s sums, from the tuples instead of the packet.
-template <size_t N>
-TranslationDeltas deltasOf(const FlowTuple& from, const FlowTuple& to) {
-  ChecksumDelta pseudo;
-  auto address = [&](const IpAddress& a, const IpAddress& b) {
-    const uint8_t* x = a.bytes().data();
-    const uint8_t* y = b.bytes().data();
-    if (std::memcmp(x, y, N) != 0) addAddressChange(pseudo, x, y, N);
-  };
-  address(from.dst, to.dst);
-  address(from.src, to.src);
-  ChecksumDelta l4 = pseudo;
-  if (from.dstPort != to.dstPort) l4.add16(from.dstPort, to.dstPort);
-  if (from.srcPort != to.srcPort) l4.add16(from.srcPort, to.srcPort);
-  return {N == 4 ? pseudo.folded() : uint16_t{0}, l4.folded()};
-}
-
-template <size_t N>
-[[gnu::always_inline]] inline void applyDeltas(const Headers& h, const FlowTuple& to,
-                                               TranslationDeltas d) {
-  // Fields that do not change are written with what they hold.
-  std::memcpy(h.ip + (N == 4 ? kIpv4DstOffset : kIpv6DstOffset), to.dst.bytes().data(), N);
-  std::memcpy(h.ip + (N == 4 ? kIpv4SrcOffset : kIpv6SrcOffset), to.src.bytes().data(), N);
-  if (N == 4 && d.ipv4Header != 0) {
-    uint8_t* checkField = h.ip + kIpv4ChecksumOffset;
-    store16(checkField, ChecksumDelta::ofFolded(d.ipv4Header).applyTo(load16(checkField)));
-  }
-  store16(h.l4 + 2, to.dstPort);
-  store16(h.l4, to.srcPort);
-  const bool udp = h.protocol == Protocol::kUdp;
-  const uint32_t checkOffset = udp ? kUdpChecksumOffset : kTcpChecksumOffset;
-  if (d.l4 == 0 || checkOffset + 2 > h.l4Available) return;
-  uint8_t* checkField = h.l4 + checkOffset;
-  const uint16_t oldCheck = load16(checkField);
-  if (udp && oldCheck == kUdpNoChecksum) return;
-  const uint16_t newCheck = ChecksumDelta::ofFolded(d.l4).applyTo(oldCheck);
-  store16(checkField, udp ? udpChecksumForWire(newCheck) : newCheck);
-}
-
-}  // namespace
 
 TranslationDeltas translationDeltas(const FlowTuple& from, const FlowTuple& to) {
   return from.dst.isV6() ? deltasOf<16>(from, to) : deltasOf<4>(from, to);
